@@ -1,0 +1,128 @@
+/*
+ * platform.h — the one seam between the allocator and the operating system.
+ *
+ * Every lock, condition variable, thread-identity, clock, once and page call
+ * of src/ goes through the functions below; nothing else in src/ names
+ * pthread_*, clock_gettime or mmap.  Two implementations exist:
+ *   - pthread (this file): static inline wrappers, so the release build pays
+ *     nothing for the seam;
+ *   - sim (QUANTA_SIM, sim/sim_platform.h): each call is a scheduling point of
+ *     the deterministic scheduler, the clock is virtual and thread identity is
+ *     the simulated thread.
+ * The allocator is compiled once per implementation and cannot tell which it
+ * got.  The seam is also where failures are injected (page maps that fail).
+ */
+#ifndef QUANTA_PLATFORM_H
+#define QUANTA_PLATFORM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef QUANTA_SIM
+#include "sim_platform.h"
+#else
+
+#include <errno.h>
+#include <pthread.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
+typedef pthread_mutex_t plat_mutex_t;
+typedef pthread_cond_t plat_cond_t;
+typedef pthread_once_t plat_once_t;
+#define PLAT_MUTEX_INITIALIZER PTHREAD_MUTEX_INITIALIZER
+#define PLAT_COND_INITIALIZER PTHREAD_COND_INITIALIZER
+#define PLAT_ONCE_INIT PTHREAD_ONCE_INIT
+
+static inline void plat_mutex_init(plat_mutex_t *m)
+{
+	(void)pthread_mutex_init(m, NULL);
+}
+
+static inline void plat_mutex_destroy(plat_mutex_t *m)
+{
+	(void)pthread_mutex_destroy(m);
+}
+
+static inline void plat_mutex_lock(plat_mutex_t *m)
+{
+	(void)pthread_mutex_lock(m);
+}
+
+static inline int plat_mutex_trylock(plat_mutex_t *m)
+{
+	return pthread_mutex_trylock(m) == 0;
+}
+
+static inline void plat_mutex_unlock(plat_mutex_t *m)
+{
+	(void)pthread_mutex_unlock(m);
+}
+
+static inline void plat_cond_init(plat_cond_t *c)
+{
+	(void)pthread_cond_init(c, NULL);
+}
+
+static inline void plat_cond_destroy(plat_cond_t *c)
+{
+	(void)pthread_cond_destroy(c);
+}
+
+static inline void plat_cond_broadcast(plat_cond_t *c)
+{
+	(void)pthread_cond_broadcast(c);
+}
+
+/* Nanoseconds of a monotonic clock (the mtbf clock and the wait deadlines). */
+static inline uint64_t plat_clock_ns(void)
+{
+	struct timespec ts;
+	(void)clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* Wait on c (m held) until signalled or timeout_ns has passed. */
+static inline void plat_cond_timedwait(plat_cond_t *c, plat_mutex_t *m,
+    uint64_t timeout_ns)
+{
+	struct timespec ts;
+	(void)clock_gettime(CLOCK_REALTIME, &ts);
+	uint64_t ns = (uint64_t)ts.tv_nsec + timeout_ns;
+	ts.tv_sec += (time_t)(ns / 1000000000u);
+	ts.tv_nsec = (long)(ns % 1000000000u);
+	(void)pthread_cond_timedwait(c, m, &ts);
+}
+
+/* A non-zero identity of the calling thread, stable for its lifetime. */
+static inline uintptr_t plat_thread_self(void)
+{
+	return (uintptr_t)pthread_self();
+}
+
+static inline void plat_once(plat_once_t *once, void (*fn)(void))
+{
+	(void)pthread_once(once, fn);
+}
+
+static inline size_t plat_page_size(void)
+{
+	return (size_t)sysconf(_SC_PAGESIZE);
+}
+
+/* Whole pages of anonymous memory, or NULL. */
+static inline void *plat_pages_map(size_t size)
+{
+	void *p = mmap(NULL, size, PROT_READ | PROT_WRITE,
+	    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	return p == MAP_FAILED ? NULL : p;
+}
+
+static inline void plat_pages_unmap(void *addr, size_t size)
+{
+	(void)munmap(addr, size);
+}
+
+#endif /* QUANTA_SIM */
+#endif /* QUANTA_PLATFORM_H */

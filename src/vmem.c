@@ -1,0 +1,1314 @@
+/*
+ * vmem.c — the arena: segments, spans, free lists, the allocated-segment
+ * hash, the allocation policies, import and give-back, walk, destroy.
+ *
+ * Theory
+ * ------
+ * An arena owns spans of an integer resource and describes every part of
+ * them with a boundary tag (vmem_impl.h) kept outside the resource.  All tags
+ * of an arena sit on one circular list in address order (the arena list),
+ * headed by the sentinel ar_sentinel: each span marker is followed by the pieces
+ * that tile its span, free or allocated.  Three more structures make the
+ * operations constant time:
+ *   - the free lists: free piece of size s is on list highbit(s) - 1, so
+ *     every member of list i is at least 2^i.  The 65 list heads are chained
+ *     into one long list (head 0, its members, head 1, ...), so a search that
+ *     runs off list i goes on into list i + 1, and ar_freemap has bit i set
+ *     exactly when list i has a member;
+ *   - the hash of allocated pieces by start address, so that free finds its
+ *     tag in one probe on average; it doubles when the load passes 2 and
+ *     halves below 1/2, inline at the end of the operation that crossed the
+ *     line (amortised O(1), no maintenance thread);
+ *   - the span list (span markers alone, address-sorted), for contains, add
+ *     and the placement of a new span in the arena list.
+ *
+ * Instant fit.  A request of size s, s a power of two, is satisfied by the
+ * head of any non-empty list i >= log2(s); otherwise by the head of any
+ * non-empty list i > floor(log2(s)).  One find-first-set on ar_freemap picks
+ * the list: constant time whatever the fragmentation.  A constrained request
+ * starts at the list whose every member is guaranteed to hold it once
+ * aligned (size + align - quantum) and walks forward; when nothing is found
+ * the search falls back to a first-fit walk from the size's own list.
+ *
+ * Cutting.  An allocation is cut from the lowest fitting address of the
+ * chosen free piece.  Whole piece: no new tag.  From one end: one new tag.
+ * From the middle: two.  Taking the front of a piece whose remainder stays in
+ * the same size class only moves its start (it keeps its place in its list).
+ *
+ * Freeing.  The tag is found in the hash (not found: "bad free"; another
+ * size: "wrong size"), coalesced with a free successor and predecessor (free
+ * neighbours on the arena list are always adjacent pieces of one span), and
+ * either given back to the source (when it is a whole imported span and the
+ * arena has ffunc) or put at the head of its free list.
+ *
+ * Markers.  The next-fit rotor and reentrant-walk walkers are tags on the
+ * arena list too.  They may hold two free pieces apart; when one moves on,
+ * the pieces it separated are coalesced (and a whole free imported span is
+ * given back).
+ *
+ * Locking.  One mutex per arena guards all of the above; it is never held
+ * across a call into the source (afunc/ffunc), a populate or a user walk
+ * callback of a VMEM_REENTRANT walk.  Tags come from vmem_tags.c: an
+ * operation that may consume tags first reserves VMEM_MINFREE of them and
+ * then consumes at most VMEM_SEGS_PER_OP.
+ *
+ * What holds when a public function returns: every invariant of
+ * shared/design/INVARIANTS.md (A, F, H, S, C, R), which the checker proves.
+ */
+#include <string.h>
+
+#include "vmem_impl.h"
+
+vmem_t *vmem_internal_arena;
+vmem_t *vmem_seg_arena;
+static vmem_t *vmem_heap;
+
+plat_mutex_t vmem_list_lock = PLAT_MUTEX_INITIALIZER;
+vmem_t *vmem_list;
+
+static _Atomic uint64_t vmem_mtbf_global;
+
+/* A request, normalised: sizes rounded to the quantum, window closed. */
+typedef struct vmem_req {
+	size_t size;
+	size_t align;
+	size_t phase;
+	size_t nocross;
+	uintptr_t minaddr;
+	uintptr_t maxaddr;   /* exclusive; UINTPTR_MAX when unlimited */
+	int vmflag;
+	bool constrained;    /* anything beyond size: align, phase, ... */
+	const char *caller;
+} vmem_req_t;
+
+/* A span to hand back to the source once the arena lock is dropped. */
+typedef struct vmem_release {
+	uintptr_t addr;
+	size_t size;
+} vmem_release_t;
+
+#define VMEM_RELEASE_MAX 2
+
+typedef struct vmem_pending {
+	vmem_release_t rel[VMEM_RELEASE_MAX];
+	unsigned n;
+} vmem_pending_t;
+
+static bool is_pow2(size_t x)
+{
+	return x != 0 && (x & (x - 1)) == 0;
+}
+
+/* roundup of x to the power of two q; false on overflow. */
+static bool roundup_q(size_t x, size_t q, size_t *out)
+{
+	if (x > SIZE_MAX - (q - 1))
+		return false;
+	*out = (x + q - 1) & ~(q - 1);
+	return true;
+}
+
+/* ---- arena list ------------------------------------------------------- */
+
+static void seg_init(vmem_seg_t *s, uintptr_t start, uintptr_t end, int type)
+{
+	s->sg_start = start;
+	s->sg_end = end;
+	s->sg_next = s;
+	s->sg_prevtype = (uintptr_t)s | (uintptr_t)type;
+	s->sg_link.next = NULL;
+	s->sg_link.prev = NULL;
+}
+
+static void seg_link_after(vmem_seg_t *prev, vmem_seg_t *s)
+{
+	vmem_seg_t *next = prev->sg_next;
+	s->sg_next = next;
+	seg_set_prev(s, prev);
+	seg_set_prev(next, s);
+	prev->sg_next = s;
+}
+
+static void seg_unlink(vmem_seg_t *s)
+{
+	vmem_seg_t *p = seg_prev(s), *n = s->sg_next;
+	VMEM_ASSERT(p->sg_next == s && seg_prev(n) == s);
+	p->sg_next = n;
+	seg_set_prev(n, p);
+}
+
+/* ---- free lists --------------------------------------------------------- */
+
+static void freelist_insert(vmem_t *vmp, vmem_seg_t *s)
+{
+	unsigned i = vmem_freelist_index(seg_size(s));
+	vmem_seg_t *head = &vmp->ar_freelist[i];
+	vmem_seg_t *first = head->sg_link.next;
+	VMEM_ASSERT(seg_type(s) == SEG_FREE && i < VMEM_FREELISTS);
+	s->sg_link.next = first;
+	s->sg_link.prev = head;
+	first->sg_link.prev = s;
+	head->sg_link.next = s;
+	vmp->ar_freemap |= (uint64_t)1 << i;
+}
+
+static void freelist_remove(vmem_t *vmp, vmem_seg_t *s)
+{
+	vmem_seg_t *p = s->sg_link.prev, *n = s->sg_link.next;
+	VMEM_ASSERT(seg_type(s) == SEG_FREE && p->sg_link.next == s);
+	p->sg_link.next = n;
+	n->sg_link.prev = p;
+	/* Both neighbours heads: p heads a list that is now empty. */
+	if (seg_type(p) == SEG_HEAD && seg_type(n) == SEG_HEAD)
+		vmp->ar_freemap &= ~((uint64_t)1 << (p - vmp->ar_freelist));
+}
+
+/* ---- allocated-segment hash ------------------------------------------- */
+
+static size_t hash_index(const vmem_t *vmp, uintptr_t addr)
+{
+	uint64_t x = (uint64_t)(addr >> vmp->ar_qshift);
+	return (size_t)((x * 0x9e3779b97f4a7c15ull) >> vmp->ar_htab_shift);
+}
+
+static void hash_insert(vmem_t *vmp, vmem_seg_t *s)
+{
+	vmem_seg_t **b = &vmp->ar_htab[hash_index(vmp, s->sg_start)];
+	VMEM_ASSERT(seg_type(s) == SEG_ALLOC);
+	s->sg_hnext = *b;
+	*b = s;
+	vmp->ar_htab_count++;
+	vmp->ar_kstat.alloc++;
+	vmp->ar_kstat.mem_inuse += seg_size(s);
+}
+
+/* Remove and return the allocated piece starting at addr, or NULL. */
+static vmem_seg_t *hash_remove(vmem_t *vmp, uintptr_t addr)
+{
+	vmem_seg_t **pp = &vmp->ar_htab[hash_index(vmp, addr)];
+	vmem_seg_t *s;
+	uint64_t steps = 0;
+	while ((s = *pp) != NULL && s->sg_start != addr) {
+		pp = &s->sg_hnext;
+		steps++;
+	}
+	vmp->ar_kstat.lookup += steps;
+	if (s == NULL)
+		return NULL;
+	*pp = s->sg_hnext;
+	VMEM_ASSERT(seg_type(s) == SEG_ALLOC && vmp->ar_htab_count > 0);
+	vmp->ar_htab_count--;
+	vmp->ar_kstat.free++;
+	vmp->ar_kstat.mem_inuse -= seg_size(s);
+	return s;
+}
+
+static size_t hash_buckets(const vmem_t *vmp)
+{
+	return vmp->ar_htab_mask + 1;
+}
+
+/* The bucket count the current load asks for, or 0 when it is fine. */
+static size_t hash_wanted(const vmem_t *vmp)
+{
+	size_t b = hash_buckets(vmp), n = vmp->ar_htab_count;
+	if (n > 2 * b)
+		return 2 * b;
+	if (b > VMEM_HASH_INITIAL && n < b / 2)
+		return b / 2;
+	return 0;
+}
+
+static void hash_install(vmem_t *vmp, vmem_seg_t **table, size_t buckets)
+{
+	vmem_seg_t **old = vmp->ar_htab;
+	size_t oldb = hash_buckets(vmp);
+	vmp->ar_htab = table;
+	vmp->ar_htab_mask = buckets - 1;
+	vmp->ar_htab_shift = 64u - (vmem_highbit(buckets) - 1);
+	memset(table, 0, buckets * sizeof(*table));
+	for (size_t i = 0; i < oldb; i++) {
+		vmem_seg_t *s = old[i], *next;
+		for (; s != NULL; s = next) {
+			next = s->sg_hnext;
+			vmem_seg_t **b = &table[hash_index(vmp, s->sg_start)];
+			s->sg_hnext = *b;
+			*b = s;
+		}
+	}
+}
+
+static size_t hash_table_bytes(size_t buckets)
+{
+	size_t bytes = buckets * sizeof(vmem_seg_t *);
+	return (bytes + 4095) & ~(size_t)4095;
+}
+
+/*
+ * Rescale the hash to the size its load asks for.  The new table is mapped
+ * with the arena unlocked; if that fails the arena keeps its table, which is
+ * only slower.  A populate in progress on this thread never rescales: the
+ * populator arenas must not take detours while they live on their reserve.
+ */
+static void hash_rescale(vmem_t *vmp)
+{
+	if (vmem_populating_self())
+		return;
+	plat_mutex_lock(&vmp->ar_lock);
+	size_t want = hash_wanted(vmp);
+	if (want == 0 || vmp->ar_htab_rescaling) {
+		plat_mutex_unlock(&vmp->ar_lock);
+		return;
+	}
+	vmp->ar_htab_rescaling = true;
+	plat_mutex_unlock(&vmp->ar_lock);
+
+	vmem_seg_t **table = plat_pages_map(hash_table_bytes(want));
+
+	plat_mutex_lock(&vmp->ar_lock);
+	vmp->ar_htab_rescaling = false;
+	vmem_seg_t **old = vmp->ar_htab;
+	size_t oldb = hash_buckets(vmp);
+	if (table != NULL)
+		hash_install(vmp, table, want);
+	plat_mutex_unlock(&vmp->ar_lock);
+	if (table != NULL && old != vmp->ar_htab_embedded)
+		plat_pages_unmap(old, hash_table_bytes(oldb));
+}
+
+/* ---- spans -------------------------------------------------------------- */
+
+/*
+ * The span after which a span starting at addr belongs on the sorted span
+ * list (ar_sentinel when it would be the lowest).  The highest and the lowest
+ * span are looked at first, so that growing at either end is O(1).
+ */
+static vmem_seg_t *span_find_prev(vmem_t *vmp, uintptr_t addr)
+{
+	vmem_seg_t *seg0 = &vmp->ar_sentinel;
+	vmem_seg_t *sp = seg0->sg_link.prev;
+	if (sp == seg0 || sp->sg_start < addr)
+		return sp;
+	if (seg0->sg_link.next->sg_start > addr)
+		return seg0;
+	while (sp != seg0 && sp->sg_start >= addr)
+		sp = sp->sg_link.prev;
+	return sp;
+}
+
+static void span_overlap_check(vmem_t *vmp, vmem_seg_t *kprev, uintptr_t addr,
+    uintptr_t end, const char *caller)
+{
+	vmem_seg_t *seg0 = &vmp->ar_sentinel, *knext = kprev->sg_link.next;
+	vmem_seg_t *hit = NULL;
+	if (kprev != seg0 && kprev->sg_end > addr)
+		hit = kprev;
+	else if (knext != seg0 && knext->sg_start < end)
+		hit = knext;
+	if (hit != NULL)
+		vmem_panic("%s(arena \"%s\", addr 0x%lx, size 0x%lx): overlaps "
+		    "the span [0x%lx, 0x%lx) the arena already has", caller,
+		    vmp->ar_name, (unsigned long)addr,
+		    (unsigned long)(end - addr), (unsigned long)hit->sg_start,
+		    (unsigned long)hit->sg_end);
+}
+
+/*
+ * Put a span [addr, addr + size) of the given type and its one free piece on
+ * the arena.  Consumes two tags.  Returns the free piece.
+ */
+static vmem_seg_t *span_create(vmem_t *vmp, uintptr_t addr, size_t size,
+    int type, const char *caller)
+{
+	uintptr_t end = addr + size;
+	vmem_seg_t *kprev = span_find_prev(vmp, addr);
+	vmem_seg_t *knext = kprev->sg_link.next;
+	span_overlap_check(vmp, kprev, addr, end, caller);
+
+	vmem_seg_t *sp = vmem_seg_get(vmp);
+	seg_init(sp, addr, end, type);
+	sp->sg_link.next = knext;
+	sp->sg_link.prev = kprev;
+	kprev->sg_link.next = sp;
+	knext->sg_link.prev = sp;
+	seg_link_after(seg_prev(knext), sp);
+
+	vmem_seg_t *f = vmem_seg_get(vmp);
+	seg_init(f, addr, end, SEG_FREE);
+	seg_link_after(sp, f);
+	freelist_insert(vmp, f);
+
+	vmp->ar_kstat.mem_total += size;
+	if (type == SEG_ISPAN)
+		vmp->ar_kstat.mem_import += size;
+	return f;
+}
+
+/* Take a span marker off both lists and return its tag (its pieces gone). */
+static void span_destroy(vmem_t *vmp, vmem_seg_t *sp)
+{
+	VMEM_ASSERT(seg_is_span(sp));
+	sp->sg_link.prev->sg_link.next = sp->sg_link.next;
+	sp->sg_link.next->sg_link.prev = sp->sg_link.prev;
+	seg_unlink(sp);
+	vmp->ar_kstat.mem_total -= seg_size(sp);
+	if (seg_type(sp) == SEG_ISPAN)
+		vmp->ar_kstat.mem_import -= seg_size(sp);
+	vmem_seg_put(vmp, sp);
+}
+
+/*
+ * s is a free piece on the arena list and on no free list.  Coalesce it with
+ * free neighbours, then give a whole imported span back (recorded in pend,
+ * carried out by the caller after unlocking) or put the piece at the head of
+ * its free list.  Returns the resulting free piece, or NULL if released.
+ */
+static vmem_seg_t *seg_merge_free(vmem_t *vmp, vmem_seg_t *s,
+    vmem_pending_t *pend)
+{
+	vmem_seg_t *n = s->sg_next, *p = seg_prev(s);
+	VMEM_ASSERT(seg_type(s) == SEG_FREE);
+	if (seg_type(n) == SEG_FREE) {
+		VMEM_ASSERT(n->sg_start == s->sg_end);
+		freelist_remove(vmp, n);
+		s->sg_end = n->sg_end;
+		seg_unlink(n);
+		vmem_seg_put(vmp, n);
+	}
+	if (seg_type(p) == SEG_FREE) {
+		VMEM_ASSERT(p->sg_end == s->sg_start);
+		freelist_remove(vmp, p);
+		p->sg_end = s->sg_end;
+		seg_unlink(s);
+		vmem_seg_put(vmp, s);
+		s = p;
+	}
+	p = seg_prev(s);
+	if (seg_type(p) == SEG_ISPAN && p->sg_start == s->sg_start &&
+	    p->sg_end == s->sg_end && vmp->ar_source_free != NULL &&
+	    pend != NULL && pend->n < VMEM_RELEASE_MAX) {
+		pend->rel[pend->n].addr = p->sg_start;
+		pend->rel[pend->n].size = seg_size(p);
+		pend->n++;
+		seg_unlink(s);
+		vmem_seg_put(vmp, s);
+		span_destroy(vmp, p);
+		return NULL;
+	}
+	freelist_insert(vmp, s);
+	return s;
+}
+
+/* Give back what seg_merge_free set aside; the arena lock is not held. */
+static void vmem_release_pending(vmem_t *vmp, vmem_pending_t *pend)
+{
+	for (unsigned i = 0; i < pend->n; i++) {
+		void *addr = (void *)pend->rel[i].addr;
+		if (vmp->ar_source_free == vmem_free &&
+		    vmp->ar_source_alloc == vmem_alloc)
+			vmem_xfree(vmp->ar_source, addr, pend->rel[i].size);
+		else
+			vmp->ar_source_free(vmp->ar_source, addr,
+			    pend->rel[i].size);
+	}
+	pend->n = 0;
+}
+
+/* Take a marker off the arena list, coalescing the pieces it held apart. */
+static void marker_unlink(vmem_t *vmp, vmem_seg_t *m, vmem_pending_t *pend)
+{
+	vmem_seg_t *p = seg_prev(m), *n = m->sg_next;
+	VMEM_ASSERT(seg_is_marker(m));
+	seg_unlink(m);
+	if (seg_type(p) == SEG_FREE && seg_type(n) == SEG_FREE) {
+		freelist_remove(vmp, p);
+		(void)seg_merge_free(vmp, p, pend);
+	}
+}
+
+/* ---- fitting ------------------------------------------------------------ */
+
+/* The lowest address in [start, end) that satisfies r, if there is one. */
+static bool seg_fit(const vmem_req_t *r, uintptr_t start, uintptr_t end,
+    uintptr_t *addrp)
+{
+	uintptr_t lo = start > r->minaddr ? start : r->minaddr;
+	uintptr_t hi = end < r->maxaddr ? end : r->maxaddr;
+	if (lo >= hi || hi - lo < r->size)
+		return false;
+	uintptr_t mask = r->align - 1;
+	uintptr_t a = lo + ((r->phase - lo) & mask);
+	if (a < lo || a > hi || hi - a < r->size)
+		return false;
+	if (r->nocross != 0) {
+		uintptr_t nmask = ~(uintptr_t)(r->nocross - 1);
+		if (((a ^ (a + r->size - 1)) & nmask) != 0) {
+			uintptr_t b = (a & nmask) + r->nocross;
+			if (b < a)
+				return false;
+			a = b + ((r->phase - b) & mask);
+			if (a < b || a > hi || hi - a < r->size)
+				return false;
+			VMEM_ASSERT(((a ^ (a + r->size - 1)) & nmask) == 0);
+		}
+	}
+	*addrp = a;
+	return true;
+}
+
+/* The lowest list index >= i with a member, or VMEM_FREELISTS. */
+static unsigned freemap_first(const vmem_t *vmp, unsigned i)
+{
+	if (i >= VMEM_FREELISTS)
+		return VMEM_FREELISTS;
+	uint64_t map = vmp->ar_freemap & (~(uint64_t)0 << i);
+	return map == 0 ? VMEM_FREELISTS : (unsigned)__builtin_ctzll(map);
+}
+
+/*
+ * Walk the free lists from list i on (they chain into each other).  First
+ * fit takes the first piece that fits; best fit finishes the first list
+ * holding a fit and takes its smallest fitting piece — every member of a
+ * higher list is larger, so that piece is the smallest fit of all.
+ */
+static vmem_seg_t *search_lists(vmem_t *vmp, const vmem_req_t *r, unsigned i,
+    bool best, uintptr_t *addrp)
+{
+	vmem_seg_t *end = &vmp->ar_freelist[VMEM_FREELISTS];
+	vmem_seg_t *found = NULL;
+	uint64_t steps = 0;
+	i = freemap_first(vmp, i);
+	if (i == VMEM_FREELISTS)
+		return NULL;
+	for (vmem_seg_t *s = vmp->ar_freelist[i].sg_link.next; s != end;
+	     s = s->sg_link.next) {
+		uintptr_t a;
+		if (seg_type(s) == SEG_HEAD) {
+			if (found != NULL)
+				break;
+			continue;
+		}
+		steps++;
+		if (!seg_fit(r, s->sg_start, s->sg_end, &a))
+			continue;
+		if (found == NULL || seg_size(s) < seg_size(found)) {
+			found = s;
+			*addrp = a;
+		}
+		if (!best)
+			break;
+	}
+	vmp->ar_kstat.search += steps;
+	return found;
+}
+
+static vmem_seg_t *instant_fit(vmem_t *vmp, const vmem_req_t *r,
+    uintptr_t *addrp)
+{
+	size_t need = r->size;
+	if (r->constrained) {
+		size_t slack = r->align - vmp->ar_quantum;
+		need = need > SIZE_MAX - slack ? 0 : need + slack;
+	}
+	if (need != 0) {
+		unsigned i = vmem_freelist_index(need) + (is_pow2(need) ? 0 : 1);
+		unsigned l = freemap_first(vmp, i);
+		if (l < VMEM_FREELISTS) {
+			vmem_seg_t *s = vmp->ar_freelist[l].sg_link.next;
+			if (!r->constrained) {
+				*addrp = s->sg_start;
+				return s;
+			}
+			s = search_lists(vmp, r, l, false, addrp);
+			if (s != NULL)
+				return s;
+		}
+	}
+	return search_lists(vmp, r, vmem_freelist_index(r->size), false, addrp);
+}
+
+static vmem_seg_t *next_fit(vmem_t *vmp, const vmem_req_t *r, uintptr_t *addrp)
+{
+	vmem_seg_t *rotor = &vmp->ar_rotor;
+	uint64_t steps = 0;
+	vmem_seg_t *s;
+	for (s = rotor->sg_next; s != rotor; s = s->sg_next) {
+		steps++;
+		if (seg_type(s) == SEG_FREE &&
+		    seg_fit(r, s->sg_start, s->sg_end, addrp))
+			break;
+	}
+	vmp->ar_kstat.search += steps;
+	return s == rotor ? NULL : s;
+}
+
+static vmem_seg_t *vmem_find(vmem_t *vmp, const vmem_req_t *r, uintptr_t *addrp)
+{
+	if (r->vmflag & VM_NEXTFIT)
+		return next_fit(vmp, r, addrp);
+	if (r->vmflag & VM_BESTFIT)
+		return search_lists(vmp, r, vmem_freelist_index(r->size), true,
+		    addrp);
+	if (r->vmflag & VM_FIRSTFIT)
+		return search_lists(vmp, r, vmem_freelist_index(r->size), false,
+		    addrp);
+	return instant_fit(vmp, r, addrp);
+}
+
+/*
+ * Allocate [addr, addr + size) from the free piece vsp.  Consumes at most
+ * two tags.  Returns the allocated piece, hashed.
+ */
+static vmem_seg_t *seg_cut(vmem_t *vmp, vmem_seg_t *vsp, uintptr_t addr,
+    size_t size)
+{
+	uintptr_t start = vsp->sg_start, end = vsp->sg_end, aend = addr + size;
+	unsigned oldi = vmem_freelist_index(end - start);
+	VMEM_ASSERT(seg_type(vsp) == SEG_FREE);
+	VMEM_ASSERT(start <= addr && aend <= end && addr < aend);
+	if (addr == start && aend == end) {
+		freelist_remove(vmp, vsp);
+		seg_set_type(vsp, SEG_ALLOC);
+		hash_insert(vmp, vsp);
+		return vsp;
+	}
+	vmem_seg_t *a = vmem_seg_get(vmp);
+	seg_init(a, addr, aend, SEG_ALLOC);
+	if (addr == start) {
+		seg_link_after(seg_prev(vsp), a);
+		vsp->sg_start = aend;
+	} else {
+		if (aend != end) {
+			vmem_seg_t *t = vmem_seg_get(vmp);
+			seg_init(t, aend, end, SEG_FREE);
+			seg_link_after(vsp, t);
+			freelist_insert(vmp, t);
+		}
+		seg_link_after(vsp, a);
+		vsp->sg_end = addr;
+	}
+	if (vmem_freelist_index(seg_size(vsp)) != oldi) {
+		freelist_remove(vmp, vsp);
+		freelist_insert(vmp, vsp);
+	}
+	hash_insert(vmp, a);
+	return a;
+}
+
+/* ---- import --------------------------------------------------------------- */
+
+static bool vmem_can_import(const vmem_t *vmp, const vmem_req_t *r)
+{
+	return (vmp->ar_source_alloc != NULL || vmp->ar_grow != NULL) &&
+	    r->nocross == 0 && r->minaddr == 0 && r->maxaddr == UINTPTR_MAX;
+}
+
+/* Move n spares to a private stash, or back (stash == NULL on return). */
+static vmem_seg_t *spares_stash(vmem_t *vmp, unsigned n)
+{
+	vmem_seg_t *stash = NULL;
+	for (unsigned i = 0; i < n; i++) {
+		vmem_seg_t *s = vmem_seg_get(vmp);
+		s->sg_next = stash;
+		stash = s;
+	}
+	return stash;
+}
+
+static void spares_unstash(vmem_t *vmp, vmem_seg_t *stash)
+{
+	while (stash != NULL) {
+		vmem_seg_t *next = stash->sg_next;
+		vmem_seg_put(vmp, stash);
+		stash = next;
+	}
+}
+
+/*
+ * Nothing fits: bring a span in from the source (an imported span, given
+ * back when it is entirely free again).  Called and returns with the
+ * lock held; drops it around the source call, having stashed the tags the
+ * worst case consumes so that no other thread can take them meanwhile.
+ * Returns the new free piece, or NULL.
+ */
+static vmem_seg_t *vmem_import(vmem_t *vmp, const vmem_req_t *r)
+{
+	vmem_t *src = vmp->ar_source;
+	size_t srcq = src != NULL ? src->ar_quantum : vmp->ar_quantum;
+	size_t ialign = r->align > vmp->ar_quantum ? r->align : vmp->ar_quantum;
+	size_t q = ialign > srcq ? ialign : srcq;
+	size_t asize;
+	bool xsrc = vmp->ar_source_alloc == vmem_alloc && src != NULL;
+	if (r->size > SIZE_MAX - r->phase || !roundup_q(r->size + r->phase, q,
+	    &asize))
+		return NULL;
+	int iflag = r->vmflag & VM_NOSLEEP;
+	vmem_seg_t *stash = spares_stash(vmp, VMEM_SEGS_PER_OP);
+	plat_mutex_unlock(&vmp->ar_lock);
+
+	void *addr;
+	if (xsrc)
+		addr = vmem_xalloc(src, asize, ialign > srcq ? ialign : 0, 0, 0,
+		    NULL, NULL, iflag);
+	else
+		addr = vmp->ar_source_alloc(src, asize, iflag);
+
+	plat_mutex_lock(&vmp->ar_lock);
+	spares_unstash(vmp, stash);
+	if (addr == NULL)
+		return NULL;
+	if (((uintptr_t)addr & (vmp->ar_quantum - 1)) != 0)
+		vmem_panic("%s(arena \"%s\"): the source returned 0x%lx, not "
+		    "aligned to the quantum 0x%lx", r->caller, vmp->ar_name,
+		    (unsigned long)(uintptr_t)addr,
+		    (unsigned long)vmp->ar_quantum);
+	return span_create(vmp, (uintptr_t)addr, asize, SEG_ISPAN, r->caller);
+}
+
+/* ---- allocation --------------------------------------------------------- */
+
+static bool mtbf_fires(const vmem_t *vmp, int vmflag)
+{
+	if ((vmflag & (VM_NOSLEEP | VM_PANIC)) != VM_NOSLEEP)
+		return false;
+	uint64_t m = atomic_load_explicit(&vmp->ar_mtbf, memory_order_relaxed);
+	if (m == 0)
+		m = atomic_load_explicit(&vmem_mtbf_global,
+		    memory_order_relaxed);
+	return m != 0 && plat_clock_ns() % m == 0;
+}
+
+static vmem_seg_t *vmem_extend_locked(vmem_t *vmp, uintptr_t addr,
+    size_t size, const char *caller);
+
+/* One attempt to find or bring in a fit; lock held, tags reserved. */
+static vmem_seg_t *vmem_find_or_import(vmem_t *vmp, const vmem_req_t *r,
+    uintptr_t *addrp, vmem_pending_t *pend)
+{
+	vmem_seg_t *s = vmem_find(vmp, r, addrp);
+	if (s != NULL || !vmem_can_import(vmp, r))
+		return s;
+	if (vmp->ar_grow != NULL) {
+		/* The heap grows in place: map, then join. */
+		vmem_seg_t *stash = spares_stash(vmp, VMEM_SEGS_PER_OP);
+		size_t need, len = 0;
+		if (!roundup_q(r->size + r->phase + r->align, vmp->ar_quantum,
+		    &need))
+			need = 0;
+		plat_mutex_unlock(&vmp->ar_lock);
+		void *p = need != 0 ? vmp->ar_grow(need, &len) : NULL;
+		plat_mutex_lock(&vmp->ar_lock);
+		spares_unstash(vmp, stash);
+		if (p == NULL)
+			return NULL;
+		(void)vmem_extend_locked(vmp, (uintptr_t)p, len, r->caller);
+		return vmem_find(vmp, r, addrp);
+	}
+	vmem_seg_t *f = vmem_import(vmp, r);
+	if (f == NULL)
+		return NULL;
+	s = vmem_find(vmp, r, addrp);
+	if (s == NULL && seg_type(f) == SEG_FREE) {
+		/* A source without xalloc returned a span the constraints
+		 * do not fit in: it goes straight back, whole. */
+		freelist_remove(vmp, f);
+		(void)seg_merge_free(vmp, f, pend);
+	}
+	return s;
+}
+
+static void *vmem_alloc_fail(vmem_t *vmp, const vmem_req_t *r)
+{
+	vmp->ar_kstat.fail++;
+	plat_mutex_unlock(&vmp->ar_lock);
+	if (r->vmflag & VM_PANIC)
+		vmem_panic("%s(arena \"%s\", size 0x%lx, align 0x%lx, phase "
+		    "0x%lx, nocross 0x%lx, flags 0x%x): allocation failed "
+		    "(VM_PANIC)", r->caller, vmp->ar_name,
+		    (unsigned long)r->size, (unsigned long)r->align,
+		    (unsigned long)r->phase, (unsigned long)r->nocross,
+		    (unsigned)r->vmflag);
+	return NULL;
+}
+
+static void *vmem_alloc_req(vmem_t *vmp, const vmem_req_t *r)
+{
+	vmem_pending_t pend = {.n = 0};
+	uintptr_t addr = 0;
+	vmem_seg_t *s;
+	plat_mutex_lock(&vmp->ar_lock);
+	if (mtbf_fires(vmp, r->vmflag))
+		return vmem_alloc_fail(vmp, r);
+	for (;;) {
+		if (vmem_reserve(vmp, r->vmflag)) {
+			s = vmem_find_or_import(vmp, r, &addr, &pend);
+			if (s != NULL)
+				break;
+		}
+		if (r->vmflag & (VM_NOSLEEP | VM_PANIC)) {
+			(void)vmem_alloc_fail(vmp, r);
+			if (pend.n != 0)
+				vmem_release_pending(vmp, &pend);
+			return NULL;
+		}
+		/* VM_SLEEP: wait for a free (or a bounded while: the source
+		 * may have memory again) and try again. */
+		vmp->ar_kstat.wait++;
+		vmp->ar_nwaiters++;
+		plat_cond_timedwait(&vmp->ar_cv, &vmp->ar_lock, 10000000u);
+		vmp->ar_nwaiters--;
+	}
+	vmem_seg_t *a = seg_cut(vmp, s, addr, r->size);
+	if (r->vmflag & VM_NEXTFIT) {
+		marker_unlink(vmp, &vmp->ar_rotor, &pend);
+		seg_link_after(a, &vmp->ar_rotor);
+	}
+	bool rescale = hash_wanted(vmp) != 0;
+	plat_mutex_unlock(&vmp->ar_lock);
+	if (pend.n != 0)
+		vmem_release_pending(vmp, &pend);
+	if (rescale)
+		hash_rescale(vmp);
+	return (void *)addr;
+}
+
+static void vmem_check_arena(const vmem_t *vmp, const char *caller)
+{
+	if (vmp == NULL)
+		vmem_panic("%s(arena NULL): no arena", caller);
+}
+
+void *vmem_alloc(vmem_t *vmp, size_t size, int vmflag)
+{
+	vmem_check_arena(vmp, "vmem_alloc");
+	vmem_req_t r = {.align = vmp->ar_quantum, .maxaddr = UINTPTR_MAX,
+	    .vmflag = vmflag, .caller = "vmem_alloc"};
+	if (size == 0)
+		vmem_panic("vmem_alloc(arena \"%s\", size 0x0, flags 0x%x): "
+		    "size 0", vmp->ar_name, (unsigned)vmflag);
+	if (!roundup_q(size, vmp->ar_quantum, &r.size)) {
+		if (!(vmflag & VM_NOSLEEP) || (vmflag & VM_PANIC))
+			vmem_panic("vmem_alloc(arena \"%s\", size 0x%lx, flags "
+			    "0x%x): size overflows", vmp->ar_name,
+			    (unsigned long)size, (unsigned)vmflag);
+		plat_mutex_lock(&vmp->ar_lock);
+		return vmem_alloc_fail(vmp, &r);
+	}
+	return vmem_alloc_req(vmp, &r);
+}
+
+static void xalloc_bad(const vmem_t *vmp, size_t size, size_t align,
+    size_t phase, size_t nocross, void *minaddr, void *maxaddr, int vmflag,
+    const char *why)
+{
+	vmem_panic("vmem_xalloc(arena \"%s\", size 0x%lx, align 0x%lx, phase "
+	    "0x%lx, nocross 0x%lx, min %p, max %p, flags 0x%x): %s",
+	    vmp->ar_name, (unsigned long)size, (unsigned long)align,
+	    (unsigned long)phase, (unsigned long)nocross, minaddr, maxaddr,
+	    (unsigned)vmflag, why);
+}
+
+void *vmem_xalloc(vmem_t *const vmp, size_t size, size_t align, size_t phase,
+    size_t nocross, void *minaddr, void *maxaddr, int vmflag)
+{
+	vmem_check_arena(vmp, "vmem_xalloc");
+	size_t q = vmp->ar_quantum;
+	const char *why = NULL;
+	uintptr_t lo = (uintptr_t)minaddr, hi = (uintptr_t)maxaddr;
+	if (align == 0)
+		align = q;
+	if (size == 0)
+		why = "size 0";
+	else if (!is_pow2(align) || (align & (q - 1)) != 0)
+		why = "align is not a power of two multiple of the quantum";
+	else if ((phase & (q - 1)) != 0)
+		why = "phase is not a multiple of the quantum";
+	else if (phase >= align)
+		why = "phase >= align";
+	else if (nocross != 0 && (!is_pow2(nocross) || (nocross & (q - 1))))
+		why = "nocross is not a power of two multiple of the quantum";
+	else if ((lo & (q - 1)) != 0 || (hi & (q - 1)) != 0)
+		why = "minaddr or maxaddr is not aligned to the quantum";
+	else if (hi != 0 && lo >= hi)
+		why = "minaddr >= maxaddr";
+	if (why != NULL)
+		xalloc_bad(vmp, size, align, phase, nocross, minaddr, maxaddr,
+		    vmflag, why);
+	vmem_req_t r = {.align = align, .phase = phase, .nocross = nocross,
+	    .minaddr = lo, .maxaddr = hi == 0 ? UINTPTR_MAX : hi,
+	    .vmflag = vmflag, .caller = "vmem_xalloc"};
+	if (!roundup_q(size, q, &r.size)) {
+		if (!(vmflag & VM_NOSLEEP) || (vmflag & VM_PANIC))
+			xalloc_bad(vmp, size, align, phase, nocross, minaddr,
+			    maxaddr, vmflag, "size overflows");
+		plat_mutex_lock(&vmp->ar_lock);
+		return vmem_alloc_fail(vmp, &r);
+	}
+	if (nocross != 0 && (phase & (nocross - 1)) + r.size > nocross)
+		xalloc_bad(vmp, size, align, phase, nocross, minaddr, maxaddr,
+		    vmflag, "over-constrained: no address satisfies nocross");
+	if (r.maxaddr - r.minaddr < r.size)
+		xalloc_bad(vmp, size, align, phase, nocross, minaddr, maxaddr,
+		    vmflag, "over-constrained: the window is smaller than size");
+	r.constrained = align > q || phase != 0 || nocross != 0 || lo != 0 ||
+	    hi != 0;
+	return vmem_alloc_req(vmp, &r);
+}
+
+/* ---- free ------------------------------------------------------------------ */
+
+/* Find, for the diagnostic, the piece that contains addr (lock held). */
+static const vmem_seg_t *seg_containing(const vmem_t *vmp, uintptr_t addr)
+{
+	const vmem_seg_t *seg0 = &vmp->ar_sentinel;
+	for (const vmem_seg_t *s = seg0->sg_next; s != seg0; s = s->sg_next)
+		if ((seg_type(s) == SEG_ALLOC || seg_type(s) == SEG_FREE) &&
+		    s->sg_start <= addr && addr < s->sg_end)
+			return s;
+	return NULL;
+}
+
+static _Noreturn void bad_free(vmem_t *vmp, uintptr_t addr, size_t size,
+    const char *caller)
+{
+	const vmem_seg_t *s = seg_containing(vmp, addr);
+	const char *what = s == NULL ? "not in any span of the arena"
+	    : seg_type(s) == SEG_FREE ? "already free"
+				      : "inside an allocated segment";
+	vmem_panic("%s(arena \"%s\", addr 0x%lx, size 0x%lx): bad free: no "
+	    "allocated segment starts there (%s)", caller, vmp->ar_name,
+	    (unsigned long)addr, (unsigned long)size, what);
+}
+
+static void vmem_free_req(vmem_t *vmp, void *vaddr, size_t size,
+    const char *caller)
+{
+	uintptr_t addr = (uintptr_t)vaddr;
+	vmem_pending_t pend = {.n = 0};
+	vmem_check_arena(vmp, caller);
+	size_t rsize;
+	if (!roundup_q(size, vmp->ar_quantum, &rsize))
+		rsize = 0;
+	plat_mutex_lock(&vmp->ar_lock);
+	vmem_seg_t *s = hash_remove(vmp, addr);
+	if (s == NULL)
+		bad_free(vmp, addr, size, caller);
+	if (seg_size(s) != rsize || size == 0)
+		vmem_panic("%s(arena \"%s\", addr 0x%lx, size 0x%lx): wrong "
+		    "size: the segment at 0x%lx has size 0x%lx", caller,
+		    vmp->ar_name, (unsigned long)addr, (unsigned long)size,
+		    (unsigned long)addr, (unsigned long)seg_size(s));
+	seg_set_type(s, SEG_FREE);
+	(void)seg_merge_free(vmp, s, &pend);
+	if (vmp->ar_nspares > VMEM_SPARES_MAX)
+		vmem_spares_trim(vmp);
+	if (vmp->ar_nwaiters != 0)
+		plat_cond_broadcast(&vmp->ar_cv);
+	bool rescale = hash_wanted(vmp) != 0;
+	plat_mutex_unlock(&vmp->ar_lock);
+	if (pend.n != 0)
+		vmem_release_pending(vmp, &pend);
+	if (rescale)
+		hash_rescale(vmp);
+}
+
+void vmem_free(vmem_t *vmp, void *addr, size_t size)
+{
+	vmem_free_req(vmp, addr, size, "vmem_free");
+}
+
+void vmem_xfree(vmem_t *vmp, void *addr, size_t size)
+{
+	vmem_free_req(vmp, addr, size, "vmem_xfree");
+}
+
+/* ---- add, extend ---------------------------------------------------------- */
+
+static void range_check(const vmem_t *vmp, uintptr_t addr, size_t size,
+    const char *caller)
+{
+	const char *why = NULL;
+	if (size == 0)
+		why = "empty range";
+	else if (((addr | size) & (vmp->ar_quantum - 1)) != 0)
+		why = "range not aligned to the quantum";
+	else if (addr == 0)
+		why = "range includes address 0, which no allocation may return";
+	else if (addr + size < addr || addr + size == 0)
+		why = "range wraps around the end of the address space";
+	if (why != NULL)
+		vmem_panic("%s(arena \"%s\", addr 0x%lx, size 0x%lx): %s", caller,
+		    vmp->ar_name, (unsigned long)addr, (unsigned long)size, why);
+}
+
+void *vmem_add(vmem_t *const vmp, void *vaddr, size_t size, int vmflag)
+{
+	vmem_check_arena(vmp, "vmem_add");
+	uintptr_t addr = (uintptr_t)vaddr;
+	range_check(vmp, addr, size, "vmem_add");
+	plat_mutex_lock(&vmp->ar_lock);
+	if (!vmem_reserve(vmp, vmflag)) {
+		vmp->ar_kstat.fail++;
+		plat_mutex_unlock(&vmp->ar_lock);
+		if (vmflag & VM_PANIC)
+			vmem_panic("vmem_add(arena \"%s\", addr 0x%lx, size "
+			    "0x%lx): no tags (VM_PANIC)", vmp->ar_name,
+			    (unsigned long)addr, (unsigned long)size);
+		return NULL;
+	}
+	(void)span_create(vmp, addr, size, SEG_SPAN, "vmem_add");
+	if (vmp->ar_nwaiters != 0)
+		plat_cond_broadcast(&vmp->ar_cv);
+	plat_mutex_unlock(&vmp->ar_lock);
+	return vaddr;
+}
+
+/*
+ * Add [addr, addr + size) as added span, joined to an added span that ends
+ * at addr and/or one that starts at addr + size.  Consumes at most two tags.
+ * Returns the free piece that now contains the range.
+ */
+static vmem_seg_t *vmem_extend_locked(vmem_t *vmp, uintptr_t addr,
+    size_t size, const char *caller)
+{
+	uintptr_t end = addr + size;
+	vmem_seg_t *seg0 = &vmp->ar_sentinel;
+	vmem_seg_t *kprev = span_find_prev(vmp, addr);
+	vmem_seg_t *knext = kprev->sg_link.next;
+	span_overlap_check(vmp, kprev, addr, end, caller);
+	bool join_prev = kprev != seg0 && seg_type(kprev) == SEG_SPAN &&
+	    kprev->sg_end == addr;
+	bool join_next = knext != seg0 && seg_type(knext) == SEG_SPAN &&
+	    knext->sg_start == end;
+	if (!join_prev && !join_next)
+		return span_create(vmp, addr, size, SEG_SPAN, caller);
+
+	vmem_seg_t *f = vmem_seg_get(vmp);
+	seg_init(f, addr, end, SEG_FREE);
+	if (join_prev) {
+		seg_link_after(seg_prev(knext), f);
+		kprev->sg_end = end;
+		if (join_next) {
+			kprev->sg_end = knext->sg_end;
+			knext->sg_link.prev->sg_link.next = knext->sg_link.next;
+			knext->sg_link.next->sg_link.prev = knext->sg_link.prev;
+			seg_unlink(knext);
+			vmem_seg_put(vmp, knext);
+		}
+	} else {
+		knext->sg_start = addr;
+		seg_link_after(knext, f);
+	}
+	vmp->ar_kstat.mem_total += size;
+	return seg_merge_free(vmp, f, NULL);
+}
+
+void *vmem_extend_alloc(vmem_t *vmp, void *vaddr, size_t size, size_t alloc,
+    int vmflag)
+{
+	vmem_check_arena(vmp, "vmem_extend_alloc");
+	uintptr_t addr = (uintptr_t)vaddr;
+	range_check(vmp, addr, size, "vmem_extend_alloc");
+	size_t asize;
+	if (alloc == 0 || !roundup_q(alloc, vmp->ar_quantum, &asize) ||
+	    asize > size)
+		vmem_panic("vmem_extend_alloc(arena \"%s\", addr 0x%lx, size "
+		    "0x%lx, alloc 0x%lx): alloc must be in (0, size]",
+		    vmp->ar_name, (unsigned long)addr, (unsigned long)size,
+		    (unsigned long)alloc);
+	plat_mutex_lock(&vmp->ar_lock);
+	if (!vmem_reserve(vmp, vmflag)) {
+		vmp->ar_kstat.fail++;
+		plat_mutex_unlock(&vmp->ar_lock);
+		return NULL;
+	}
+	vmem_seg_t *f = vmem_extend_locked(vmp, addr, size,
+	    "vmem_extend_alloc");
+	(void)seg_cut(vmp, f, addr, asize);
+	bool rescale = hash_wanted(vmp) != 0;
+	plat_mutex_unlock(&vmp->ar_lock);
+	if (rescale)
+		hash_rescale(vmp);
+	return vaddr;
+}
+
+/* ---- contains, size, walk -------------------------------------------------- */
+
+int vmem_contains(vmem_t *vmp, void *vaddr, size_t size)
+{
+	vmem_check_arena(vmp, "vmem_contains");
+	uintptr_t addr = (uintptr_t)vaddr;
+	vmem_seg_t *seg0 = &vmp->ar_sentinel;
+	int found = 0;
+	plat_mutex_lock(&vmp->ar_lock);
+	vmp->ar_kstat.contains++;
+	for (vmem_seg_t *sp = seg0->sg_link.next; sp != seg0;
+	     sp = sp->sg_link.next) {
+		vmp->ar_kstat.contains_search++;
+		if (addr >= sp->sg_start && addr < sp->sg_end) {
+			found = size <= sp->sg_end - addr;
+			break;
+		}
+	}
+	plat_mutex_unlock(&vmp->ar_lock);
+	return found;
+}
+
+size_t vmem_size(vmem_t *vmp, int typemask)
+{
+	vmem_check_arena(vmp, "vmem_size");
+	size_t size = 0;
+	plat_mutex_lock(&vmp->ar_lock);
+	if (typemask & VMEM_ALLOC)
+		size += vmp->ar_kstat.mem_inuse;
+	if (typemask & VMEM_FREE)
+		size += vmp->ar_kstat.mem_total - vmp->ar_kstat.mem_inuse;
+	if ((typemask & VMEM_SPAN) && !(typemask & (VMEM_ALLOC | VMEM_FREE)))
+		size = vmp->ar_kstat.mem_total;
+	plat_mutex_unlock(&vmp->ar_lock);
+	return size;
+}
+
+static bool seg_matches(const vmem_seg_t *s, int typemask)
+{
+	switch (seg_type(s)) {
+	case SEG_ALLOC:
+		return (typemask & VMEM_ALLOC) != 0;
+	case SEG_FREE:
+		return (typemask & VMEM_FREE) != 0;
+	case SEG_SPAN:
+	case SEG_ISPAN:
+		return (typemask & VMEM_SPAN) != 0;
+	default:
+		return false;
+	}
+}
+
+/*
+ * Visit every segment of the types in typemask, in address order.  With
+ * VMEM_REENTRANT the lock is dropped around each callback (which may then
+ * allocate from and free to this arena); a walker marker keeps the place.
+ */
+void vmem_walk(vmem_t *vmp, int typemask,
+    void (*func)(void *arg, void *start, size_t size), void *arg)
+{
+	vmem_check_arena(vmp, "vmem_walk");
+	vmem_seg_t *seg0 = &vmp->ar_sentinel;
+	vmem_pending_t pend = {.n = 0};
+	plat_mutex_lock(&vmp->ar_lock);
+	if (!(typemask & VMEM_REENTRANT)) {
+		for (vmem_seg_t *s = seg0->sg_next; s != seg0; s = s->sg_next)
+			if (seg_matches(s, typemask))
+				func(arg, (void *)s->sg_start, seg_size(s));
+		plat_mutex_unlock(&vmp->ar_lock);
+		return;
+	}
+	vmem_seg_t walker;
+	seg_init(&walker, 0, 0, SEG_WALKER);
+	seg_link_after(seg0, &walker);
+	vmp->ar_nwalkers++;
+	for (;;) {
+		vmem_seg_t *s = walker.sg_next;
+		if (s == seg0)
+			break;
+		/* Step over s; if the walker held s apart from a free
+		 * predecessor (already visited), coalesce them and move on. */
+		vmem_seg_t *p = seg_prev(&walker);
+		seg_unlink(&walker);
+		seg_link_after(s, &walker);
+		if (seg_type(p) == SEG_FREE && seg_type(s) == SEG_FREE) {
+			freelist_remove(vmp, p);
+			(void)seg_merge_free(vmp, p, &pend);
+			continue;
+		}
+		if (!seg_matches(s, typemask))
+			continue;
+		uintptr_t start = s->sg_start;
+		size_t size = seg_size(s);
+		plat_mutex_unlock(&vmp->ar_lock);
+		if (pend.n != 0)
+			vmem_release_pending(vmp, &pend);
+		func(arg, (void *)start, size);
+		plat_mutex_lock(&vmp->ar_lock);
+	}
+	marker_unlink(vmp, &walker, &pend);
+	vmp->ar_nwalkers--;
+	plat_mutex_unlock(&vmp->ar_lock);
+	if (pend.n != 0)
+		vmem_release_pending(vmp, &pend);
+}
+
+/* ---- create, destroy ---------------------------------------------------- */
+
+void vmem_arena_init(vmem_t *vmp, const char *name, size_t quantum,
+    vmem_alloc_t *afunc, vmem_free_t *ffunc, vmem_t *source,
+    size_t qcache_max, int vmflag)
+{
+	memset(vmp, 0, sizeof(*vmp));
+	(void)snprintf(vmp->ar_name, sizeof(vmp->ar_name), "%s",
+	    name != NULL ? name : "(null)");
+	plat_mutex_init(&vmp->ar_lock);
+	plat_cond_init(&vmp->ar_cv);
+	vmp->ar_cflags = vmflag;
+	vmp->ar_quantum = quantum;
+	vmp->ar_qshift = vmem_highbit(quantum) - 1;
+	vmp->ar_qcache_max = (vmflag & VMC_NO_QCACHE) ? 0 : qcache_max;
+	vmp->ar_source_alloc = afunc;
+	vmp->ar_source_free = ffunc;
+	vmp->ar_source = source;
+
+	vmem_seg_t *seg0 = &vmp->ar_sentinel;
+	seg_init(seg0, 0, 0, SEG_HEAD);
+	seg0->sg_link.next = seg0;
+	seg0->sg_link.prev = seg0;
+	seg_init(&vmp->ar_rotor, 0, 0, SEG_ROTOR);
+	seg_link_after(seg0, &vmp->ar_rotor);
+
+	for (unsigned i = 0; i <= VMEM_FREELISTS; i++) {
+		vmem_seg_t *h = &vmp->ar_freelist[i];
+		seg_init(h, 0, 0, SEG_HEAD);
+		h->sg_link.prev = i == 0 ? NULL : &vmp->ar_freelist[i - 1];
+		h->sg_link.next = i == VMEM_FREELISTS ? NULL
+						      : &vmp->ar_freelist[i + 1];
+	}
+	vmp->ar_htab = vmp->ar_htab_embedded;
+	vmp->ar_htab_mask = VMEM_HASH_INITIAL - 1;
+	vmp->ar_htab_shift = 64u - (vmem_highbit(VMEM_HASH_INITIAL) - 1);
+}
+
+void vmem_list_insert(vmem_t *vmp)
+{
+	plat_mutex_lock(&vmem_list_lock);
+	vmem_t **pp = &vmem_list;
+	while (*pp != NULL)
+		pp = &(*pp)->ar_next;
+	*pp = vmp;
+	plat_mutex_unlock(&vmem_list_lock);
+}
+
+static void vmem_list_remove(vmem_t *vmp)
+{
+	plat_mutex_lock(&vmem_list_lock);
+	vmem_t **pp = &vmem_list;
+	while (*pp != NULL && *pp != vmp)
+		pp = &(*pp)->ar_next;
+	if (*pp == vmp)
+		*pp = vmp->ar_next;
+	plat_mutex_unlock(&vmem_list_lock);
+}
+
+vmem_t *vmem_create(const char *const name, void *base, size_t size, size_t quantum,
+    vmem_alloc_t *afunc, vmem_free_t *ffunc, vmem_t *source,
+    size_t qcache_max, int vmflag)
+{
+	vmem_bootstrap();
+	if (!is_pow2(quantum))
+		vmem_panic("vmem_create(name \"%s\", base %p, size 0x%lx, quantum "
+		    "0x%lx): quantum is not a power of two",
+		    name != NULL ? name : "(null)", base, (unsigned long)size,
+		    (unsigned long)quantum);
+	if ((afunc == NULL) != (ffunc == NULL) && afunc == NULL)
+		vmem_panic("vmem_create(name \"%s\"): ffunc without afunc",
+		    name != NULL ? name : "(null)");
+	vmem_t *vmp = vmem_alloc(vmem_internal_arena, sizeof(vmem_t),
+	    vmflag & VM_NOSLEEP);
+	if (vmp == NULL)
+		return NULL;
+	vmem_arena_init(vmp, name, quantum, afunc, ffunc, source, qcache_max,
+	    vmflag & ~(VM_NOSLEEP | VM_PANIC));
+	if (vmflag & VMC_POPULATOR)
+		vmem_populator_register(vmp);
+	vmem_list_insert(vmp);
+	if (size != 0 && vmem_add(vmp, base, size, vmflag & ~VMC_POPULATOR &
+	    (VM_NOSLEEP | VM_PANIC)) == NULL) {
+		vmem_destroy(vmp);
+		return NULL;
+	}
+	return vmp;
+}
+
+void vmem_destroy(vmem_t *vmp)
+{
+	vmem_check_arena(vmp, "vmem_destroy");
+	if (vmp->ar_static)
+		vmem_panic("vmem_destroy(arena \"%s\"): a bootstrap arena",
+		    vmp->ar_name);
+	vmem_list_remove(vmp);
+	if (vmp->ar_cflags & VMC_POPULATOR)
+		vmem_populator_unregister(vmp);
+	size_t leaked = vmp->ar_kstat.mem_inuse;
+	if (leaked != 0) {
+		char buf[160];
+		int n = snprintf(buf, sizeof(buf),
+		    "vmem_destroy(%s): leaked %lu bytes\n", vmp->ar_name,
+		    (unsigned long)leaked);
+		(void)fwrite(buf, 1, (size_t)n, stderr);
+	}
+	vmem_seg_t *seg0 = &vmp->ar_sentinel;
+	plat_mutex_lock(&vmp->ar_lock);
+	vmem_seg_t *s = seg0->sg_next;
+	while (s != seg0) {
+		vmem_seg_t *next = s->sg_next;
+		if (seg_type(s) == SEG_ISPAN && vmp->ar_source_free != NULL) {
+			vmem_pending_t pend = {.n = 1};
+			pend.rel[0].addr = s->sg_start;
+			pend.rel[0].size = seg_size(s);
+			plat_mutex_unlock(&vmp->ar_lock);
+			vmem_release_pending(vmp, &pend);
+			plat_mutex_lock(&vmp->ar_lock);
+		}
+		if (!seg_is_marker(s))
+			vmem_seg_put(vmp, s);
+		s = next;
+	}
+	vmem_spares_release_all(vmp);
+	plat_mutex_unlock(&vmp->ar_lock);
+	if (vmp->ar_htab != vmp->ar_htab_embedded)
+		plat_pages_unmap(vmp->ar_htab,
+		    hash_table_bytes(hash_buckets(vmp)));
+	plat_cond_destroy(&vmp->ar_cv);
+	plat_mutex_destroy(&vmp->ar_lock);
+	vmem_free(vmem_internal_arena, vmp, sizeof(vmem_t));
+}
+
+/* ---- the heap, bootstrap arenas, failure injection, names ----------------- */
+
+#define VMEM_HEAP_CHUNK ((size_t)1 << 20)
+
+/* The heap grows by mapping at least a chunk; adjacent maps are joined. */
+static void *heap_grow(size_t size, size_t *lenp)
+{
+	size_t len = size < VMEM_HEAP_CHUNK ? VMEM_HEAP_CHUNK : size;
+	*lenp = len;
+	return plat_pages_map(len);
+}
+
+void vmem_heap_setup(vmem_t *heap)
+{
+	heap->ar_grow = heap_grow;
+	vmem_heap = heap;
+}
+
+vmem_t *vmem_heap_arena(void)
+{
+	vmem_bootstrap();
+	return vmem_heap;
+}
+
+void vmem_mtbf_set(vmem_t *vmp, uint64_t mtbf)
+{
+	if (vmp == NULL)
+		atomic_store(&vmem_mtbf_global, mtbf);
+	else
+		atomic_store(&vmp->ar_mtbf, mtbf);
+}
+
+const char *vmem_name(const vmem_t *vmp)
+{
+	return vmp->ar_name;
+}
+
+size_t vmem_quantum(const vmem_t *vmp)
+{
+	return vmp->ar_quantum;
+}

@@ -1,0 +1,238 @@
+/*
+ * vmem_impl.h — the arena's internal structures, shared by the files of src/
+ * (vmem.c: the arena operations; vmem_tags.c: where tags come from;
+ * vmem_stat.c: statistics and dump; vmem_panic.c: diagnostics) and by the
+ * white-box tests and the invariant checker.  Not a public interface.
+ *
+ * The boundary tag, and why it is 48 bytes
+ * ----------------------------------------
+ * Every segment (span marker, free piece, allocated piece, rotor, walker,
+ * free-list head) is one vmem_seg_t.  A tag must answer, in O(1):
+ *   - where it is: start and end (16 bytes; end, not size, so that an
+ *     adjacent-segment test is one comparison);
+ *   - its address-order neighbours, for coalescing on free: next and prev
+ *     (16 bytes);
+ *   - its other list, which depends on the type and so shares one union:
+ *     a free piece is on a doubly linked free list (16 bytes), an allocated
+ *     piece on a singly linked hash chain (8), a span marker on the doubly
+ *     linked span list (16).
+ * The type (3 bits) rides in the low bits of the prev pointer: tags are
+ * 8-byte aligned, so those bits are always zero in a real pointer.
+ * 16 + 16 + 16 = 48 bytes, with no padding.  In the "every other allocation
+ * freed" layout each live allocation costs its own tag, the free tag beside
+ * it and one hash bucket pointer (load factor <= 2 after growth, >= 1/2 at
+ * worst before a shrink): 2 x 48 + 8 = 104 bytes at load 1.
+ */
+#ifndef QUANTA_VMEM_IMPL_H
+#define QUANTA_VMEM_IMPL_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "platform.h"
+#include "vmem.h"
+
+#ifdef NDEBUG
+#define VMEM_ASSERT(e) ((void)0)
+#else
+#define VMEM_ASSERT(e)                                                         \
+	((e) ? (void)0 : vmem_assert_fail(#e, __FILE__, __LINE__))
+#endif
+
+/* Segment types, kept in the low 3 bits of sg_prevtype. */
+enum {
+	SEG_SPARE = 0,  /* on a spare list, in no arena structure */
+	SEG_ALLOC = 1,  /* allocated piece: on a hash chain */
+	SEG_FREE = 2,   /* free piece: on a free list */
+	SEG_SPAN = 3,   /* span marker of an added span: on the span list */
+	SEG_ISPAN = 4,  /* span marker of an imported span */
+	SEG_ROTOR = 5,  /* the next-fit rotor (a marker) */
+	SEG_WALKER = 6, /* a reentrant walk's position (a marker) */
+	SEG_HEAD = 7,   /* a list head or sentinel, never a resource */
+};
+#define SEG_TYPE_MASK ((uintptr_t)7)
+
+typedef struct vmem_seg vmem_seg_t;
+struct vmem_seg {
+	uintptr_t sg_start;
+	uintptr_t sg_end;
+	vmem_seg_t *sg_next;  /* arena list: next in address order */
+	uintptr_t sg_prevtype;    /* arena list: prev in address order | type */
+	union {
+		struct {
+			vmem_seg_t *next;
+			vmem_seg_t *prev;
+		} sg_link;            /* free list (FREE) or span list (SPAN) */
+		vmem_seg_t *sg_hnext; /* hash chain (ALLOC) */
+	};
+};
+
+_Static_assert(sizeof(vmem_seg_t) == 48, "the tag layout is derived as 48 bytes");
+
+static inline int seg_type(const vmem_seg_t *s)
+{
+	return (int)(s->sg_prevtype & SEG_TYPE_MASK);
+}
+
+static inline vmem_seg_t *seg_prev(const vmem_seg_t *s)
+{
+	return (vmem_seg_t *)(s->sg_prevtype & ~SEG_TYPE_MASK);
+}
+
+static inline void seg_set_prev(vmem_seg_t *s, vmem_seg_t *p)
+{
+	s->sg_prevtype = (uintptr_t)p | (s->sg_prevtype & SEG_TYPE_MASK);
+}
+
+static inline void seg_set_type(vmem_seg_t *s, int t)
+{
+	s->sg_prevtype = (s->sg_prevtype & ~SEG_TYPE_MASK) | (uintptr_t)t;
+}
+
+static inline size_t seg_size(const vmem_seg_t *s)
+{
+	return s->sg_end - s->sg_start;
+}
+
+static inline bool seg_is_span(const vmem_seg_t *s)
+{
+	return seg_type(s) == SEG_SPAN || seg_type(s) == SEG_ISPAN;
+}
+
+static inline bool seg_is_marker(const vmem_seg_t *s)
+{
+	return seg_type(s) == SEG_ROTOR || seg_type(s) == SEG_WALKER;
+}
+
+/*
+ * The tag reserve, derived.  An operation that may consume tags consumes at
+ * most VMEM_SEGS_PER_OP: two for a new span (its marker and its free piece)
+ * and two for a cut from the middle of a free segment (the allocated piece
+ * and the free tail).  Before it starts it makes sure the arena holds
+ * VMEM_MINFREE.  Why twice the per-operation worst case: while one
+ * populate runs (they are serialized by the populate lock, so there is at
+ * most one), the populate's own allocation passes through the populator
+ * arenas (tags <- internal <- heap) and each may have to carry out one
+ * allocation without being able to populate itself — that costs it up to
+ * VMEM_SEGS_PER_OP on top of the operation it may have been in the middle of
+ * when the populate began.  1 populate x 4 + 1 operation x 4 = 8.
+ */
+#define VMEM_SEGS_PER_OP 4
+#define VMEM_MINFREE (1 * VMEM_SEGS_PER_OP + VMEM_SEGS_PER_OP)
+/* An arena whose spare list exceeds this gives the surplus back. */
+#define VMEM_SPARES_MAX 64
+#define VMEM_SPARES_KEEP 32
+
+#define VMEM_FREELISTS 64      /* one per power of two of a 64-bit size */
+#define VMEM_HASH_INITIAL 16   /* embedded first hash table */
+#define VMEM_NAMELEN 32
+#define VMEM_BOOTSTRAP_SEGS 128 /* static tags before the first populate */
+#define VMEM_POPULATE_BYTES (64 * 1024) /* tags carved per populate */
+
+typedef struct vmem_kstat {
+	uint64_t alloc, free, wait, fail, lookup, search, populate_fail,
+	    contains, contains_search;
+	size_t mem_inuse, mem_total, mem_import;
+} vmem_kstat_t;
+
+struct vmem {
+	char ar_name[VMEM_NAMELEN];
+	plat_mutex_t ar_lock;
+	plat_cond_t ar_cv;
+	int ar_cflags;           /* VMC_* and the policy default */
+	size_t ar_quantum;
+	unsigned ar_qshift;      /* log2(ar_quantum) */
+	size_t ar_qcache_max;    /* accepted; quantum caches arrive later */
+	vmem_alloc_t *ar_source_alloc;
+	vmem_free_t *ar_source_free;
+	vmem_t *ar_source;
+	/* Grows the arena in place when nothing fits (the heap only). */
+	void *(*ar_grow)(size_t size, size_t *lenp);
+	_Atomic uint64_t ar_mtbf;
+	uint64_t ar_freemap;     /* bit i set <=> free list i non-empty */
+	vmem_seg_t ar_sentinel;      /* arena-list and span-list sentinel */
+	vmem_seg_t ar_rotor;
+	vmem_seg_t ar_freelist[VMEM_FREELISTS + 1]; /* heads i -> i+1; [64] ends */
+	vmem_seg_t **ar_htab;
+	size_t ar_htab_mask;     /* buckets - 1 */
+	unsigned ar_htab_shift;  /* 64 - log2(buckets) */
+	size_t ar_htab_count;    /* allocated pieces */
+	bool ar_htab_rescaling;
+	vmem_seg_t *ar_htab_embedded[VMEM_HASH_INITIAL];
+	vmem_seg_t *ar_spares;   /* private tag reserve, linked by sg_next */
+	size_t ar_nspares;
+	size_t ar_nwalkers;
+	size_t ar_nwaiters;      /* threads in a VM_SLEEP wait */
+	vmem_kstat_t ar_kstat;
+	vmem_t *ar_next;         /* the list of all arenas */
+	bool ar_static;          /* bootstrap arena: never destroyed */
+};
+
+/* vmem_panic.c */
+_Noreturn void vmem_panic(const char *fmt, ...)
+    __attribute__((format(printf, 1, 2)));
+_Noreturn void vmem_assert_fail(const char *expr, const char *file, int line);
+
+/* vmem_tags.c: where tags come from. */
+void vmem_bootstrap(void);
+bool vmem_reserve(vmem_t *vmp, int vmflag);
+void vmem_spares_trim(vmem_t *vmp);
+void vmem_spares_release_all(vmem_t *vmp);
+bool vmem_populating_self(void);
+void vmem_populator_register(vmem_t *vmp);
+void vmem_populator_unregister(vmem_t *vmp);
+
+/* Take a tag from the arena's reserve (which vmem_reserve has filled). */
+static inline vmem_seg_t *vmem_seg_get(vmem_t *vmp)
+{
+	vmem_seg_t *s = vmp->ar_spares;
+	if (s == NULL)
+		vmem_panic("arena \"%s\": tag reserve exhausted", vmp->ar_name);
+	vmp->ar_spares = s->sg_next;
+	vmp->ar_nspares--;
+	return s;
+}
+
+static inline void vmem_seg_put(vmem_t *vmp, vmem_seg_t *s)
+{
+	s->sg_prevtype = SEG_SPARE;
+	s->sg_start = s->sg_end = 0;
+	s->sg_next = vmp->ar_spares;
+	vmp->ar_spares = s;
+	vmp->ar_nspares++;
+}
+
+/* vmem.c */
+extern vmem_t *vmem_internal_arena;
+extern vmem_t *vmem_seg_arena;
+void vmem_arena_init(vmem_t *vmp, const char *name, size_t quantum,
+    vmem_alloc_t *afunc, vmem_free_t *ffunc, vmem_t *source,
+    size_t qcache_max, int vmflag);
+void vmem_list_insert(vmem_t *vmp);
+void vmem_heap_setup(vmem_t *heap);
+
+/* The list of all arenas (dump, lockup, the checker). */
+extern plat_mutex_t vmem_list_lock;
+extern vmem_t *vmem_list;
+
+/* Global tag accounting, for the checker's conservation proof (R3). */
+typedef struct vmem_tag_census {
+	size_t created;      /* tags ever made: bootstrap + populated */
+	size_t global_free;  /* on the global free list */
+} vmem_tag_census_t;
+void vmem_tag_census(vmem_tag_census_t *out);
+
+/* Highest set bit, 1-based: highbit(1) == 1, highbit(0) == 0. */
+static inline unsigned vmem_highbit(uint64_t x)
+{
+	return x == 0 ? 0 : 64u - (unsigned)__builtin_clzll(x);
+}
+
+static inline unsigned vmem_freelist_index(size_t size)
+{
+	return vmem_highbit(size) - 1;
+}
+
+#endif /* QUANTA_VMEM_IMPL_H */

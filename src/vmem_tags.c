@@ -1,0 +1,232 @@
+/*
+ * vmem_tags.c — where boundary tags come from: the static bootstrap, the
+ * global free list, each arena's private reserve, and populate.
+ *
+ * Theory
+ * ------
+ * Tags are themselves allocated by vmem: populate takes VMEM_POPULATE_BYTES
+ * from the tag arena (vmem_seg), which imports from vmem_internal, which
+ * imports from the heap, which maps pages.  An allocation that needs tags
+ * may therefore recurse into the allocator that needs tags.  Three rules
+ * make that recursion finite:
+ *   1. Reserve first.  Every operation that may consume tags first makes sure
+ *      its arena holds VMEM_MINFREE spares (vmem_impl.h derives 8), then
+ *      consumes at most VMEM_SEGS_PER_OP (4).  So between operations every
+ *      arena holds at least 4, and a populator arena always has the 4 that
+ *      one allocation on the populate's behalf costs.
+ *   2. Serialize populates.  The populate lock admits one populate at a
+ *      time, and records the populating thread.  The arenas that the
+ *      populate's allocation passes through (VMC_POPULATOR: tags, internal,
+ *      heap) see that the current thread is the populator and live on their
+ *      reserve instead of populating again.
+ *   3. Restock.  Afterwards the populate gives every populator arena
+ *      VMEM_MINFREE again, its own arena VMEM_MINFREE, and the rest of the
+ *      batch to the global free list.
+ * The first VMEM_BOOTSTRAP_SEGS tags and the three bootstrap arenas are
+ * static, so the first populate has tags to run on.  Tags are never returned
+ * to the tag arena: they move between the global list and the arenas.
+ *
+ * Locks, in order: the populate lock, then arena locks, then the global tag
+ * lock (held only to move tags, never across a call).
+ */
+#include <string.h>
+
+#include "vmem_impl.h"
+
+#define VMEM_POPULATORS_MAX 16
+
+static plat_mutex_t vmem_tag_lock = PLAT_MUTEX_INITIALIZER;
+static vmem_seg_t *vmem_tag_free;     /* global free list, by sg_next */
+static size_t vmem_tag_free_count;
+static size_t vmem_tag_created;
+
+plat_mutex_t vmem_populate_lock = PLAT_MUTEX_INITIALIZER;
+static _Atomic uintptr_t vmem_populator; /* thread id, 0 when none */
+static vmem_t *vmem_populators[VMEM_POPULATORS_MAX];
+static size_t vmem_npopulators;
+
+static vmem_seg_t vmem_bootstrap_segs[VMEM_BOOTSTRAP_SEGS];
+static vmem_t vmem_bootstrap_arenas[3];
+static plat_once_t vmem_bootstrap_once = PLAT_ONCE_INIT;
+
+/* Move tags from the global list until the arena holds want (lock held). */
+static void tags_take_global(vmem_t *vmp, size_t want)
+{
+	plat_mutex_lock(&vmem_tag_lock);
+	while (vmp->ar_nspares < want && vmem_tag_free != NULL) {
+		vmem_seg_t *s = vmem_tag_free;
+		vmem_tag_free = s->sg_next;
+		vmem_tag_free_count--;
+		vmem_seg_put(vmp, s);
+	}
+	plat_mutex_unlock(&vmem_tag_lock);
+}
+
+/* Give the arena's spares beyond keep to the global list (lock held). */
+static void tags_give_global(vmem_t *vmp, size_t keep)
+{
+	plat_mutex_lock(&vmem_tag_lock);
+	while (vmp->ar_nspares > keep) {
+		vmem_seg_t *s = vmem_seg_get(vmp);
+		s->sg_next = vmem_tag_free;
+		vmem_tag_free = s;
+		vmem_tag_free_count++;
+	}
+	plat_mutex_unlock(&vmem_tag_lock);
+}
+
+void vmem_spares_trim(vmem_t *vmp)
+{
+	tags_give_global(vmp, VMEM_SPARES_KEEP);
+}
+
+void vmem_spares_release_all(vmem_t *vmp)
+{
+	tags_give_global(vmp, 0);
+}
+
+bool vmem_populating_self(void)
+{
+	return atomic_load_explicit(&vmem_populator, memory_order_relaxed) ==
+	    plat_thread_self();
+}
+
+void vmem_populator_register(vmem_t *vmp)
+{
+	plat_mutex_lock(&vmem_populate_lock);
+	if (vmem_npopulators == VMEM_POPULATORS_MAX)
+		vmem_panic("vmem_create(name \"%s\", VMC_POPULATOR): more than "
+		    "%d populator arenas", vmp->ar_name, VMEM_POPULATORS_MAX);
+	vmem_populators[vmem_npopulators++] = vmp;
+	plat_mutex_unlock(&vmem_populate_lock);
+	/* A populator holds its reserve from the start (R2). */
+	plat_mutex_lock(&vmp->ar_lock);
+	bool ok = vmem_reserve(vmp, VM_SLEEP);
+	plat_mutex_unlock(&vmp->ar_lock);
+	if (!ok)
+		vmem_panic("vmem_create(name \"%s\", VMC_POPULATOR): no tags "
+		    "for its reserve", vmp->ar_name);
+}
+
+void vmem_populator_unregister(vmem_t *vmp)
+{
+	plat_mutex_lock(&vmem_populate_lock);
+	for (size_t i = 0; i < vmem_npopulators; i++) {
+		if (vmem_populators[i] == vmp) {
+			vmem_populators[i] = vmem_populators[--vmem_npopulators];
+			break;
+		}
+	}
+	plat_mutex_unlock(&vmem_populate_lock);
+}
+
+/*
+ * Make new tags: called with vmp locked and short of VMEM_MINFREE, returns
+ * with vmp locked, true when it now holds VMEM_MINFREE.
+ */
+static bool vmem_populate(vmem_t *vmp)
+{
+	plat_mutex_unlock(&vmp->ar_lock);
+	plat_mutex_lock(&vmem_populate_lock);
+	atomic_store(&vmem_populator, plat_thread_self());
+
+	/* Another populate may have refilled the global list meanwhile. */
+	size_t need = (vmem_npopulators + 1) * VMEM_MINFREE;
+	plat_mutex_lock(&vmem_tag_lock);
+	bool enough = vmem_tag_free_count >= need;
+	plat_mutex_unlock(&vmem_tag_lock);
+	if (!enough) {
+		vmem_seg_t *batch = vmem_alloc(vmem_seg_arena,
+		    VMEM_POPULATE_BYTES, VM_NOSLEEP);
+		if (batch != NULL) {
+			size_t n = VMEM_POPULATE_BYTES / sizeof(vmem_seg_t);
+			memset(batch, 0, n * sizeof(vmem_seg_t));
+			plat_mutex_lock(&vmem_tag_lock);
+			for (size_t i = 0; i < n; i++) {
+				batch[i].sg_next = vmem_tag_free;
+				vmem_tag_free = &batch[i];
+			}
+			vmem_tag_free_count += n;
+			vmem_tag_created += n;
+			plat_mutex_unlock(&vmem_tag_lock);
+		}
+	}
+	for (size_t i = 0; i < vmem_npopulators; i++) {
+		vmem_t *pa = vmem_populators[i];
+		if (pa == vmp)
+			continue;
+		plat_mutex_lock(&pa->ar_lock);
+		tags_take_global(pa, VMEM_MINFREE);
+		plat_mutex_unlock(&pa->ar_lock);
+	}
+	plat_mutex_lock(&vmp->ar_lock);
+	tags_take_global(vmp, VMEM_MINFREE);
+	atomic_store(&vmem_populator, (uintptr_t)0);
+	plat_mutex_unlock(&vmem_populate_lock);
+	if (vmp->ar_nspares >= VMEM_MINFREE)
+		return true;
+	vmp->ar_kstat.populate_fail++;
+	return false;
+}
+
+bool vmem_reserve(vmem_t *vmp, int vmflag)
+{
+	(void)vmflag;
+	if (vmp->ar_nspares >= VMEM_MINFREE)
+		return true;
+	if (vmem_populating_self()) {
+		/* Inside this thread's populate: live on the reserve. */
+		if (!(vmp->ar_cflags & VMC_POPULATOR))
+			vmem_panic("arena \"%s\": reached from a populate but "
+			    "not a VMC_POPULATOR arena", vmp->ar_name);
+		return vmp->ar_nspares >= VMEM_SEGS_PER_OP;
+	}
+	tags_take_global(vmp, 2 * VMEM_MINFREE);
+	if (vmp->ar_nspares >= VMEM_MINFREE)
+		return true;
+	return vmem_populate(vmp);
+}
+
+void vmem_tag_census(vmem_tag_census_t *out)
+{
+	plat_mutex_lock(&vmem_tag_lock);
+	out->created = vmem_tag_created;
+	out->global_free = vmem_tag_free_count;
+	plat_mutex_unlock(&vmem_tag_lock);
+}
+
+static void vmem_bootstrap_run(void)
+{
+	for (size_t i = 0; i < VMEM_BOOTSTRAP_SEGS; i++) {
+		vmem_bootstrap_segs[i].sg_next = vmem_tag_free;
+		vmem_tag_free = &vmem_bootstrap_segs[i];
+	}
+	vmem_tag_free_count = VMEM_BOOTSTRAP_SEGS;
+	vmem_tag_created = VMEM_BOOTSTRAP_SEGS;
+
+	size_t page = plat_page_size();
+	vmem_t *heap = &vmem_bootstrap_arenas[0];
+	vmem_t *internal = &vmem_bootstrap_arenas[1];
+	vmem_t *segs = &vmem_bootstrap_arenas[2];
+	vmem_arena_init(heap, "vmem_heap", page, NULL, NULL, NULL, 0,
+	    VMC_POPULATOR);
+	vmem_heap_setup(heap);
+	vmem_arena_init(internal, "vmem_internal", page, vmem_alloc, vmem_free,
+	    heap, 0, VMC_POPULATOR);
+	vmem_arena_init(segs, "vmem_seg", page, vmem_alloc, vmem_free,
+	    internal, 0, VMC_POPULATOR);
+	vmem_internal_arena = internal;
+	vmem_seg_arena = segs;
+	for (size_t i = 0; i < 3; i++) {
+		vmem_t *vmp = &vmem_bootstrap_arenas[i];
+		vmp->ar_static = true;
+		vmem_populators[vmem_npopulators++] = vmp;
+		tags_take_global(vmp, VMEM_MINFREE);
+		vmem_list_insert(vmp);
+	}
+}
+
+void vmem_bootstrap(void)
+{
+	plat_once(&vmem_bootstrap_once, vmem_bootstrap_run);
+}

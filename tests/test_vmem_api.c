@@ -1,0 +1,692 @@
+/*
+ * quanta — tests/test_vmem_api.c: the public calls, one behaviour per test.
+ *
+ * create/destroy, alloc/free, add, contains, size, walk (plain and
+ * VMEM_REENTRANT), extend-and-alloc, failure injection, and the exact
+ * counters of vmem_stats after each.  The arenas manage fake address ranges
+ * (the arena never touches its resource), so every address is predictable:
+ * an allocation is cut from the start of the chosen free segment, and in a
+ * fresh arena the only free segment starts at the base.
+ */
+#include "qtest.h"
+
+#include "vmem.h"
+
+#define ADDR(x) ((void *)(uintptr_t)(x))
+#define UADDR(p) ((uintptr_t)(p))
+
+#define BASE 0x100000u
+#define SIZE 0x100000u
+#define Q16 16u
+
+static vmem_t *
+make_arena(const char *name, uintptr_t base, size_t size, size_t quantum)
+{
+	vmem_t *vmp = vmem_create(name, ADDR(base), size, quantum, NULL, NULL,
+	    NULL, 0, VM_SLEEP);
+	QT_TRUE(vmp != NULL);
+	return vmp;
+}
+
+static vmem_stats_t
+stats_of(vmem_t *vmp)
+{
+	vmem_stats_t st;
+	memset(&st, 0xA5, sizeof(st));
+	vmem_stats(vmp, &st);
+	return st;
+}
+
+/* ---- walk recording ---------------------------------------------------- */
+
+#define WALK_MAX 64
+
+struct walk_log {
+	int count;
+	uintptr_t start[WALK_MAX];
+	size_t size[WALK_MAX];
+	vmem_t *vmp;      /* for reentrant callbacks */
+	int nested_ok;    /* reentrant allocations that succeeded */
+	size_t free_size; /* reentrant callbacks: size to free the visit with */
+};
+
+static void
+walk_record(void *arg, void *start, size_t size)
+{
+	struct walk_log *log = arg;
+	if (log->count < WALK_MAX) {
+		log->start[log->count] = UADDR(start);
+		log->size[log->count] = size;
+	}
+	log->count++;
+}
+
+/* ---- create, name, quantum, size -------------------------------------- */
+
+QTEST(create_returns_arena_with_its_name_and_quantum)
+{
+	vmem_t *vmp = make_arena("api_named", BASE, SIZE, Q16);
+	QT_TRUE(strcmp(vmem_name(vmp), "api_named") == 0);
+	QT_EQ(vmem_quantum(vmp), 16);
+	vmem_destroy(vmp);
+}
+
+QTEST(create_with_base_has_one_span_entirely_free)
+{
+	vmem_t *vmp = make_arena("api_fresh", BASE, SIZE, Q16);
+	vmem_stats_t st;
+	QT_EQ(vmem_size(vmp, VMEM_FREE), SIZE);
+	QT_EQ(vmem_size(vmp, VMEM_ALLOC), 0);
+	QT_EQ(vmem_size(vmp, VMEM_ALLOC | VMEM_FREE), SIZE);
+	st = stats_of(vmp);
+	QT_EQ(st.vs_spans, 1);
+	QT_EQ(st.vs_segs_free, 1);
+	QT_EQ(st.vs_segs_alloc, 0);
+	QT_EQ(st.vs_mem_total, SIZE);
+	vmem_destroy(vmp);
+}
+
+QTEST(create_with_size_zero_is_an_empty_arena)
+{
+	vmem_t *vmp = make_arena("api_empty", 0, 0, Q16);
+	vmem_stats_t st;
+	QT_EQ(vmem_size(vmp, VMEM_ALLOC | VMEM_FREE), 0);
+	st = stats_of(vmp);
+	QT_EQ(st.vs_spans, 0);
+	QT_EQ(st.vs_segs_free, 0);
+	QT_PTR_EQ(vmem_alloc(vmp, 16, VM_NOSLEEP), NULL);
+	QT_EQ(stats_of(vmp).vs_fail, 1);
+	vmem_destroy(vmp);
+}
+
+QTEST(allocations_are_cut_from_the_start_of_the_span_in_order)
+{
+	vmem_t *vmp = make_arena("api_order", BASE, SIZE, Q16);
+	QT_EQ(UADDR(vmem_alloc(vmp, 0x100, VM_SLEEP)), 0x100000);
+	QT_EQ(UADDR(vmem_alloc(vmp, 0x100, VM_SLEEP)), 0x100100);
+	QT_EQ(UADDR(vmem_alloc(vmp, 0x40, VM_SLEEP)), 0x100200);
+	QT_EQ(vmem_size(vmp, VMEM_ALLOC), 0x240);
+	QT_EQ(vmem_size(vmp, VMEM_FREE), SIZE - 0x240);
+	vmem_destroy(vmp);
+}
+
+QTEST(alloc_rounds_size_up_to_the_quantum)
+{
+	vmem_t *vmp = make_arena("api_round", BASE, SIZE, Q16);
+	QT_EQ(UADDR(vmem_alloc(vmp, 1, VM_SLEEP)), 0x100000);
+	QT_EQ(UADDR(vmem_alloc(vmp, 17, VM_SLEEP)), 0x100010);
+	QT_EQ(UADDR(vmem_alloc(vmp, 1, VM_SLEEP)), 0x100030);
+	QT_EQ(vmem_size(vmp, VMEM_ALLOC), 0x40);
+	QT_EQ(stats_of(vmp).vs_mem_inuse, 0x40);
+	vmem_destroy(vmp);
+}
+
+QTEST(free_with_a_size_that_rounds_the_same_is_accepted)
+{
+	vmem_t *vmp = make_arena("api_freeround", BASE, SIZE, Q16);
+	void *p = vmem_alloc(vmp, 0x101, VM_SLEEP);
+	QT_EQ(UADDR(p), 0x100000);
+	QT_EQ(vmem_size(vmp, VMEM_ALLOC), 0x110);
+	vmem_free(vmp, p, 0x10f);
+	QT_EQ(vmem_size(vmp, VMEM_ALLOC), 0);
+	QT_EQ(stats_of(vmp).vs_segs_free, 1);
+	vmem_destroy(vmp);
+}
+
+QTEST(free_coalesces_with_free_predecessor_and_successor)
+{
+	vmem_t *vmp = make_arena("api_coalesce", BASE, SIZE, Q16);
+	void *a = vmem_alloc(vmp, 0x100, VM_SLEEP);
+	void *b = vmem_alloc(vmp, 0x100, VM_SLEEP);
+	void *c = vmem_alloc(vmp, 0x100, VM_SLEEP);
+	vmem_stats_t st;
+
+	QT_EQ(UADDR(c), 0x100200);
+	vmem_free(vmp, a, 0x100);
+	vmem_free(vmp, c, 0x100); /* joins the tail */
+	st = stats_of(vmp);
+	QT_EQ(st.vs_segs_free, 2);
+	QT_EQ(st.vs_segs_alloc, 1);
+	QT_EQ(st.vs_largest_free, SIZE - 0x200);
+	vmem_free(vmp, b, 0x100); /* joins both */
+	st = stats_of(vmp);
+	QT_EQ(st.vs_segs_free, 1);
+	QT_EQ(st.vs_segs_alloc, 0);
+	QT_EQ(st.vs_largest_free, SIZE);
+	vmem_destroy(vmp);
+}
+
+QTEST(freed_segment_is_reused_by_next_alloc_of_same_power_of_two)
+{
+	vmem_t *vmp = make_arena("api_reuse", BASE, SIZE, Q16);
+	void *a = vmem_alloc(vmp, 0x100, VM_SLEEP);
+	QT_EQ(UADDR(vmem_alloc(vmp, 0x100, VM_SLEEP)), 0x100100);
+	vmem_free(vmp, a, 0x100);
+	/* The 0x100 hole heads list 8; the tail is in list 19. */
+	QT_EQ(UADDR(vmem_alloc(vmp, 0x100, VM_SLEEP)), 0x100000);
+	QT_EQ(UADDR(vmem_alloc(vmp, 0x100, VM_SLEEP)), 0x100200);
+	vmem_destroy(vmp);
+}
+
+QTEST(nosleep_alloc_beyond_capacity_returns_null_and_counts_fail)
+{
+	vmem_t *vmp = make_arena("api_full", BASE, 0x1000, Q16);
+	QT_PTR_EQ(vmem_alloc(vmp, 0x1010, VM_NOSLEEP), NULL);
+	QT_EQ(UADDR(vmem_alloc(vmp, 0x1000, VM_NOSLEEP)), BASE);
+	QT_PTR_EQ(vmem_alloc(vmp, 0x10, VM_NOSLEEP), NULL);
+	QT_EQ(stats_of(vmp).vs_fail, 2);
+	QT_EQ(stats_of(vmp).vs_alloc, 1);
+	QT_EQ(vmem_size(vmp, VMEM_FREE), 0);
+	vmem_destroy(vmp);
+}
+
+QTEST(alloc_whose_rounding_overflows_returns_null_not_a_wrapped_size)
+{
+	vmem_t *vmp = make_arena("api_overflow", BASE, SIZE, Q16);
+	QT_PTR_EQ(vmem_alloc(vmp, SIZE_MAX, VM_NOSLEEP), NULL);
+	QT_PTR_EQ(vmem_alloc(vmp, SIZE_MAX - 7, VM_NOSLEEP), NULL);
+	QT_EQ(vmem_size(vmp, VMEM_ALLOC), 0);
+	QT_EQ(stats_of(vmp).vs_fail, 2);
+	QT_EQ(stats_of(vmp).vs_segs_free, 1);
+	vmem_destroy(vmp);
+}
+
+QTEST(qcache_max_is_accepted_and_behaves_as_zero)
+{
+	vmem_t *vmp = vmem_create("api_qcache", ADDR(BASE), SIZE, Q16, NULL,
+	    NULL, NULL, 64, VM_SLEEP);
+	void *a;
+	QT_TRUE(vmp != NULL);
+	a = vmem_alloc(vmp, 0x10, VM_SLEEP);
+	QT_EQ(UADDR(a), 0x100000);
+	QT_EQ(UADDR(vmem_alloc(vmp, 0x40, VM_SLEEP)), 0x100010);
+	QT_EQ(vmem_size(vmp, VMEM_ALLOC), 0x50);
+	vmem_free(vmp, a, 0x10);
+	QT_EQ(vmem_size(vmp, VMEM_ALLOC), 0x40);
+	QT_EQ(stats_of(vmp).vs_segs_alloc, 1);
+	vmem_destroy(vmp);
+}
+
+QTEST(identifier_arena_hands_out_integers_from_its_base)
+{
+	vmem_t *vmp = vmem_create("api_ids", ADDR(1), 999, 1, NULL, NULL, NULL,
+	    0, VMC_IDENTIFIER);
+	QT_TRUE(vmp != NULL);
+	QT_EQ(UADDR(vmem_alloc(vmp, 1, VM_SLEEP)), 1);
+	QT_EQ(UADDR(vmem_alloc(vmp, 1, VM_SLEEP)), 2);
+	QT_EQ(UADDR(vmem_alloc(vmp, 3, VM_SLEEP)), 3);
+	QT_EQ(UADDR(vmem_alloc(vmp, 1, VM_SLEEP)), 6);
+	QT_EQ(vmem_size(vmp, VMEM_ALLOC), 6);
+	QT_EQ(vmem_size(vmp, VMEM_FREE), 993);
+	vmem_destroy(vmp);
+}
+
+QTEST(thousand_allocations_are_sequential_and_all_frees_restore_one_segment)
+{
+	enum { N = 1000 };
+	vmem_t *vmp = make_arena("api_many", BASE, SIZE, Q16);
+	vmem_stats_t st;
+	for (uintptr_t i = 0; i < N; i++)
+		QT_EQ(UADDR(vmem_alloc(vmp, 0x100, VM_SLEEP)), BASE + i * 0x100);
+	QT_EQ(stats_of(vmp).vs_segs_alloc, N);
+	for (uintptr_t i = 0; i < N; i += 2)
+		vmem_free(vmp, ADDR(BASE + i * 0x100), 0x100);
+	st = stats_of(vmp);
+	QT_EQ(st.vs_segs_alloc, N / 2);
+	QT_EQ(st.vs_segs_free, N / 2 + 1);
+	for (uintptr_t i = 1; i < N; i += 2)
+		vmem_free(vmp, ADDR(BASE + i * 0x100), 0x100);
+	st = stats_of(vmp);
+	QT_EQ(st.vs_alloc, N);
+	QT_EQ(st.vs_free, N);
+	QT_EQ(st.vs_segs_alloc, 0);
+	QT_EQ(st.vs_segs_free, 1);
+	QT_EQ(st.vs_largest_free, SIZE);
+	vmem_destroy(vmp);
+}
+
+/* ---- vmem_add and vmem_extend_alloc ------------------------------------ */
+
+QTEST(vmem_add_returns_addr_and_makes_the_range_allocatable)
+{
+	vmem_t *vmp = make_arena("api_add", 0, 0, Q16);
+	QT_EQ(UADDR(vmem_add(vmp, ADDR(0x300000), 0x10000, VM_SLEEP)),
+	    0x300000);
+	QT_EQ(vmem_size(vmp, VMEM_ALLOC | VMEM_FREE), 0x10000);
+	QT_EQ(stats_of(vmp).vs_spans, 1);
+	QT_EQ(UADDR(vmem_alloc(vmp, 0x100, VM_SLEEP)), 0x300000);
+	vmem_destroy(vmp);
+}
+
+QTEST(added_span_serves_allocations_once_the_first_span_is_full)
+{
+	vmem_t *vmp = make_arena("api_add2", BASE, 0x1000, Q16);
+	QT_EQ(UADDR(vmem_alloc(vmp, 0x1000, VM_SLEEP)), BASE);
+	QT_EQ(UADDR(vmem_add(vmp, ADDR(0x400000), 0x1000, VM_SLEEP)),
+	    0x400000);
+	QT_EQ(UADDR(vmem_alloc(vmp, 0x1000, VM_NOSLEEP)), 0x400000);
+	QT_PTR_EQ(vmem_alloc(vmp, 0x10, VM_NOSLEEP), NULL);
+	QT_EQ(stats_of(vmp).vs_spans, 2);
+	QT_EQ(vmem_size(vmp, VMEM_ALLOC), 0x2000);
+	vmem_destroy(vmp);
+}
+
+QTEST(adjacent_added_spans_stay_separate_spans)
+{
+	vmem_t *vmp = make_arena("api_adjacent", BASE, SIZE, Q16);
+	vmem_stats_t st;
+	QT_EQ(UADDR(vmem_add(vmp, ADDR(BASE + SIZE), SIZE, VM_SLEEP)),
+	    BASE + SIZE);
+	st = stats_of(vmp);
+	QT_EQ(st.vs_spans, 2);
+	QT_EQ(st.vs_segs_free, 2);
+	QT_EQ(st.vs_largest_free, SIZE);
+	QT_EQ(st.vs_mem_total, 2 * SIZE);
+	/* A segment never straddles two spans. */
+	QT_PTR_EQ(vmem_alloc(vmp, SIZE + SIZE / 2, VM_NOSLEEP), NULL);
+	vmem_destroy(vmp);
+}
+
+QTEST(extend_alloc_joins_the_span_that_ends_at_addr)
+{
+	vmem_t *vmp = make_arena("api_ext_up", BASE, SIZE, Q16);
+	struct walk_log log = { 0 };
+	QT_EQ(UADDR(vmem_extend_alloc(vmp, ADDR(0x200000), 0x10000, 0x100,
+		  VM_NOSLEEP)),
+	    0x200000);
+	QT_EQ(stats_of(vmp).vs_spans, 1);
+	QT_EQ(vmem_size(vmp, VMEM_ALLOC | VMEM_FREE), 0x110000);
+	QT_EQ(vmem_size(vmp, VMEM_ALLOC), 0x100);
+	vmem_walk(vmp, VMEM_SPAN, walk_record, &log);
+	QT_EQ(log.count, 1);
+	QT_EQ(log.start[0], 0x100000);
+	QT_EQ(log.size[0], 0x110000);
+	vmem_destroy(vmp);
+}
+
+QTEST(extend_alloc_joins_the_span_that_starts_after_the_range)
+{
+	vmem_t *vmp = make_arena("api_ext_down", BASE, SIZE, Q16);
+	struct walk_log log = { 0 };
+	QT_EQ(UADDR(vmem_extend_alloc(vmp, ADDR(0xF0000), 0x10000, 0x100,
+		  VM_NOSLEEP)),
+	    0xF0000);
+	QT_EQ(stats_of(vmp).vs_spans, 1);
+	vmem_walk(vmp, VMEM_SPAN, walk_record, &log);
+	QT_EQ(log.count, 1);
+	QT_EQ(log.start[0], 0xF0000);
+	QT_EQ(log.size[0], 0x110000);
+	vmem_destroy(vmp);
+}
+
+QTEST(extend_alloc_between_two_spans_joins_all_three)
+{
+	vmem_t *vmp = make_arena("api_ext_both", BASE, SIZE, Q16);
+	vmem_stats_t st;
+	void *p;
+	QT_EQ(UADDR(vmem_add(vmp, ADDR(0x210000), 0xF0000, VM_SLEEP)),
+	    0x210000);
+	QT_EQ(stats_of(vmp).vs_spans, 2);
+	p = vmem_extend_alloc(vmp, ADDR(0x200000), 0x10000, 0x100, VM_NOSLEEP);
+	QT_EQ(UADDR(p), 0x200000);
+	QT_EQ(stats_of(vmp).vs_spans, 1);
+	vmem_free(vmp, p, 0x100);
+	st = stats_of(vmp);
+	QT_EQ(st.vs_segs_free, 1);
+	QT_EQ(st.vs_largest_free, 0x200000);
+	QT_EQ(st.vs_mem_total, 0x200000);
+	vmem_destroy(vmp);
+}
+
+QTEST(extend_alloc_with_no_neighbour_creates_a_new_span)
+{
+	vmem_t *vmp = make_arena("api_ext_new", BASE, SIZE, Q16);
+	QT_EQ(UADDR(vmem_extend_alloc(vmp, ADDR(0x500000), 0x1000, 0x1000,
+		  VM_NOSLEEP)),
+	    0x500000);
+	QT_EQ(stats_of(vmp).vs_spans, 2);
+	QT_EQ(vmem_size(vmp, VMEM_ALLOC), 0x1000);
+	QT_EQ(vmem_size(vmp, VMEM_ALLOC | VMEM_FREE), SIZE + 0x1000);
+	vmem_destroy(vmp);
+}
+
+/* ---- vmem_contains ---------------------------------------------------- */
+
+QTEST(contains_is_true_only_for_ranges_inside_one_span)
+{
+	vmem_t *vmp = make_arena("api_contains", BASE, SIZE, Q16);
+	QT_TRUE(vmem_contains(vmp, ADDR(BASE), SIZE));
+	QT_TRUE(vmem_contains(vmp, ADDR(0x180000), 0x10));
+	QT_TRUE(vmem_contains(vmp, ADDR(0x1FFFF0), 0x10));
+	QT_TRUE(!vmem_contains(vmp, ADDR(0x1FFFF0), 0x20));
+	QT_TRUE(!vmem_contains(vmp, ADDR(0xFFFF0), 0x10));
+	QT_TRUE(!vmem_contains(vmp, ADDR(0x200000), 0x10));
+	QT_EQ(stats_of(vmp).vs_contains, 6);
+	vmem_destroy(vmp);
+}
+
+QTEST(contains_sees_added_spans_but_not_the_gap_between)
+{
+	vmem_t *vmp = make_arena("api_contains2", BASE, SIZE, Q16);
+	(void)vmem_add(vmp, ADDR(0x300000), 0x10000, VM_SLEEP);
+	QT_TRUE(vmem_contains(vmp, ADDR(0x300000), 0x10));
+	QT_TRUE(vmem_contains(vmp, ADDR(0x30FFF0), 0x10));
+	QT_TRUE(!vmem_contains(vmp, ADDR(0x250000), 0x10));
+	QT_TRUE(!vmem_contains(vmp, ADDR(0x1FFFF0), 0x100020));
+	QT_EQ(stats_of(vmp).vs_contains, 4);
+	vmem_destroy(vmp);
+}
+
+QTEST(contains_is_about_spans_not_allocation_state)
+{
+	vmem_t *vmp = make_arena("api_contains3", BASE, SIZE, Q16);
+	void *p = vmem_alloc(vmp, 0x100, VM_SLEEP);
+	QT_TRUE(vmem_contains(vmp, p, 0x100));
+	QT_TRUE(vmem_contains(vmp, ADDR(0x100100), 0x100)); /* free */
+	vmem_free(vmp, p, 0x100);
+	QT_TRUE(vmem_contains(vmp, p, 0x100));
+	vmem_destroy(vmp);
+}
+
+/* ---- vmem_size -------------------------------------------------------- */
+
+QTEST(size_masks_report_in_use_free_and_total)
+{
+	vmem_t *vmp = make_arena("api_size", BASE, SIZE, Q16);
+	void *a = vmem_alloc(vmp, 0x300, VM_SLEEP);
+	(void)vmem_alloc(vmp, 0x50, VM_SLEEP);
+	QT_EQ(vmem_size(vmp, VMEM_ALLOC), 0x350);
+	QT_EQ(vmem_size(vmp, VMEM_FREE), SIZE - 0x350);
+	QT_EQ(vmem_size(vmp, VMEM_ALLOC | VMEM_FREE), SIZE);
+	vmem_free(vmp, a, 0x300);
+	QT_EQ(vmem_size(vmp, VMEM_ALLOC), 0x50);
+	QT_EQ(vmem_size(vmp, VMEM_FREE), SIZE - 0x50);
+	QT_EQ(vmem_size(vmp, VMEM_ALLOC | VMEM_FREE), SIZE);
+	vmem_destroy(vmp);
+}
+
+/* ---- vmem_walk -------------------------------------------------------- */
+
+QTEST(walk_alloc_visits_allocated_segments_in_address_order)
+{
+	vmem_t *vmp = make_arena("api_walk_a", BASE, SIZE, Q16);
+	struct walk_log log = { 0 };
+	(void)vmem_alloc(vmp, 0x100, VM_SLEEP);       /* 0x100000 */
+	void *b = vmem_alloc(vmp, 0x30, VM_SLEEP);    /* 0x100100 */
+	(void)vmem_alloc(vmp, 0x40, VM_SLEEP);        /* 0x100130 */
+	vmem_free(vmp, b, 0x30);
+	vmem_walk(vmp, VMEM_ALLOC, walk_record, &log);
+	QT_EQ(log.count, 2);
+	QT_EQ(log.start[0], 0x100000);
+	QT_EQ(log.size[0], 0x100);
+	QT_EQ(log.start[1], 0x100130);
+	QT_EQ(log.size[1], 0x40);
+	vmem_destroy(vmp);
+}
+
+QTEST(walk_free_visits_free_segments_in_address_order)
+{
+	vmem_t *vmp = make_arena("api_walk_f", BASE, SIZE, Q16);
+	struct walk_log log = { 0 };
+	(void)vmem_alloc(vmp, 0x100, VM_SLEEP);
+	void *b = vmem_alloc(vmp, 0x30, VM_SLEEP);
+	(void)vmem_alloc(vmp, 0x40, VM_SLEEP);
+	vmem_free(vmp, b, 0x30);
+	vmem_walk(vmp, VMEM_FREE, walk_record, &log);
+	QT_EQ(log.count, 2);
+	QT_EQ(log.start[0], 0x100100);
+	QT_EQ(log.size[0], 0x30);
+	QT_EQ(log.start[1], 0x100170);
+	QT_EQ(log.size[1], SIZE - 0x170);
+	vmem_destroy(vmp);
+}
+
+QTEST(walk_span_visits_each_span_once)
+{
+	vmem_t *vmp = make_arena("api_walk_s", BASE, SIZE, Q16);
+	struct walk_log log = { 0 };
+	(void)vmem_add(vmp, ADDR(0x300000), 0x10000, VM_SLEEP);
+	(void)vmem_alloc(vmp, 0x100, VM_SLEEP);
+	vmem_walk(vmp, VMEM_SPAN, walk_record, &log);
+	QT_EQ(log.count, 2);
+	QT_EQ(log.start[0], 0x100000);
+	QT_EQ(log.size[0], SIZE);
+	QT_EQ(log.start[1], 0x300000);
+	QT_EQ(log.size[1], 0x10000);
+	vmem_destroy(vmp);
+}
+
+QTEST(walk_alloc_and_free_together_tile_the_span_exactly)
+{
+	vmem_t *vmp = make_arena("api_walk_tile", BASE, SIZE, Q16);
+	struct walk_log log = { 0 };
+	uintptr_t cursor = BASE;
+	void *p[6];
+	for (int i = 0; i < 6; i++)
+		p[i] = vmem_alloc(vmp, (size_t)(i + 1) * 0x20, VM_SLEEP);
+	vmem_free(vmp, p[1], 0x40);
+	vmem_free(vmp, p[4], 0xa0);
+	vmem_walk(vmp, VMEM_ALLOC | VMEM_FREE, walk_record, &log);
+	QT_EQ(log.count, 7); /* 4 allocated, 2 holes, the tail */
+	for (int i = 0; i < log.count && i < WALK_MAX; i++) {
+		QT_EQ(log.start[i], cursor);
+		cursor += log.size[i];
+	}
+	QT_EQ(cursor, BASE + SIZE);
+	vmem_destroy(vmp);
+}
+
+/* Allocates from and frees to the arena being walked, inside the callback. */
+static void
+walk_alloc_free_inside(void *arg, void *start, size_t size)
+{
+	struct walk_log *log = arg;
+	void *p;
+	walk_record(log, start, size);
+	p = vmem_alloc(log->vmp, 0x10, VM_NOSLEEP);
+	if (p != NULL) {
+		log->nested_ok++;
+		vmem_free(log->vmp, p, 0x10);
+	}
+}
+
+QTEST(reentrant_walk_callback_may_alloc_and_free_in_the_same_arena)
+{
+	vmem_t *vmp = make_arena("api_walk_re", BASE, SIZE, Q16);
+	struct walk_log log = { 0 };
+	vmem_stats_t st;
+	(void)vmem_alloc(vmp, 0x100, VM_SLEEP);
+	(void)vmem_alloc(vmp, 0x100, VM_SLEEP);
+	(void)vmem_alloc(vmp, 0x100, VM_SLEEP);
+	log.vmp = vmp;
+	vmem_walk(vmp, VMEM_ALLOC | VMEM_REENTRANT, walk_alloc_free_inside,
+	    &log);
+	QT_EQ(log.count, 3);
+	QT_EQ(log.nested_ok, 3);
+	QT_EQ(log.start[0], 0x100000);
+	QT_EQ(log.start[1], 0x100100);
+	QT_EQ(log.start[2], 0x100200);
+	QT_EQ(log.size[2], 0x100);
+	st = stats_of(vmp);
+	QT_EQ(st.vs_alloc, 6);
+	QT_EQ(st.vs_free, 3);
+	QT_EQ(st.vs_mem_inuse, 0x300);
+	QT_EQ(st.vs_segs_alloc, 3);
+	QT_EQ(st.vs_segs_free, 1);
+	QT_EQ(st.vs_largest_free, SIZE - 0x300);
+	vmem_destroy(vmp);
+}
+
+/* Frees the very segment being visited. */
+static void
+walk_free_visited(void *arg, void *start, size_t size)
+{
+	struct walk_log *log = arg;
+	walk_record(log, start, size);
+	vmem_free(log->vmp, start, size);
+}
+
+QTEST(reentrant_walk_may_free_visited_segments_and_markers_then_coalesce)
+{
+	vmem_t *vmp = make_arena("api_walk_re2", BASE, SIZE, Q16);
+	struct walk_log log = { 0 };
+	vmem_stats_t st;
+	(void)vmem_alloc(vmp, 0x100, VM_SLEEP);
+	(void)vmem_alloc(vmp, 0x200, VM_SLEEP);
+	(void)vmem_alloc(vmp, 0x300, VM_SLEEP);
+	log.vmp = vmp;
+	vmem_walk(vmp, VMEM_ALLOC | VMEM_REENTRANT, walk_free_visited, &log);
+	QT_EQ(log.count, 3);
+	QT_EQ(log.start[1], 0x100100);
+	QT_EQ(log.size[1], 0x200);
+	QT_EQ(log.start[2], 0x100300);
+	QT_EQ(log.size[2], 0x300);
+	st = stats_of(vmp);
+	QT_EQ(st.vs_mem_inuse, 0);
+	QT_EQ(st.vs_segs_alloc, 0);
+	/* Once the walker marker is gone, nothing keeps free pieces apart. */
+	QT_EQ(st.vs_segs_free, 1);
+	QT_EQ(st.vs_largest_free, SIZE);
+	vmem_destroy(vmp);
+}
+
+/* ---- vmem_destroy leak report ------------------------------------------ */
+
+static void
+destroy_leaking_304(void *arg)
+{
+	vmem_t *vmp = make_arena("leaky", BASE, SIZE, Q16);
+	(void)arg;
+	(void)vmem_alloc(vmp, 0x100, VM_SLEEP);
+	(void)vmem_alloc(vmp, 0x30, VM_SLEEP);
+	vmem_destroy(vmp);
+}
+
+QTEST(destroy_with_live_allocations_reports_leaked_bytes)
+{
+	int status = qt_capture_stderr(destroy_leaking_304, NULL);
+	QT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	QT_STR_CONTAINS(qt_last_stderr(), "vmem_destroy(leaky): leaked 304 bytes");
+}
+
+static void
+destroy_leaking_one_byte(void *arg)
+{
+	vmem_t *vmp = make_arena("leaky1", BASE, SIZE, Q16);
+	(void)arg;
+	(void)vmem_alloc(vmp, 1, VM_SLEEP);
+	vmem_destroy(vmp);
+}
+
+QTEST(destroy_reports_leak_in_rounded_bytes)
+{
+	int status = qt_capture_stderr(destroy_leaking_one_byte, NULL);
+	QT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	QT_STR_CONTAINS(qt_last_stderr(), "vmem_destroy(leaky1): leaked 16 bytes");
+}
+
+static void
+destroy_clean(void *arg)
+{
+	vmem_t *vmp = make_arena("tidy", BASE, SIZE, Q16);
+	void *p = vmem_alloc(vmp, 0x100, VM_SLEEP);
+	(void)arg;
+	vmem_free(vmp, p, 0x100);
+	vmem_destroy(vmp);
+}
+
+QTEST(destroy_of_a_clean_arena_reports_nothing)
+{
+	int status = qt_capture_stderr(destroy_clean, NULL);
+	QT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	QT_TRUE(strstr(qt_last_stderr(), "vmem_destroy(") == NULL);
+}
+
+QTEST(destroyed_arena_name_can_be_reused)
+{
+	vmem_t *a = make_arena("api_reused", BASE, SIZE, Q16);
+	vmem_t *b;
+	(void)vmem_alloc(a, 0x100, VM_SLEEP);
+	vmem_free(a, ADDR(BASE), 0x100);
+	vmem_destroy(a);
+	b = make_arena("api_reused", BASE, SIZE, Q16);
+	QT_EQ(UADDR(vmem_alloc(b, 0x100, VM_SLEEP)), BASE);
+	QT_EQ(stats_of(b).vs_alloc, 1);
+	vmem_destroy(b);
+}
+
+/* ---- counters --------------------------------------------------------- */
+
+QTEST(stats_count_allocs_frees_and_failures_exactly)
+{
+	vmem_t *vmp = make_arena("api_counters", BASE, SIZE, Q16);
+	vmem_stats_t st;
+	void *b;
+	(void)vmem_alloc(vmp, 0x100, VM_SLEEP);
+	b = vmem_alloc(vmp, 0x100, VM_SLEEP);
+	(void)vmem_alloc(vmp, 0x200, VM_SLEEP);
+	vmem_free(vmp, b, 0x100);
+	QT_PTR_EQ(vmem_alloc(vmp, 2 * SIZE, VM_NOSLEEP), NULL);
+	st = stats_of(vmp);
+	QT_EQ(st.vs_alloc, 3);
+	QT_EQ(st.vs_free, 1);
+	QT_EQ(st.vs_fail, 1);
+	QT_EQ(st.vs_wait, 0);
+	QT_EQ(st.vs_populate_fail, 0);
+	QT_EQ(st.vs_contains, 0);
+	QT_EQ(st.vs_mem_inuse, 0x300);
+	QT_EQ(st.vs_mem_total, SIZE);
+	QT_EQ(st.vs_mem_import, 0);
+	QT_EQ(st.vs_free_bytes, SIZE - 0x300);
+	QT_EQ(st.vs_segs_alloc, 2);
+	QT_EQ(st.vs_segs_free, 2);
+	QT_EQ(st.vs_spans, 1);
+	QT_EQ(st.vs_largest_free, SIZE - 0x400);
+	vmem_destroy(vmp);
+}
+
+/* ---- failure injection ----------------------------------------------- */
+
+QTEST(mtbf_one_fails_every_nosleep_alloc_and_zero_turns_it_off)
+{
+	vmem_t *vmp = make_arena("api_mtbf", BASE, SIZE, Q16);
+	vmem_mtbf_set(vmp, 1);
+	for (int i = 0; i < 5; i++)
+		QT_PTR_EQ(vmem_alloc(vmp, 0x10, VM_NOSLEEP), NULL);
+	QT_PTR_EQ(vmem_xalloc(vmp, 0x10, 0, 0, 0, NULL, NULL, VM_NOSLEEP),
+	    NULL);
+	QT_EQ(stats_of(vmp).vs_fail, 6);
+	QT_EQ(vmem_size(vmp, VMEM_ALLOC), 0);
+	vmem_mtbf_set(vmp, 0);
+	QT_EQ(UADDR(vmem_alloc(vmp, 0x10, VM_NOSLEEP)), BASE);
+	QT_EQ(stats_of(vmp).vs_fail, 6);
+	QT_EQ(stats_of(vmp).vs_alloc, 1);
+	vmem_destroy(vmp);
+}
+
+QTEST(mtbf_spares_sleeping_and_panic_allocations)
+{
+	vmem_t *vmp = make_arena("api_mtbf2", BASE, SIZE, Q16);
+	vmem_mtbf_set(vmp, 1);
+	QT_EQ(UADDR(vmem_alloc(vmp, 0x10, VM_SLEEP)), 0x100000);
+	QT_EQ(UADDR(vmem_alloc(vmp, 0x10, VM_NOSLEEP | VM_PANIC)), 0x100010);
+	QT_EQ(stats_of(vmp).vs_fail, 0);
+	vmem_mtbf_set(vmp, 0);
+	vmem_destroy(vmp);
+}
+
+QTEST(mtbf_of_one_arena_does_not_touch_another)
+{
+	vmem_t *a = make_arena("api_mtbf_a", BASE, SIZE, Q16);
+	vmem_t *b = make_arena("api_mtbf_b", 0x400000, SIZE, Q16);
+	vmem_mtbf_set(a, 1);
+	QT_PTR_EQ(vmem_alloc(a, 0x10, VM_NOSLEEP), NULL);
+	QT_EQ(UADDR(vmem_alloc(b, 0x10, VM_NOSLEEP)), 0x400000);
+	QT_EQ(stats_of(b).vs_fail, 0);
+	QT_EQ(stats_of(a).vs_fail, 1);
+	vmem_mtbf_set(a, 0);
+	vmem_destroy(a);
+	vmem_destroy(b);
+}
+
+QTEST_MAIN()

@@ -1,0 +1,397 @@
+/*
+ * quanta — tests/test_vmem_policy.c: which free segment each policy picks.
+ *
+ * The tests carve a fresh arena into pieces (each allocation is cut from the
+ * start of the only free segment, so the pieces are laid out back to back),
+ * then free chosen pieces in a chosen order to build free lists with known
+ * contents.  Facts relied on (VMEM.md and the implementation decisions):
+ *   - free list i holds free segments with 2^i <= size < 2^(i+1);
+ *   - a freed segment (after coalescing) goes at the head of its list;
+ *   - an allocation is cut from the start of the chosen segment.
+ * One-quantum "separator" pieces stay allocated between holes so that holes
+ * never coalesce.
+ */
+#include "qtest.h"
+
+#include "vmem.h"
+
+#define ADDR(x) ((void *)(uintptr_t)(x))
+#define UADDR(p) ((uintptr_t)(p))
+
+#define BASE 0x100000u
+#define SIZE 0x100000u
+#define Q16 16u
+#define SEP 0x10u
+
+#define PIECES_MAX 32
+
+struct layout {
+	int count;
+	uintptr_t addr[PIECES_MAX];
+	size_t size[PIECES_MAX];
+};
+
+static vmem_t *
+make_arena(const char *name, uintptr_t base, size_t size, size_t quantum)
+{
+	vmem_t *vmp = vmem_create(name, ADDR(base), size, quantum, NULL, NULL,
+	    NULL, 0, VM_SLEEP);
+	QT_TRUE(vmp != NULL);
+	return vmp;
+}
+
+static vmem_stats_t
+stats_of(vmem_t *vmp)
+{
+	vmem_stats_t st;
+	memset(&st, 0xA5, sizeof(st));
+	vmem_stats(vmp, &st);
+	return st;
+}
+
+static vmem_t *
+make_ids(const char *name)
+{
+	/* IDs 1..999: base 1, size 999, quantum 1. */
+	vmem_t *vmp = vmem_create(name, ADDR(1), 999, 1, NULL, NULL, NULL, 0,
+	    VMC_IDENTIFIER);
+	QT_TRUE(vmp != NULL);
+	return vmp;
+}
+
+/*
+ * Carve hole_count holes of the given sizes from the start of a fresh arena,
+ * each followed by a separator, and check that they lie back to back.
+ * Holes are pieces 0, 2, 4, ...; separators 1, 3, 5, ...
+ */
+static void
+carve(vmem_t *vmp, const size_t *hole_sizes, int hole_count,
+    struct layout *out)
+{
+	uintptr_t cursor = BASE;
+	out->count = 0;
+	for (int i = 0; i < hole_count; i++) {
+		size_t sizes[2] = { hole_sizes[i], SEP };
+		for (int k = 0; k < 2; k++) {
+			void *p = vmem_alloc(vmp, sizes[k], VM_SLEEP);
+			QT_EQ(UADDR(p), cursor);
+			out->addr[out->count] = cursor;
+			out->size[out->count] = sizes[k];
+			out->count++;
+			cursor += sizes[k];
+		}
+	}
+}
+
+/* Free hole h (piece 2h). */
+static void
+free_hole(vmem_t *vmp, const struct layout *l, int h)
+{
+	vmem_free(vmp, ADDR(l->addr[2 * h]), l->size[2 * h]);
+}
+
+static uintptr_t
+hole_addr(const struct layout *l, int h)
+{
+	return l->addr[2 * h];
+}
+
+static uintptr_t
+tail_addr(const struct layout *l)
+{
+	return l->addr[l->count - 1] + l->size[l->count - 1];
+}
+
+/* ---- instant fit ------------------------------------------------------ */
+
+QTEST(instant_fit_takes_head_of_lowest_sufficient_list)
+{
+	/* 0x80 (list 7), 0x40 and 0x40 (list 6), 0x20 (list 5). */
+	static const size_t holes[] = { 0x80, 0x40, 0x40, 0x20 };
+	vmem_t *vmp = make_arena("pol_instant_head", BASE, SIZE, Q16);
+	struct layout l;
+	carve(vmp, holes, 4, &l);
+	for (int h = 0; h < 4; h++)
+		free_hole(vmp, &l, h);
+	/* List 6 is [hole 2, hole 1] (LIFO). */
+	QT_EQ(UADDR(vmem_alloc(vmp, 0x40, VM_SLEEP)), hole_addr(&l, 2));
+	QT_EQ(UADDR(vmem_alloc(vmp, 0x40, VM_SLEEP)), hole_addr(&l, 1));
+	/* List 6 now empty: list 7 is the lowest whose members all fit. */
+	QT_EQ(UADDR(vmem_alloc(vmp, 0x40, VM_SLEEP)), hole_addr(&l, 0));
+	vmem_destroy(vmp);
+}
+
+QTEST(instant_fit_power_of_two_takes_own_list_whose_members_all_fit)
+{
+	/* 0x30 sits in list 5 (32..63), so a 0x20 request takes it. */
+	static const size_t holes[] = { 0x40, 0x30 };
+	vmem_t *vmp = make_arena("pol_instant_pow2", BASE, SIZE, Q16);
+	struct layout l;
+	carve(vmp, holes, 2, &l);
+	free_hole(vmp, &l, 0);
+	free_hole(vmp, &l, 1);
+	QT_EQ(UADDR(vmem_alloc(vmp, 0x20, VM_SLEEP)), hole_addr(&l, 1));
+	/* The 0x10 remainder is at hole 1 + 0x20 and now a list-4 member. */
+	QT_EQ(UADDR(vmem_alloc(vmp, 0x10, VM_SLEEP)), hole_addr(&l, 1) + 0x20);
+	vmem_destroy(vmp);
+}
+
+QTEST(instant_fit_non_power_of_two_skips_its_own_list)
+{
+	/* A 0x30 hole (list 5) and a 0x40 hole (list 6). */
+	static const size_t holes[] = { 0x30, 0x40 };
+	vmem_t *vmp = make_arena("pol_instant_skip", BASE, SIZE, Q16);
+	struct layout l;
+	carve(vmp, holes, 2, &l);
+	free_hole(vmp, &l, 0);
+	free_hole(vmp, &l, 1);
+	/* 0x30 is class 5: take the head of the lowest list above 5. */
+	QT_EQ(UADDR(vmem_alloc(vmp, 0x30, VM_SLEEP)), hole_addr(&l, 1));
+	/* List 6 is empty now; the next list above 5 is the tail's. */
+	QT_EQ(UADDR(vmem_alloc(vmp, 0x30, VM_SLEEP)), tail_addr(&l));
+	/* The exact-size 0x30 hole is still free: a 0x30 hole at hole 0. */
+	QT_EQ(vmem_size(vmp, VMEM_ALLOC), 2 * SEP + 0x30 + 0x30);
+	QT_EQ(UADDR(vmem_alloc(vmp, 0x10, VM_SLEEP)), hole_addr(&l, 1) + 0x30);
+	vmem_destroy(vmp);
+}
+
+QTEST(instant_fit_falls_back_to_own_list_when_nothing_larger_is_free)
+{
+	/* One free segment of 0x30: only its own list (5) can serve 0x30. */
+	vmem_t *vmp = make_arena("pol_instant_fallback", BASE, 0x30, Q16);
+	QT_EQ(UADDR(vmem_alloc(vmp, 0x30, VM_NOSLEEP)), BASE);
+	QT_EQ(vmem_size(vmp, VMEM_FREE), 0);
+	QT_EQ(stats_of(vmp).vs_fail, 0);
+	vmem_destroy(vmp);
+}
+
+QTEST(instant_fit_fallback_uses_every_exact_hole_of_own_list)
+{
+	/* The arena is exactly two 0x30 holes and two separators. */
+	static const size_t holes[] = { 0x30, 0x30 };
+	vmem_t *vmp = make_arena("pol_instant_fallback2", BASE, 0x80, Q16);
+	struct layout l;
+	uintptr_t first, second;
+	carve(vmp, holes, 2, &l);
+	free_hole(vmp, &l, 0);
+	free_hole(vmp, &l, 1);
+	first = UADDR(vmem_alloc(vmp, 0x30, VM_NOSLEEP));
+	second = UADDR(vmem_alloc(vmp, 0x30, VM_NOSLEEP));
+	QT_TRUE(first == hole_addr(&l, 0) || first == hole_addr(&l, 1));
+	QT_TRUE(second == hole_addr(&l, 0) || second == hole_addr(&l, 1));
+	QT_TRUE(first != second);
+	QT_PTR_EQ(vmem_alloc(vmp, 0x10, VM_NOSLEEP), NULL);
+	QT_EQ(stats_of(vmp).vs_fail, 1);
+	vmem_destroy(vmp);
+}
+
+QTEST(instant_fit_takes_larger_list_head_where_an_exact_fit_exists)
+{
+	/* 0x50 is class 6 and not a power of two: lists 7 and up qualify. */
+	static const size_t holes[] = { 0x80, 0x50 };
+	vmem_t *vmp = make_arena("pol_instant_vs_best", BASE, SIZE, Q16);
+	struct layout l;
+	carve(vmp, holes, 2, &l);
+	free_hole(vmp, &l, 0);
+	free_hole(vmp, &l, 1);
+	QT_EQ(UADDR(vmem_alloc(vmp, 0x50, VM_SLEEP)), hole_addr(&l, 0));
+	vmem_destroy(vmp);
+}
+
+/* ---- best fit --------------------------------------------------------- */
+
+QTEST(best_fit_takes_the_smallest_segment_that_satisfies)
+{
+	/* Lists: 7 [0x80]; 6 [0x60 (head), 0x50]; 5 [0x30]; tail in 19. */
+	static const size_t holes[] = { 0x80, 0x50, 0x30, 0x60 };
+	vmem_t *vmp = make_arena("pol_best", BASE, SIZE, Q16);
+	struct layout l;
+	carve(vmp, holes, 4, &l);
+	for (int h = 0; h < 4; h++)
+		free_hole(vmp, &l, h);
+	QT_EQ(UADDR(vmem_alloc(vmp, 0x50, VM_BESTFIT)), hole_addr(&l, 1));
+	QT_EQ(UADDR(vmem_alloc(vmp, 0x40, VM_BESTFIT)), hole_addr(&l, 3));
+	QT_EQ(UADDR(vmem_alloc(vmp, 0x20, VM_BESTFIT)), hole_addr(&l, 2));
+	QT_EQ(UADDR(vmem_alloc(vmp, 0x80, VM_BESTFIT)), hole_addr(&l, 0));
+	QT_EQ(UADDR(vmem_alloc(vmp, 0x80, VM_BESTFIT)), tail_addr(&l));
+	vmem_destroy(vmp);
+}
+
+QTEST(best_fit_prefers_a_smaller_remainder_over_the_list_head)
+{
+	/* List 6 is [0x70 (head), 0x50]; the hole after them is 0x100. */
+	static const size_t holes[] = { 0x50, 0x70, 0x100 };
+	vmem_t *vmp = make_arena("pol_best_head", BASE, SIZE, Q16);
+	struct layout l;
+	carve(vmp, holes, 3, &l);
+	free_hole(vmp, &l, 2);
+	free_hole(vmp, &l, 0);
+	free_hole(vmp, &l, 1);
+	QT_EQ(UADDR(vmem_alloc(vmp, 0x48, VM_BESTFIT)), hole_addr(&l, 0));
+	QT_EQ(UADDR(vmem_alloc(vmp, 0x48, VM_BESTFIT)), hole_addr(&l, 1));
+	QT_EQ(UADDR(vmem_alloc(vmp, 0x48, VM_BESTFIT)), hole_addr(&l, 2));
+	vmem_destroy(vmp);
+}
+
+QTEST(xalloc_honours_the_best_fit_flag)
+{
+	static const size_t holes[] = { 0x80, 0x50, 0x30, 0x60 };
+	vmem_t *vmp = make_arena("pol_best_x", BASE, SIZE, Q16);
+	struct layout l;
+	carve(vmp, holes, 4, &l);
+	for (int h = 0; h < 4; h++)
+		free_hole(vmp, &l, h);
+	QT_EQ(UADDR(vmem_xalloc(vmp, 0x50, 0, 0, 0, NULL, NULL, VM_BESTFIT)),
+	    hole_addr(&l, 1));
+	QT_EQ(UADDR(vmem_xalloc(vmp, 0x40, 0, 0, 0, NULL, NULL, VM_BESTFIT)),
+	    hole_addr(&l, 3));
+	vmem_destroy(vmp);
+}
+
+/* ---- first fit -------------------------------------------------------- */
+
+QTEST(first_fit_walks_own_list_past_a_head_that_is_too_small)
+{
+	/* List 5 is [0x20 (head), 0x30]. */
+	static const size_t holes[] = { 0x30, 0x20 };
+	vmem_t *vmp = make_arena("pol_first_walk", BASE, SIZE, Q16);
+	struct layout l;
+	carve(vmp, holes, 2, &l);
+	free_hole(vmp, &l, 0);
+	free_hole(vmp, &l, 1);
+	QT_EQ(UADDR(vmem_alloc(vmp, 0x30, VM_FIRSTFIT)), hole_addr(&l, 0));
+	QT_EQ(UADDR(vmem_alloc(vmp, 0x30, VM_FIRSTFIT)), tail_addr(&l));
+	QT_EQ(UADDR(vmem_alloc(vmp, 0x20, VM_FIRSTFIT)), hole_addr(&l, 1));
+	vmem_destroy(vmp);
+}
+
+QTEST(first_fit_takes_the_first_fitting_member_not_the_smallest)
+{
+	/* List 6 is [0x70 (head), 0x50]. */
+	static const size_t holes[] = { 0x50, 0x70 };
+	vmem_t *vmp = make_arena("pol_first_head", BASE, SIZE, Q16);
+	struct layout l;
+	carve(vmp, holes, 2, &l);
+	free_hole(vmp, &l, 0);
+	free_hole(vmp, &l, 1);
+	QT_EQ(UADDR(vmem_alloc(vmp, 0x50, VM_FIRSTFIT)), hole_addr(&l, 1));
+	QT_EQ(UADDR(vmem_alloc(vmp, 0x50, VM_FIRSTFIT)), hole_addr(&l, 0));
+	vmem_destroy(vmp);
+}
+
+QTEST(first_fit_searches_a_lower_list_before_a_higher_one)
+{
+	/* List 6 holds 0x70, list 7 holds 0x80 (freed last). */
+	static const size_t holes[] = { 0x70, 0x80 };
+	vmem_t *vmp = make_arena("pol_first_lists", BASE, SIZE, Q16);
+	struct layout l;
+	carve(vmp, holes, 2, &l);
+	free_hole(vmp, &l, 0);
+	free_hole(vmp, &l, 1);
+	QT_EQ(UADDR(vmem_alloc(vmp, 0x60, VM_FIRSTFIT)), hole_addr(&l, 0));
+	vmem_destroy(vmp);
+}
+
+QTEST(instant_fit_skips_the_list_that_first_fit_would_search)
+{
+	/* Same layout as above: instant fit for 0x60 goes to list 7. */
+	static const size_t holes[] = { 0x70, 0x80 };
+	vmem_t *vmp = make_arena("pol_instant_lists", BASE, SIZE, Q16);
+	struct layout l;
+	carve(vmp, holes, 2, &l);
+	free_hole(vmp, &l, 0);
+	free_hole(vmp, &l, 1);
+	QT_EQ(UADDR(vmem_alloc(vmp, 0x60, VM_SLEEP)), hole_addr(&l, 1));
+	vmem_destroy(vmp);
+}
+
+/* ---- next fit --------------------------------------------------------- */
+
+QTEST(next_fit_recycles_ids_as_late_as_possible)
+{
+	vmem_t *vmp = make_ids("pol_next_late");
+	void *one;
+	one = vmem_alloc(vmp, 1, VM_NEXTFIT);
+	QT_EQ(UADDR(one), 1);
+	QT_EQ(UADDR(vmem_alloc(vmp, 1, VM_NEXTFIT)), 2);
+	QT_EQ(UADDR(vmem_alloc(vmp, 1, VM_NEXTFIT)), 3);
+	vmem_free(vmp, one, 1);
+	QT_EQ(UADDR(vmem_alloc(vmp, 1, VM_NEXTFIT)), 4);
+	vmem_free(vmp, ADDR(2), 1);
+	vmem_free(vmp, ADDR(3), 1);
+	QT_EQ(UADDR(vmem_alloc(vmp, 1, VM_NEXTFIT)), 5);
+	vmem_destroy(vmp);
+}
+
+QTEST(next_fit_does_not_reuse_the_id_freed_just_before_the_rotor)
+{
+	vmem_t *vmp = make_ids("pol_next_behind");
+	QT_EQ(UADDR(vmem_alloc(vmp, 1, VM_NEXTFIT)), 1);
+	QT_EQ(UADDR(vmem_alloc(vmp, 1, VM_NEXTFIT)), 2);
+	QT_EQ(UADDR(vmem_alloc(vmp, 1, VM_NEXTFIT)), 3);
+	vmem_free(vmp, ADDR(3), 1);
+	QT_EQ(UADDR(vmem_alloc(vmp, 1, VM_NEXTFIT)), 4);
+	QT_EQ(UADDR(vmem_alloc(vmp, 1, VM_NEXTFIT)), 5);
+	QT_EQ(vmem_size(vmp, VMEM_ALLOC), 4);
+	vmem_destroy(vmp);
+}
+
+QTEST(next_fit_wraps_around_to_the_lowest_free_id)
+{
+	vmem_t *vmp = make_ids("pol_next_wrap");
+	for (uintptr_t id = 1; id <= 999; id++)
+		QT_EQ(UADDR(vmem_alloc(vmp, 1, VM_NEXTFIT | VM_NOSLEEP)), id);
+	QT_PTR_EQ(vmem_alloc(vmp, 1, VM_NEXTFIT | VM_NOSLEEP), NULL);
+	vmem_free(vmp, ADDR(700), 1);
+	vmem_free(vmp, ADDR(10), 1);
+	QT_EQ(UADDR(vmem_alloc(vmp, 1, VM_NEXTFIT | VM_NOSLEEP)), 10);
+	QT_EQ(UADDR(vmem_alloc(vmp, 1, VM_NEXTFIT | VM_NOSLEEP)), 700);
+	QT_PTR_EQ(vmem_alloc(vmp, 1, VM_NEXTFIT | VM_NOSLEEP), NULL);
+	/* The rotor is past 700 now: a freed 10 is found after wrapping. */
+	vmem_free(vmp, ADDR(10), 1);
+	QT_EQ(UADDR(vmem_alloc(vmp, 1, VM_NEXTFIT | VM_NOSLEEP)), 10);
+	QT_EQ(stats_of(vmp).vs_fail, 2);
+	vmem_destroy(vmp);
+}
+
+QTEST(next_fit_skips_free_pieces_that_are_too_small)
+{
+	vmem_t *vmp = make_ids("pol_next_small");
+	for (uintptr_t id = 1; id <= 999; id++)
+		QT_EQ(UADDR(vmem_alloc(vmp, 1, VM_NEXTFIT | VM_NOSLEEP)), id);
+	vmem_free(vmp, ADDR(2), 1);
+	vmem_free(vmp, ADDR(5), 1);
+	vmem_free(vmp, ADDR(6), 1);
+	vmem_free(vmp, ADDR(7), 1); /* [5, 8) */
+	QT_EQ(UADDR(vmem_alloc(vmp, 3, VM_NEXTFIT | VM_NOSLEEP)), 5);
+	QT_EQ(UADDR(vmem_alloc(vmp, 1, VM_NEXTFIT | VM_NOSLEEP)), 2);
+	QT_PTR_EQ(vmem_alloc(vmp, 1, VM_NEXTFIT | VM_NOSLEEP), NULL);
+	vmem_destroy(vmp);
+}
+
+QTEST(next_fit_multi_unit_allocations_move_the_rotor_past_them)
+{
+	vmem_t *vmp = make_ids("pol_next_sizes");
+	void *ten = vmem_alloc(vmp, 10, VM_NEXTFIT);
+	QT_EQ(UADDR(ten), 1);
+	QT_EQ(UADDR(vmem_alloc(vmp, 5, VM_NEXTFIT)), 11);
+	vmem_free(vmp, ten, 10);
+	QT_EQ(UADDR(vmem_alloc(vmp, 3, VM_NEXTFIT)), 16);
+	QT_EQ(UADDR(vmem_alloc(vmp, 1, VM_NEXTFIT)), 19);
+	QT_EQ(vmem_size(vmp, VMEM_ALLOC), 9);
+	vmem_destroy(vmp);
+}
+
+QTEST(next_fit_in_a_memory_arena_moves_forward_past_freed_addresses)
+{
+	vmem_t *vmp = make_arena("pol_next_mem", BASE, SIZE, Q16);
+	void *a = vmem_alloc(vmp, 0x100, VM_NEXTFIT);
+	QT_EQ(UADDR(a), BASE);
+	QT_EQ(UADDR(vmem_alloc(vmp, 0x100, VM_NEXTFIT)), BASE + 0x100);
+	vmem_free(vmp, a, 0x100);
+	QT_EQ(UADDR(vmem_alloc(vmp, 0x100, VM_NEXTFIT)), BASE + 0x200);
+	QT_EQ(UADDR(vmem_alloc(vmp, 0x30, VM_NEXTFIT)), BASE + 0x300);
+	vmem_destroy(vmp);
+}
+
+QTEST_MAIN()
