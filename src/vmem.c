@@ -769,6 +769,7 @@ static void *vmem_alloc_req(vmem_t *vmp, const vmem_req_t *r)
 		vmem_release_pending(vmp, &pend);
 	if (rescale)
 		hash_rescale(vmp);
+	VMEM_CHECK(vmp);
 	return (void *)addr;
 }
 
@@ -910,6 +911,7 @@ static void vmem_free_req(vmem_t *vmp, void *vaddr, size_t size,
 		vmem_release_pending(vmp, &pend);
 	if (rescale)
 		hash_rescale(vmp);
+	VMEM_CHECK(vmp);
 }
 
 void vmem_free(vmem_t *vmp, void *addr, size_t size)
@@ -960,6 +962,7 @@ void *vmem_add(vmem_t *const vmp, void *vaddr, size_t size, int vmflag)
 	if (vmp->ar_nwaiters != 0)
 		plat_cond_broadcast(&vmp->ar_cv);
 	plat_mutex_unlock(&vmp->ar_lock);
+	VMEM_CHECK(vmp);
 	return vaddr;
 }
 
@@ -1029,6 +1032,7 @@ void *vmem_extend_alloc(vmem_t *vmp, void *vaddr, size_t size, size_t alloc,
 	plat_mutex_unlock(&vmp->ar_lock);
 	if (rescale)
 		hash_rescale(vmp);
+	VMEM_CHECK(vmp);
 	return vaddr;
 }
 
@@ -1136,6 +1140,7 @@ void vmem_walk(vmem_t *vmp, int typemask,
 	plat_mutex_unlock(&vmp->ar_lock);
 	if (pend.n != 0)
 		vmem_release_pending(vmp, &pend);
+	VMEM_CHECK(vmp);
 }
 
 /* ---- create, destroy ---------------------------------------------------- */

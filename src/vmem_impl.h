@@ -170,6 +170,18 @@ struct vmem {
 	bool ar_static;          /* bootstrap arena: never destroyed */
 };
 
+/*
+ * The invariant checker (invariants/), linked into every variant but
+ * release, runs after each public operation that changes an arena.  The
+ * release build holds neither the checker nor the calls.
+ */
+#ifdef QUANTA_CHECKER
+void invariant_after_op(vmem_t *vmp);
+#define VMEM_CHECK(vmp) invariant_after_op(vmp)
+#else
+#define VMEM_CHECK(vmp) ((void)0)
+#endif
+
 /* vmem_panic.c */
 _Noreturn void vmem_panic(const char *fmt, ...)
     __attribute__((format(printf, 1, 2)));

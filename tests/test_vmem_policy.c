@@ -211,6 +211,8 @@ QTEST(best_fit_takes_the_smallest_segment_that_satisfies)
 		free_hole(vmp, &l, h);
 	QT_EQ(UADDR(vmem_alloc(vmp, 0x50, VM_BESTFIT)), hole_addr(&l, 1));
 	QT_EQ(UADDR(vmem_alloc(vmp, 0x40, VM_BESTFIT)), hole_addr(&l, 3));
+	/* That cut left 0x20 at hole 3 + 0x40: an exact fit beats 0x30. */
+	QT_EQ(UADDR(vmem_alloc(vmp, 0x20, VM_BESTFIT)), hole_addr(&l, 3) + 0x40);
 	QT_EQ(UADDR(vmem_alloc(vmp, 0x20, VM_BESTFIT)), hole_addr(&l, 2));
 	QT_EQ(UADDR(vmem_alloc(vmp, 0x80, VM_BESTFIT)), hole_addr(&l, 0));
 	QT_EQ(UADDR(vmem_alloc(vmp, 0x80, VM_BESTFIT)), tail_addr(&l));

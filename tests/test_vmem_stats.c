@@ -517,6 +517,16 @@ json_find(const struct json *j, const char *key, int depth)
 	return NULL;
 }
 
+/* Like json_find at any depth, but the key must be there. */
+static const struct json_key *
+json_need(const struct json *j, const char *key)
+{
+	const struct json_key *k = json_find(j, key, 0);
+	if (k == NULL)
+		qt_fail(__FILE__, __LINE__, "JSON dump has no key \"%s\"", key);
+	return k;
+}
+
 #define QT_JSON_VALID(j, text, len)                                        \
 	do {                                                               \
 		if (!json_validate((j), (text), (len)))                    \
@@ -628,10 +638,10 @@ QTEST(dump_json_is_valid_json_with_schema_and_required_keys)
 	    0);
 	for (size_t k = 0; k < sizeof(keys) / sizeof(keys[0]); k++)
 		QT_JSON_HAS_KEY(j, keys[k]);
-	name = json_find(j, "name", 0);
+	name = json_need(j, "name");
 	QT_EQ(name->kind, JSON_STRING);
 	QT_TRUE(strcmp(name->text, "st_dump_json") == 0);
-	QT_EQ(json_find(j, "quantum", 0)->kind, JSON_NUMBER);
+	QT_EQ(json_need(j, "quantum")->kind, JSON_NUMBER);
 	free(text);
 	free(j);
 	vmem_destroy(vmp);
@@ -690,7 +700,7 @@ QTEST(dump_json_escapes_quotes_and_backslashes_in_the_arena_name)
 	text = dump_to_string(vmp, VMEM_DUMP_JSON, &len);
 	QT_JSON_VALID(j, text, len);
 	QT_TRUE(json_find(j, "name", 0) != NULL);
-	QT_TRUE(strcmp(json_find(j, "name", 0)->text, odd_name) == 0);
+	QT_TRUE(strcmp(json_need(j, "name")->text, odd_name) == 0);
 	free(text);
 	free(j);
 	vmem_destroy(vmp);
@@ -728,8 +738,8 @@ QTEST(dump_json_of_an_importing_arena_is_valid)
 	(void)vmem_alloc(child, 0x2000, VM_SLEEP);
 	text = dump_to_string(child, VMEM_DUMP_JSON, &len);
 	QT_JSON_VALID(j, text, len);
-	QT_TRUE(strcmp(json_find(j, "name", 0)->text, "st_dump_child") == 0);
-	QT_EQ(json_find(j, "spans", 0)->count, 2);
+	QT_TRUE(strcmp(json_need(j, "name")->text, "st_dump_child") == 0);
+	QT_EQ(json_need(j, "spans")->count, 2);
 	free(text);
 	free(j);
 	vmem_destroy(child);
