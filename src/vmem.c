@@ -603,24 +603,29 @@ static bool vmem_can_import(const vmem_t *vmp, const vmem_req_t *r)
 	    r->nocross == 0 && r->minaddr == 0 && r->maxaddr == UINTPTR_MAX;
 }
 
-/* Move n spares to a private stash, or back (stash == NULL on return). */
-static vmem_seg_t *spares_stash(vmem_t *vmp, unsigned n)
+/*
+ * Set aside n spares for an operation that drops the lock around a source
+ * call, so that no other thread can take them meanwhile.  The stash stays on
+ * the arena (ar_stash) so that every tag remains accounted for (R3).
+ */
+static void spares_stash(vmem_t *vmp, unsigned n)
 {
-	vmem_seg_t *stash = NULL;
 	for (unsigned i = 0; i < n; i++) {
 		vmem_seg_t *s = vmem_seg_get(vmp);
-		s->sg_next = stash;
-		stash = s;
+		s->sg_next = vmp->ar_stash;
+		vmp->ar_stash = s;
+		vmp->ar_nstash++;
 	}
-	return stash;
 }
 
-static void spares_unstash(vmem_t *vmp, vmem_seg_t *stash)
+static void spares_unstash(vmem_t *vmp, unsigned n)
 {
-	while (stash != NULL) {
-		vmem_seg_t *next = stash->sg_next;
-		vmem_seg_put(vmp, stash);
-		stash = next;
+	for (unsigned i = 0; i < n; i++) {
+		vmem_seg_t *s = vmp->ar_stash;
+		VMEM_ASSERT(s != NULL && vmp->ar_nstash > 0);
+		vmp->ar_stash = s->sg_next;
+		vmp->ar_nstash--;
+		vmem_seg_put(vmp, s);
 	}
 }
 
@@ -643,7 +648,7 @@ static vmem_seg_t *vmem_import(vmem_t *vmp, const vmem_req_t *r)
 	    &asize))
 		return NULL;
 	int iflag = r->vmflag & VM_NOSLEEP;
-	vmem_seg_t *stash = spares_stash(vmp, VMEM_SEGS_PER_OP);
+	spares_stash(vmp, VMEM_SEGS_PER_OP);
 	plat_mutex_unlock(&vmp->ar_lock);
 
 	void *addr;
@@ -654,7 +659,7 @@ static vmem_seg_t *vmem_import(vmem_t *vmp, const vmem_req_t *r)
 		addr = vmp->ar_source_alloc(src, asize, iflag);
 
 	plat_mutex_lock(&vmp->ar_lock);
-	spares_unstash(vmp, stash);
+	spares_unstash(vmp, VMEM_SEGS_PER_OP);
 	if (addr == NULL)
 		return NULL;
 	if (((uintptr_t)addr & (vmp->ar_quantum - 1)) != 0)
@@ -690,7 +695,7 @@ static vmem_seg_t *vmem_find_or_import(vmem_t *vmp, const vmem_req_t *r,
 		return s;
 	if (vmp->ar_grow != NULL) {
 		/* The heap grows in place: map, then join. */
-		vmem_seg_t *stash = spares_stash(vmp, VMEM_SEGS_PER_OP);
+		spares_stash(vmp, VMEM_SEGS_PER_OP);
 		size_t need, len = 0;
 		if (!roundup_q(r->size + r->phase + r->align, vmp->ar_quantum,
 		    &need))
@@ -698,7 +703,7 @@ static vmem_seg_t *vmem_find_or_import(vmem_t *vmp, const vmem_req_t *r,
 		plat_mutex_unlock(&vmp->ar_lock);
 		void *p = need != 0 ? vmp->ar_grow(need, &len) : NULL;
 		plat_mutex_lock(&vmp->ar_lock);
-		spares_unstash(vmp, stash);
+		spares_unstash(vmp, VMEM_SEGS_PER_OP);
 		if (p == NULL)
 			return NULL;
 		(void)vmem_extend_locked(vmp, (uintptr_t)p, len, r->caller);

@@ -163,6 +163,8 @@ struct vmem {
 	vmem_seg_t *ar_htab_embedded[VMEM_HASH_INITIAL];
 	vmem_seg_t *ar_spares;   /* private tag reserve, linked by sg_next */
 	size_t ar_nspares;
+	vmem_seg_t *ar_stash;    /* spares set aside across a source call */
+	size_t ar_nstash;
 	size_t ar_nwalkers;
 	size_t ar_nwaiters;      /* threads in a VM_SLEEP wait */
 	vmem_kstat_t ar_kstat;
