@@ -101,6 +101,12 @@ static inline uintptr_t plat_thread_self(void)
 	return (uintptr_t)pthread_self();
 }
 
+static inline void plat_atfork(void (*prepare)(void), void (*parent)(void),
+    void (*child)(void))
+{
+	(void)pthread_atfork(prepare, parent, child);
+}
+
 static inline void plat_once(plat_once_t *once, void (*fn)(void))
 {
 	(void)pthread_once(once, fn);

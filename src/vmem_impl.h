@@ -218,6 +218,14 @@ static inline void vmem_seg_put(vmem_t *vmp, vmem_seg_t *s)
 	vmp->ar_nspares++;
 }
 
+/* vmem_fork.c: the fork protocol (lockup before fork, release after). */
+void vmem_lockup(void);
+void vmem_release(void);
+void vmem_fork_install(void);
+void vmem_tag_lock_enter(void);
+void vmem_tag_lock_exit(void);
+extern plat_mutex_t vmem_populate_lock;
+
 /* vmem.c */
 extern vmem_t *vmem_internal_arena;
 extern vmem_t *vmem_seg_arena;

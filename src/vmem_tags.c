@@ -75,6 +75,16 @@ static void tags_give_global(vmem_t *vmp, size_t keep)
 	plat_mutex_unlock(&vmem_tag_lock);
 }
 
+void vmem_tag_lock_enter(void)
+{
+	plat_mutex_lock(&vmem_tag_lock);
+}
+
+void vmem_tag_lock_exit(void)
+{
+	plat_mutex_unlock(&vmem_tag_lock);
+}
+
 void vmem_spares_trim(vmem_t *vmp)
 {
 	tags_give_global(vmp, VMEM_SPARES_KEEP);
@@ -224,6 +234,7 @@ static void vmem_bootstrap_run(void)
 		tags_take_global(vmp, VMEM_MINFREE);
 		vmem_list_insert(vmp);
 	}
+	vmem_fork_install();
 }
 
 void vmem_bootstrap(void)

@@ -1,0 +1,308 @@
+/*
+ * White-box tests of the arena: the tag reserve and populate, the hash that
+ * rescales inline, the heap's growth in place, VM_SLEEP waits, and several
+ * threads sharing one arena.  They read the internal structures
+ * (vmem_impl.h) to assert what the public API cannot show.
+ */
+#include "qtest.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "vmem.h"
+#include "vmem_impl.h"
+
+#define BASE ((uintptr_t)0x10000000)
+#define ADDR(x) ((void *)(uintptr_t)(x))
+
+static vmem_t *fake_arena(const char *name, size_t size, size_t quantum)
+{
+	vmem_t *vmp = vmem_create(name, ADDR(BASE), size, quantum, NULL, NULL,
+	    NULL, 0, VM_SLEEP);
+	QT_TRUE(vmp != NULL);
+	return vmp;
+}
+
+static vmem_stats_t stats_of(vmem_t *vmp)
+{
+	vmem_stats_t st;
+	vmem_stats(vmp, &st);
+	return st;
+}
+
+/* ---- the tag reserve ------------------------------------------------------ */
+
+QTEST(every_arena_holds_minfree_spares_after_an_operation)
+{
+	vmem_t *vmp = fake_arena("res_min", 1 << 20, 16);
+	QT_TRUE(stats_of(vmp).vs_spare_tags >= VMEM_MINFREE);
+	for (int i = 0; i < 200; i++)
+		QT_TRUE(vmem_alloc(vmp, 16, VM_NOSLEEP) != NULL);
+	/* Each allocation reserved MINFREE first and then consumed one. */
+	QT_TRUE(stats_of(vmp).vs_spare_tags >= VMEM_MINFREE - 1);
+	QT_TRUE(vmem_seg_arena->ar_nspares >= VMEM_SEGS_PER_OP);
+	QT_TRUE(vmem_internal_arena->ar_nspares >= VMEM_SEGS_PER_OP);
+	QT_TRUE(vmem_heap_arena()->ar_nspares >= VMEM_SEGS_PER_OP);
+}
+
+QTEST(populate_makes_a_batch_of_tags_when_the_global_list_runs_dry)
+{
+	vmem_tag_census_t before, after;
+	vmem_t *vmp = fake_arena("res_pop", (size_t)1 << 30, 16);
+	vmem_tag_census(&before);
+	size_t batch = VMEM_POPULATE_BYTES / sizeof(vmem_seg_t);
+	/* Consume more tags than the global list and one batch hold. */
+	size_t n = before.global_free + batch + 16;
+	for (size_t i = 0; i < n; i++)
+		QT_TRUE(vmem_alloc(vmp, 16, VM_NOSLEEP) != NULL);
+	vmem_tag_census(&after);
+	QT_TRUE(after.created > before.created);
+	QT_EQ((after.created - before.created) % batch, 0);
+	QT_EQ(stats_of(vmp).vs_populate_fail, 0);
+	/* The tag arena handed out whole batches. */
+	QT_EQ(vmem_size(vmem_seg_arena, VMEM_ALLOC),
+	    (after.created - before.created) / batch * VMEM_POPULATE_BYTES);
+}
+
+/*
+ * Drain the global list with the tag arena refusing: the allocation that
+ * needs a populate fails with NULL, counts populate_fail, and leaves the
+ * arena as it was; once the tag arena works again the same call succeeds.
+ */
+QTEST(failed_populate_fails_the_allocation_and_restores_on_retry)
+{
+	vmem_t *vmp = fake_arena("res_fail", (size_t)1 << 30, 16);
+	vmem_mtbf_set(vmem_seg_arena, 1);
+	size_t ok = 0;
+	void *p;
+	while ((p = vmem_alloc(vmp, 16, VM_NOSLEEP)) != NULL && ok < 1000000)
+		ok++;
+	QT_PTR_EQ(p, NULL);
+	vmem_stats_t st = stats_of(vmp);
+	QT_EQ(st.vs_populate_fail, 1);
+	QT_EQ(st.vs_fail, 1);
+	QT_EQ(st.vs_alloc, ok);
+	QT_EQ(st.vs_mem_inuse, ok * 16);
+	QT_EQ(st.vs_segs_free, 1);
+	QT_EQ(st.vs_largest_free, ((size_t)1 << 30) - ok * 16);
+	vmem_mtbf_set(vmem_seg_arena, 0);
+	QT_EQ((uintptr_t)vmem_alloc(vmp, 16, VM_NOSLEEP), BASE + ok * 16);
+	QT_EQ(stats_of(vmp).vs_populate_fail, 1);
+	for (size_t i = 0; i <= ok; i++)
+		vmem_free(vmp, ADDR(BASE + i * 16), 16);
+	QT_EQ(stats_of(vmp).vs_segs_free, 1);
+	QT_EQ(vmem_size(vmp, VMEM_FREE), (size_t)1 << 30);
+}
+
+/* Tags an arena holds: on its arena list (not the embedded sentinel, rotor
+ * or list heads), on its spare list, in its stash. */
+static size_t tags_held(vmem_t *vmp)
+{
+	size_t n = vmp->ar_nspares + vmp->ar_nstash;
+	vmem_seg_t *seg0 = &vmp->ar_sentinel;
+	for (vmem_seg_t *s = seg0->sg_next; s != seg0; s = s->sg_next)
+		if (!seg_is_marker(s))
+			n++;
+	return n;
+}
+
+static size_t tags_everywhere(void)
+{
+	vmem_tag_census_t c;
+	size_t n = 0;
+	for (vmem_t *vmp = vmem_list; vmp != NULL; vmp = vmp->ar_next)
+		n += tags_held(vmp);
+	vmem_tag_census(&c);
+	return n + c.global_free;
+}
+
+QTEST(destroy_gives_every_tag_back_and_none_is_lost)
+{
+	vmem_tag_census_t before, after;
+	vmem_tag_census(&before);
+	QT_EQ(tags_everywhere(), before.created);
+	vmem_t *vmp = fake_arena("res_destroy", 1 << 24, 16);
+	for (int i = 0; i < 3000; i++)
+		QT_TRUE(vmem_alloc(vmp, 32, VM_NOSLEEP) != NULL);
+	size_t held = tags_held(vmp);
+	QT_TRUE(held >= 3000);
+	vmem_tag_census(&before);
+	QT_EQ(tags_everywhere(), before.created);
+	vmem_destroy(vmp);
+	vmem_tag_census(&after);
+	QT_EQ(after.created, before.created);
+	QT_TRUE(after.global_free >= before.global_free + held - VMEM_MINFREE);
+	QT_EQ(tags_everywhere(), after.created);
+}
+
+/* ---- the allocated-segment hash -------------------------------------------- */
+
+QTEST(hash_doubles_past_load_one_and_halves_below_one_quarter)
+{
+	vmem_t *vmp = fake_arena("hash_scale", (size_t)1 << 30, 16);
+	enum { N = 100000 };
+	QT_EQ(stats_of(vmp).vs_hash_buckets, VMEM_HASH_INITIAL);
+	for (uintptr_t i = 0; i < N; i++)
+		QT_EQ((uintptr_t)vmem_alloc(vmp, 16, VM_NOSLEEP), BASE + i * 16);
+	/* Doubling from 16 whenever count > buckets: 131072 holds 100000. */
+	QT_EQ(stats_of(vmp).vs_hash_buckets, 131072);
+	uint64_t lookups0 = stats_of(vmp).vs_lookup;
+	for (uintptr_t i = 0; i < N; i++)
+		vmem_free(vmp, ADDR(BASE + i * 16), 16);
+	vmem_stats_t st = stats_of(vmp);
+	/* Halving whenever count < buckets / 4 brings it back to the start. */
+	QT_EQ(st.vs_hash_buckets, VMEM_HASH_INITIAL);
+	/* Chains stayed short: under 2 extra steps per free on average. */
+	QT_TRUE(st.vs_lookup - lookups0 < 2 * (uint64_t)N);
+	QT_EQ(st.vs_segs_free, 1);
+}
+
+QTEST(hash_lookup_cost_per_free_is_flat_from_1k_to_100k_live)
+{
+	vmem_t *vmp = fake_arena("hash_flat", (size_t)1 << 32, 16);
+	double per_free[2];
+	size_t ns[2] = {1000, 100000};
+	for (int k = 0; k < 2; k++) {
+		size_t n = ns[k];
+		for (size_t i = 0; i < n; i++)
+			(void)vmem_alloc(vmp, 16, VM_NOSLEEP);
+		uint64_t l0 = stats_of(vmp).vs_lookup;
+		/* Free in a scattered order (a stride coprime with n). */
+		for (size_t j = 0, i = 0; j < n; j++, i = (i + 7919) % n)
+			vmem_free(vmp, ADDR(BASE + i * 16), 16);
+		per_free[k] = (double)(stats_of(vmp).vs_lookup - l0) / (double)n;
+	}
+	/* Chain steps per free: bounded by the load factor, whatever n. */
+	QT_TRUE(per_free[0] < 2.0);
+	QT_TRUE(per_free[1] < 2.0);
+}
+
+/* ---- the heap ------------------------------------------------------------ */
+
+QTEST(heap_arena_memory_is_real_and_grows_on_demand)
+{
+	vmem_t *heap = vmem_heap_arena();
+	size_t total0 = vmem_size(heap, VMEM_ALLOC | VMEM_FREE);
+	size_t big = (size_t)8 << 20;
+	char *p = vmem_alloc(heap, big, VM_NOSLEEP);
+	QT_TRUE(p != NULL);
+	memset(p, 0x5a, big);
+	QT_EQ(p[big - 1], 0x5a);
+	QT_TRUE(vmem_size(heap, VMEM_ALLOC | VMEM_FREE) >= total0 + big);
+	QT_EQ(vmem_quantum(heap), (size_t)sysconf(_SC_PAGESIZE));
+	vmem_free(heap, p, big);
+}
+
+/* ---- VM_SLEEP --------------------------------------------------------------- */
+
+struct sleeper {
+	vmem_t *vmp;
+	void *got;
+};
+
+static void *sleeper_main(void *arg)
+{
+	struct sleeper *s = arg;
+	s->got = vmem_alloc(s->vmp, 64, VM_SLEEP);
+	return NULL;
+}
+
+QTEST(sleep_allocation_waits_for_a_free_and_counts_the_wait)
+{
+	vmem_t *vmp = fake_arena("sleep", 256, 64);
+	void *a[4];
+	for (int i = 0; i < 4; i++)
+		a[i] = vmem_alloc(vmp, 64, VM_SLEEP);
+	QT_PTR_EQ(vmem_alloc(vmp, 64, VM_NOSLEEP), NULL);
+	struct sleeper s = {vmp, NULL};
+	pthread_t t;
+	QT_EQ(pthread_create(&t, NULL, sleeper_main, &s), 0);
+	while (stats_of(vmp).vs_wait == 0)
+		usleep(1000);
+	vmem_free(vmp, a[2], 64);
+	QT_EQ(pthread_join(t, NULL), 0);
+	QT_PTR_EQ(s.got, a[2]);
+	QT_TRUE(stats_of(vmp).vs_wait >= 1);
+}
+
+/* ---- threads sharing an arena -------------------------------------------------- */
+
+#define MT_THREADS 4
+#define MT_OPS 20000
+#define MT_QUANTA 4096
+
+struct mt_arg {
+	vmem_t *vmp;
+	_Atomic int *owner; /* per quantum: 0 free, else thread id + 1 */
+	int id;
+	int errors;
+};
+
+static void *mt_main(void *varg)
+{
+	struct mt_arg *a = varg;
+	void *held[64];
+	size_t sz[64];
+	int n = 0;
+	unsigned seed = (unsigned)a->id * 2654435761u + 1;
+	int policies[] = {VM_NOSLEEP, VM_NOSLEEP | VM_BESTFIT,
+	    VM_NOSLEEP | VM_FIRSTFIT, VM_NOSLEEP | VM_NEXTFIT};
+	for (int op = 0; op < MT_OPS; op++) {
+		seed = seed * 1103515245u + 12345u;
+		if (n < 64 && (seed >> 20) % 3 != 0) {
+			size_t q = 1 + (seed >> 8) % 8;
+			void *p = vmem_alloc(a->vmp, q * 16, policies[op % 4]);
+			if (p == NULL)
+				continue;
+			size_t first = ((uintptr_t)p - BASE) / 16;
+			for (size_t i = 0; i < q; i++) {
+				int expect = 0;
+				if (!atomic_compare_exchange_strong(
+				    &a->owner[first + i], &expect, a->id + 1))
+					a->errors++;
+			}
+			held[n] = p;
+			sz[n++] = q;
+		} else if (n > 0) {
+			int k = (int)((seed >> 4) % (unsigned)n);
+			size_t first = ((uintptr_t)held[k] - BASE) / 16;
+			for (size_t i = 0; i < sz[k]; i++)
+				atomic_store(&a->owner[first + i], 0);
+			vmem_free(a->vmp, held[k], sz[k] * 16);
+			held[k] = held[--n];
+			sz[k] = sz[n];
+		}
+	}
+	while (n > 0) {
+		n--;
+		size_t first = ((uintptr_t)held[n] - BASE) / 16;
+		for (size_t i = 0; i < sz[n]; i++)
+			atomic_store(&a->owner[first + i], 0);
+		vmem_free(a->vmp, held[n], sz[n] * 16);
+	}
+	return NULL;
+}
+
+QTEST(threads_sharing_an_arena_never_get_overlapping_ranges)
+{
+	vmem_t *vmp = fake_arena("mt", MT_QUANTA * 16, 16);
+	static _Atomic int owner[MT_QUANTA];
+	struct mt_arg args[MT_THREADS];
+	pthread_t t[MT_THREADS];
+	for (int i = 0; i < MT_THREADS; i++) {
+		args[i] = (struct mt_arg){vmp, owner, i, 0};
+		QT_EQ(pthread_create(&t[i], NULL, mt_main, &args[i]), 0);
+	}
+	for (int i = 0; i < MT_THREADS; i++) {
+		QT_EQ(pthread_join(t[i], NULL), 0);
+		QT_EQ(args[i].errors, 0);
+	}
+	vmem_stats_t st = stats_of(vmp);
+	QT_EQ(st.vs_mem_inuse, 0);
+	QT_EQ(st.vs_alloc, st.vs_free);
+	/* With the rotor moved off, nothing keeps free pieces apart. */
+	QT_TRUE(st.vs_segs_free <= 2);
+	QT_EQ(st.vs_free_bytes, MT_QUANTA * 16);
+}
+
+QTEST_MAIN()
