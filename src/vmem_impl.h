@@ -195,6 +195,8 @@ bool vmem_reserve(vmem_t *vmp, int vmflag);
 void vmem_spares_trim(vmem_t *vmp);
 void vmem_spares_release_all(vmem_t *vmp);
 bool vmem_populating_self(void);
+/* A populate is running, on any thread (reaps must wait for its end). */
+bool vmem_populate_in_progress(void);
 void vmem_populator_register(vmem_t *vmp);
 void vmem_populator_unregister(vmem_t *vmp);
 

@@ -101,6 +101,11 @@ bool vmem_populating_self(void)
 	    plat_thread_self();
 }
 
+bool vmem_populate_in_progress(void)
+{
+	return atomic_load_explicit(&vmem_populator, memory_order_acquire) != 0;
+}
+
 void vmem_populator_register(vmem_t *vmp)
 {
 	plat_mutex_lock(&vmem_populate_lock);
