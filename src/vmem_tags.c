@@ -135,53 +135,71 @@ void vmem_populator_unregister(vmem_t *vmp)
 	plat_mutex_unlock(&vmem_populate_lock);
 }
 
+/* Carve a fresh batch from the tag arena onto the global list. */
+static bool tags_make_batch(void)
+{
+	vmem_seg_t *batch = vmem_alloc(vmem_seg_arena, VMEM_POPULATE_BYTES,
+	    VM_NOSLEEP);
+	if (batch == NULL)
+		return false;
+	size_t n = VMEM_POPULATE_BYTES / sizeof(vmem_seg_t);
+	memset(batch, 0, n * sizeof(vmem_seg_t));
+	plat_mutex_lock(&vmem_tag_lock);
+	for (size_t i = 0; i < n; i++) {
+		batch[i].sg_next = vmem_tag_free;
+		vmem_tag_free = &batch[i];
+	}
+	vmem_tag_free_count += n;
+	vmem_tag_created += n;
+	plat_mutex_unlock(&vmem_tag_lock);
+	return true;
+}
+
 /*
  * Make new tags: called with vmp locked and short of VMEM_MINFREE, returns
- * with vmp locked, true when it now holds VMEM_MINFREE.
+ * with vmp locked, true when it now holds VMEM_MINFREE.  Other threads may
+ * drain the global list between our batch and our own take, so the take is
+ * retried with a fresh batch a bounded number of times.
  */
+#define VMEM_POPULATE_TRIES 3
+
 static bool vmem_populate(vmem_t *vmp)
 {
 	plat_mutex_unlock(&vmp->ar_lock);
 	plat_mutex_lock(&vmem_populate_lock);
 	atomic_store(&vmem_populator, plat_thread_self());
 
-	/* Another populate may have refilled the global list meanwhile. */
-	size_t need = (vmem_npopulators + 1) * VMEM_MINFREE;
-	plat_mutex_lock(&vmem_tag_lock);
-	bool enough = vmem_tag_free_count >= need;
-	plat_mutex_unlock(&vmem_tag_lock);
-	if (!enough) {
-		vmem_seg_t *batch = vmem_alloc(vmem_seg_arena,
-		    VMEM_POPULATE_BYTES, VM_NOSLEEP);
-		if (batch != NULL) {
-			size_t n = VMEM_POPULATE_BYTES / sizeof(vmem_seg_t);
-			memset(batch, 0, n * sizeof(vmem_seg_t));
-			plat_mutex_lock(&vmem_tag_lock);
-			for (size_t i = 0; i < n; i++) {
-				batch[i].sg_next = vmem_tag_free;
-				vmem_tag_free = &batch[i];
-			}
-			vmem_tag_free_count += n;
-			vmem_tag_created += n;
-			plat_mutex_unlock(&vmem_tag_lock);
+	bool ok = false;
+	for (unsigned tries = 0; tries < VMEM_POPULATE_TRIES && !ok; tries++) {
+		/* Another populate may have refilled the global list. */
+		size_t need = (vmem_npopulators + 1) * VMEM_MINFREE;
+		plat_mutex_lock(&vmem_tag_lock);
+		bool enough = vmem_tag_free_count >= need;
+		plat_mutex_unlock(&vmem_tag_lock);
+		if (!enough && !tags_make_batch()) {
+			plat_mutex_lock(&vmp->ar_lock);
+			break;
 		}
+		for (size_t i = 0; i < vmem_npopulators; i++) {
+			vmem_t *pa = vmem_populators[i];
+			if (pa == vmp)
+				continue;
+			plat_mutex_lock(&pa->ar_lock);
+			tags_take_global(pa, VMEM_MINFREE);
+			plat_mutex_unlock(&pa->ar_lock);
+		}
+		plat_mutex_lock(&vmp->ar_lock);
+		tags_take_global(vmp, VMEM_MINFREE);
+		ok = vmp->ar_nspares >= VMEM_MINFREE;
+		if (!ok && tries + 1 < VMEM_POPULATE_TRIES)
+			plat_mutex_unlock(&vmp->ar_lock);
 	}
-	for (size_t i = 0; i < vmem_npopulators; i++) {
-		vmem_t *pa = vmem_populators[i];
-		if (pa == vmp)
-			continue;
-		plat_mutex_lock(&pa->ar_lock);
-		tags_take_global(pa, VMEM_MINFREE);
-		plat_mutex_unlock(&pa->ar_lock);
-	}
-	plat_mutex_lock(&vmp->ar_lock);
-	tags_take_global(vmp, VMEM_MINFREE);
 	atomic_store(&vmem_populator, (uintptr_t)0);
 	plat_mutex_unlock(&vmem_populate_lock);
-	if (vmp->ar_nspares >= VMEM_MINFREE)
-		return true;
-	vmp->ar_kstat.populate_fail++;
-	return false;
+	VMEM_ASSERT(!ok || vmp->ar_nspares >= VMEM_MINFREE);
+	if (!ok)
+		vmp->ar_kstat.populate_fail++;
+	return ok;
 }
 
 bool vmem_reserve(vmem_t *vmp, int vmflag)
