@@ -32,6 +32,7 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -109,6 +110,16 @@ static uint64_t now_ns(void)
 		perror("bench_vmem: clock_gettime");
 		exit(1);
 	}
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* CPU time of the process (this one only: not the forked children). */
+static uint64_t cpu_ns(void)
+{
+	struct timespec ts;
+
+	if (clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts) != 0)
+		return 0;
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
@@ -247,12 +258,21 @@ static void w1_ring_pairs(vmem_t *vm, struct live_seg *segs, size_t live_count,
 	*head = h;
 }
 
-/* Free a random live one (swap-remove), allocate a new one at the end. */
+/*
+ * Free a random live one (swap-remove), allocate a new one at the end.  The
+ * victim is drawn one pair ahead and its slot prefetched: a caller of
+ * vmem_free has the address at hand, so the miss on the bench's own array
+ * (16 MB at N = 1e6) is not charged to the allocator.
+ */
 static void w1_random_pairs(vmem_t *vm, struct live_seg *segs,
     size_t live_count, uint64_t pairs)
 {
+	size_t next_victim = rng_below(live_count);
+
 	for (uint64_t i = 0; i < pairs; i++) {
-		size_t victim = rng_below(live_count);
+		size_t victim = next_victim;
+		next_victim = rng_below(live_count);
+		__builtin_prefetch(&segs[next_victim]);
 		seg_free(vm, &segs[victim]);
 		segs[victim] = segs[live_count - 1];
 		seg_alloc_random(vm, &segs[live_count - 1], W1_QUANTUM_BYTES);
@@ -391,6 +411,7 @@ static uint64_t vmrss_kib(void)
 struct memory_result {
 	double bytes_per_live;
 	double vmrss_delta_mib;
+	double hash_buckets; /* the arena's hash size after the frees */
 };
 
 /* One repetition, in a process that has not used the library before. */
@@ -401,6 +422,7 @@ static struct memory_result memory_measure_once(void)
 	vmem_t *vm = arena_create("bench-memory", MEM_BASE, MEM_SIZE_BYTES,
 	    MEM_QUANTUM_BYTES);
 	struct memory_result r;
+	vmem_stats_t st;
 	uint64_t rss0, rss1, kib0, kib1;
 
 	rng_seed(0x5eed0005u);
@@ -414,13 +436,15 @@ static struct memory_result memory_measure_once(void)
 	kib1 = vmrss_kib();
 	r.bytes_per_live = ((double)rss1 - (double)rss0) / (double)live_count;
 	r.vmrss_delta_mib = ((double)kib1 - (double)kib0) / 1024.0;
+	vmem_stats(vm, &st);
+	r.hash_buckets = (double)st.vs_hash_buckets;
 	return r;
 }
 
 /* Each repetition in a fresh child; the parent never touches the library. */
 static struct memory_result bench_memory(void)
 {
-	double per_live[REPS], mib[REPS];
+	double per_live[REPS], mib[REPS], buckets[REPS];
 
 	for (int rep = 0; rep < REPS; rep++) {
 		int fds[2], status = 0;
@@ -452,8 +476,10 @@ static struct memory_result bench_memory(void)
 		}
 		per_live[rep] = r.bytes_per_live;
 		mib[rep] = r.vmrss_delta_mib;
+		buckets[rep] = r.hash_buckets;
 	}
-	return (struct memory_result){ median3(per_live), median3(mib) };
+	return (struct memory_result){ median3(per_live), median3(mib),
+		median3(buckets) };
 }
 
 /* ---- 6. hash: free cost at 100k live vs 1k live -------------------------- */
@@ -504,88 +530,195 @@ static double bench_hash_ns_per_free(size_t count,
 
 /* ---- main ---------------------------------------------------------------- */
 
+/* What to run: every figure by default; --only and --n narrow it (profiling). */
+struct bench_select {
+	const char *only; /* NULL, or one of the names in usage() */
+	size_t w1_live;   /* 0, or the one N of the W1 figures */
+	bool no_baseline; /* skip the mutex loop (keeps it out of a profile) */
+};
+
+static bool selected(const struct bench_select *sel, const char *name)
+{
+	return sel->only == NULL || strcmp(sel->only, name) == 0;
+}
+
+/* End a figure line with its ratio to the baseline (none when skipped). */
+static void print_x_mutex(double ns, double mutex_ns)
+{
+	if (mutex_ns > 0)
+		printf(" x-mutex=%.2f", ns / mutex_ns);
+	putchar('\n');
+}
+
+/* The conditions of the run: other load on the machine moves every figure. */
+static void print_machine(void)
+{
+	char buf[256];
+	double load1 = 0;
+
+	proc_read("/proc/loadavg", buf, sizeof buf);
+	if (sscanf(buf, "%lf", &load1) != 1)
+		load1 = -1;
+	printf("# cpus=%ld loadavg-1min=%.2f (a load near cpus or above it "
+	       "inflates every time below)\n",
+	    sysconf(_SC_NPROCESSORS_ONLN), load1);
+}
+
+static const size_t w1_live_counts[] = { 1000, 10000, 100000, 1000000 };
+#define W1_LIVE_COUNTS (sizeof w1_live_counts / sizeof w1_live_counts[0])
+
+static void report_w1(enum w1_victim how, const struct bench_plan *plan,
+    const struct bench_select *sel, double mutex_ns)
+{
+	const char *name = how == W1_OLDEST ? "W1-ring" : "W1-instant";
+	size_t live_max = sel->w1_live != 0 ? sel->w1_live : plan->w1_live_max;
+	struct live_seg *segs = array_alloc_resident(live_max, sizeof *segs);
+	double lo = 0, hi = 0;
+	size_t runs = 0;
+
+	for (size_t k = 0; k < W1_LIVE_COUNTS; k++) {
+		size_t n = sel->w1_live != 0 ? sel->w1_live : w1_live_counts[k];
+		if (n > live_max || (sel->w1_live != 0 && k > 0))
+			break;
+		double ns = bench_w1_ns_per_pair(how, n, plan, segs);
+		printf("%s N=%zu ns/pair=%.1f", name, n, ns);
+		print_x_mutex(ns, mutex_ns);
+		fflush(stdout);
+		lo = runs == 0 || ns < lo ? ns : lo;
+		hi = runs == 0 || ns > hi ? ns : hi;
+		runs++;
+	}
+	if (how == W1_OLDEST && runs > 1)
+		printf("W1-ring spread max/min=%.2f\n", hi / lo);
+	free(segs);
+}
+
+static void report_xalloc(const struct bench_plan *plan, double mutex_ns)
+{
+	struct live_seg *segs = array_alloc_resident(XA_LIVE_COUNT, sizeof *segs);
+	double ns = bench_xalloc_ns_per_pair(plan, segs);
+
+	printf("xalloc live=%zu ns/pair=%.1f", XA_LIVE_COUNT, ns);
+	print_x_mutex(ns, mutex_ns);
+	free(segs);
+}
+
+static void report_memory(const struct memory_result *mem)
+{
+	printf("memory allocs=%zu live=%zu bytes/live=%.1f hash-buckets=%.0f\n",
+	    MEM_ALLOC_COUNT, MEM_ALLOC_COUNT / 2, mem->bytes_per_live,
+	    mem->hash_buckets);
+	printf("memory VmRSS-delta MiB=%.1f\n", mem->vmrss_delta_mib);
+}
+
+static void report_hash(const struct bench_plan *plan)
+{
+	struct live_seg *segs = array_alloc_resident(HASH_BIG_COUNT, sizeof *segs);
+	size_t buckets_big = 0, buckets_small = 0;
+	double big_ns = bench_hash_ns_per_free(HASH_BIG_COUNT, plan, segs,
+	    &buckets_big);
+	double small_ns = bench_hash_ns_per_free(HASH_SMALL_COUNT, plan, segs,
+	    &buckets_small);
+
+	printf("hash live=%zu ns/free=%.1f buckets=%zu\n", HASH_BIG_COUNT, big_ns,
+	    buckets_big);
+	printf("hash live=%zu ns/free=%.1f buckets=%zu\n", HASH_SMALL_COUNT,
+	    small_ns, buckets_small);
+	printf("hash ratio 100k/1k=%.2f\n", big_ns / small_ns);
+	free(segs);
+}
+
 static void usage(FILE *fp)
 {
-	fputs("usage: bench_vmem [--quick]\n"
-	      "  (default) full run: W1 up to N=1e6, 2e6 pairs per repetition\n"
-	      "  --quick   smoke run: W1 up to N=1e5, 2e5 pairs per repetition\n",
+	fputs("usage: bench_vmem [--quick] [--only NAME] [--n N] [--no-baseline]\n"
+	      "  (default)   full run: W1 up to N=1e6, 2e6 pairs per repetition\n"
+	      "  --quick     smoke run: W1 up to N=1e5, 2e5 pairs per repetition\n"
+	      "  --only NAME one figure: W1-ring, W1-instant, xalloc, memory, hash\n"
+	      "  --n N       W1 figures at this N only\n"
+	      "  --no-baseline  skip the mutex baseline and x-mutex (for profiling)\n",
 	    fp);
+}
+
+static bool parse_args(int argc, char **argv, const struct bench_plan **plan,
+    struct bench_select *sel)
+{
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--quick") == 0) {
+			*plan = &plan_quick;
+		} else if (strcmp(argv[i], "--only") == 0 && i + 1 < argc) {
+			sel->only = argv[++i];
+			if (strcmp(sel->only, "W1-ring") != 0 &&
+			    strcmp(sel->only, "W1-instant") != 0 &&
+			    strcmp(sel->only, "xalloc") != 0 &&
+			    strcmp(sel->only, "memory") != 0 &&
+			    strcmp(sel->only, "hash") != 0)
+				return false;
+		} else if (strcmp(argv[i], "--no-baseline") == 0) {
+			sel->no_baseline = true;
+		} else if (strcmp(argv[i], "--n") == 0 && i + 1 < argc) {
+			char *end;
+			unsigned long long n = strtoull(argv[++i], &end, 10);
+			if (*end != '\0' || n < 2 || n > ((size_t)1 << 30))
+				return false;
+			sel->w1_live = (size_t)n;
+		} else {
+			return false;
+		}
+	}
+	return true;
 }
 
 int main(int argc, char **argv)
 {
 	const struct bench_plan *plan = &plan_full;
-	struct live_seg *segs;
-	struct memory_result mem;
-	double mutex_ns, ring_ns[4] = { 0 }, inst_ns[4] = { 0 };
-	size_t ns_count = 0, buckets_big = 0, buckets_small = 0;
-	static const size_t live_counts[4] = { 1000, 10000, 100000, 1000000 };
+	struct bench_select sel = { NULL, 0, false };
+	struct memory_result mem = { 0, 0, 0 };
+	double mutex_ns = 0;
+	uint64_t wall0_ns, cpu0_ns;
 
-	for (int i = 1; i < argc; i++) {
-		if (strcmp(argv[i], "--quick") == 0) {
-			plan = &plan_quick;
-		} else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-			usage(stdout);
-			return 0;
-		} else {
-			usage(stderr);
-			return EXIT_API;
-		}
+	if (argc == 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
+		usage(stdout);
+		return 0;
+	}
+	if (!parse_args(argc, argv, &plan, &sel)) {
+		usage(stderr);
+		return EXIT_API;
 	}
 
 	/* First, before this process has ever called the library. */
-	mem = bench_memory();
+	if (selected(&sel, "memory"))
+		mem = bench_memory();
 
-	mutex_ns = bench_mutex_ns_per_pair(plan);
 	printf("# quanta bench_vmem mode=%s reps=%d stat=median clock=CLOCK_MONOTONIC "
 	       "prng=xorshift64\n", plan->mode_name, REPS);
-	printf("# baseline: uncontended pthread_mutex lock+unlock = %.1f ns/pair; "
-	       "x-mutex = figure / baseline\n", mutex_ns);
-	printf("baseline-mutex ns/pair=%.1f\n", mutex_ns);
+	wall0_ns = now_ns();
+	cpu0_ns = cpu_ns();
+	print_machine();
+	if (sel.no_baseline) {
+		printf("# baseline: skipped (--no-baseline)\n");
+	} else {
+		mutex_ns = bench_mutex_ns_per_pair(plan);
+		printf("# baseline: uncontended pthread_mutex lock+unlock = %.1f "
+		       "ns/pair; x-mutex = figure / baseline\n", mutex_ns);
+		printf("baseline-mutex ns/pair=%.1f\n", mutex_ns);
+	}
 	fflush(stdout);
 
-	segs = array_alloc_resident(plan->w1_live_max > XA_LIVE_COUNT ? plan->w1_live_max
-	    : XA_LIVE_COUNT, sizeof *segs);
-	for (size_t k = 0; k < 4 && live_counts[k] <= plan->w1_live_max; k++) {
-		ring_ns[k] = bench_w1_ns_per_pair(W1_OLDEST, live_counts[k], plan, segs);
-		printf("W1-ring N=%zu ns/pair=%.1f x-mutex=%.2f\n", live_counts[k],
-		    ring_ns[k], ring_ns[k] / mutex_ns);
-		fflush(stdout);
-		ns_count = k + 1;
-	}
-	if (ns_count > 1) {
-		double lo = ring_ns[0], hi = ring_ns[0];
-		for (size_t k = 1; k < ns_count; k++) {
-			lo = ring_ns[k] < lo ? ring_ns[k] : lo;
-			hi = ring_ns[k] > hi ? ring_ns[k] : hi;
-		}
-		printf("W1-ring spread max/min=%.2f\n", hi / lo);
-	}
-	for (size_t k = 0; k < ns_count; k++) {
-		inst_ns[k] = bench_w1_ns_per_pair(W1_RANDOM, live_counts[k], plan, segs);
-		printf("W1-instant N=%zu ns/pair=%.1f x-mutex=%.2f\n", live_counts[k],
-		    inst_ns[k], inst_ns[k] / mutex_ns);
-		fflush(stdout);
-	}
-
-	double xa_ns = bench_xalloc_ns_per_pair(plan, segs);
-	printf("xalloc live=%zu ns/pair=%.1f x-mutex=%.2f\n", XA_LIVE_COUNT, xa_ns,
-	    xa_ns / mutex_ns);
-	printf("memory allocs=%zu live=%zu bytes/live=%.1f\n", MEM_ALLOC_COUNT,
-	    MEM_ALLOC_COUNT / 2, mem.bytes_per_live);
-	printf("memory VmRSS-delta MiB=%.1f\n", mem.vmrss_delta_mib);
-	fflush(stdout);
-
-	free(segs);
-	segs = array_alloc_resident(HASH_BIG_COUNT, sizeof *segs);
-	double big_ns = bench_hash_ns_per_free(HASH_BIG_COUNT, plan, segs, &buckets_big);
-	double small_ns = bench_hash_ns_per_free(HASH_SMALL_COUNT, plan, segs,
-	    &buckets_small);
-	printf("hash live=%zu ns/free=%.1f buckets=%zu\n", HASH_BIG_COUNT, big_ns,
-	    buckets_big);
-	printf("hash live=%zu ns/free=%.1f buckets=%zu\n", HASH_SMALL_COUNT, small_ns,
-	    buckets_small);
-	printf("hash ratio 100k/1k=%.2f\n", big_ns / small_ns);
-	free(segs);
+	if (selected(&sel, "W1-ring"))
+		report_w1(W1_OLDEST, plan, &sel, mutex_ns);
+	if (selected(&sel, "W1-instant"))
+		report_w1(W1_RANDOM, plan, &sel, mutex_ns);
+	if (selected(&sel, "xalloc"))
+		report_xalloc(plan, mutex_ns);
+	if (selected(&sel, "memory"))
+		report_memory(&mem);
+	if (selected(&sel, "hash"))
+		report_hash(plan);
+	/* Wall time well above CPU time: the bench was descheduled. */
+	double wall_s = (double)(now_ns() - wall0_ns) / 1e9;
+	double cpu_s = (double)(cpu_ns() - cpu0_ns) / 1e9;
+	printf("# timed part: wall=%.1f s cpu=%.1f s wall/cpu=%.2f (above ~1.05 "
+	       "the bench lost the cpu to other work: rerun on an idle machine)\n",
+	    wall_s, cpu_s, cpu_s > 0 ? wall_s / cpu_s : 0.0);
 	return 0;
 }

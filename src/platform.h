@@ -101,6 +101,29 @@ static inline uintptr_t plat_thread_self(void)
 	return (uintptr_t)pthread_self();
 }
 
+/*
+ * Thread-specific data: one pointer per thread per key, and a destructor
+ * that runs when a thread that set a non-NULL value exits (the object
+ * caches give a departing thread's magazines back with it).
+ */
+typedef pthread_key_t plat_tsd_key_t;
+
+static inline int plat_tsd_key_create(plat_tsd_key_t *key,
+    void (*destructor)(void *))
+{
+	return pthread_key_create(key, destructor) == 0;
+}
+
+static inline void *plat_tsd_get(plat_tsd_key_t key)
+{
+	return pthread_getspecific(key);
+}
+
+static inline void plat_tsd_set(plat_tsd_key_t key, const void *value)
+{
+	(void)pthread_setspecific(key, value);
+}
+
 static inline void plat_atfork(void (*prepare)(void), void (*parent)(void),
     void (*child)(void))
 {

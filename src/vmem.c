@@ -165,15 +165,9 @@ static void freelist_remove(vmem_t *vmp, vmem_seg_t *s)
 
 /* ---- allocated-segment hash ------------------------------------------- */
 
-static size_t hash_index(const vmem_t *vmp, uintptr_t addr)
-{
-	uint64_t x = (uint64_t)(addr >> vmp->ar_qshift);
-	return (size_t)((x * 0x9e3779b97f4a7c15ull) >> vmp->ar_htab_shift);
-}
-
 static void hash_insert(vmem_t *vmp, vmem_seg_t *s)
 {
-	vmem_seg_t **b = &vmp->ar_htab[hash_index(vmp, s->sg_start)];
+	vmem_seg_t **b = &vmp->ar_htab[vmem_hash_index(vmp, s->sg_start)];
 	VMEM_ASSERT(seg_type(s) == SEG_ALLOC);
 	s->sg_hnext = *b;
 	*b = s;
@@ -185,7 +179,7 @@ static void hash_insert(vmem_t *vmp, vmem_seg_t *s)
 /* Remove and return the allocated piece starting at addr, or NULL. */
 static vmem_seg_t *hash_remove(vmem_t *vmp, uintptr_t addr)
 {
-	vmem_seg_t **pp = &vmp->ar_htab[hash_index(vmp, addr)];
+	vmem_seg_t **pp = &vmp->ar_htab[vmem_hash_index(vmp, addr)];
 	vmem_seg_t *s;
 	uint64_t steps = 0;
 	while ((s = *pp) != NULL && s->sg_start != addr) {
@@ -231,7 +225,7 @@ static void hash_install(vmem_t *vmp, vmem_seg_t **table, size_t buckets)
 		vmem_seg_t *s = old[i], *next;
 		for (; s != NULL; s = next) {
 			next = s->sg_hnext;
-			vmem_seg_t **b = &table[hash_index(vmp, s->sg_start)];
+			vmem_seg_t **b = &table[vmem_hash_index(vmp, s->sg_start)];
 			s->sg_hnext = *b;
 			*b = s;
 		}
@@ -425,16 +419,30 @@ static void vmem_release_pending(vmem_t *vmp, vmem_pending_t *pend)
 	pend->n = 0;
 }
 
+/*
+ * A marker has just left the place before the free piece n: coalesce n
+ * with a free predecessor the marker held apart, or give n back if it is
+ * now seen to be a whole imported span (the marker stood between the span
+ * marker and n, and hid that).
+ */
+static void marker_left(vmem_t *vmp, vmem_seg_t *n, vmem_pending_t *pend)
+{
+	if (seg_type(n) != SEG_FREE)
+		return;
+	vmem_seg_t *p = seg_prev(n);
+	if (seg_type(p) != SEG_FREE && seg_type(p) != SEG_ISPAN)
+		return;
+	freelist_remove(vmp, n);
+	(void)seg_merge_free(vmp, n, pend);
+}
+
 /* Take a marker off the arena list, coalescing the pieces it held apart. */
 static void marker_unlink(vmem_t *vmp, vmem_seg_t *m, vmem_pending_t *pend)
 {
-	vmem_seg_t *p = seg_prev(m), *n = m->sg_next;
+	vmem_seg_t *n = m->sg_next;
 	VMEM_ASSERT(seg_is_marker(m));
 	seg_unlink(m);
-	if (seg_type(p) == SEG_FREE && seg_type(n) == SEG_FREE) {
-		freelist_remove(vmp, n);
-		(void)seg_merge_free(vmp, n, pend);
-	}
+	marker_left(vmp, n, pend);
 }
 
 /* ---- fitting ------------------------------------------------------------ */
@@ -724,9 +732,13 @@ static vmem_seg_t *vmem_find_or_import(vmem_t *vmp, const vmem_req_t *r,
 	if (f == NULL)
 		return NULL;
 	s = vmem_find(vmp, r, addrp);
-	if (s == NULL && seg_type(f) == SEG_FREE) {
-		/* A source without xalloc returned a span the constraints
-		 * do not fit in: it goes straight back, whole. */
+	if (s != f) {
+		/* The new span went unused: a source without xalloc returned
+		 * one the constraints do not fit in, or another thread freed
+		 * a fitting piece while the lock was dropped.  It goes back
+		 * whole at once (S3). */
+		VMEM_ASSERT(seg_type(f) == SEG_FREE &&
+		    seg_type(seg_prev(f)) == SEG_ISPAN);
 		freelist_remove(vmp, f);
 		(void)seg_merge_free(vmp, f, pend);
 	}
@@ -1133,14 +1145,18 @@ void vmem_walk(vmem_t *vmp, int typemask,
 		if (s == seg0)
 			break;
 		/* Step over s; if the walker held s apart from a free
-		 * predecessor (already visited), coalesce them and move on. */
+		 * predecessor (already visited), they coalesce and the walk
+		 * moves on; so does a free s that was a whole imported span. */
 		vmem_seg_t *p = seg_prev(&walker);
 		seg_unlink(&walker);
 		seg_link_after(s, &walker);
-		if (seg_type(p) == SEG_FREE && seg_type(s) == SEG_FREE) {
-			freelist_remove(vmp, s);
-			(void)seg_merge_free(vmp, s, &pend);
-			continue;
+		if (seg_type(s) == SEG_FREE &&
+		    (seg_type(p) == SEG_FREE || seg_type(p) == SEG_ISPAN)) {
+			size_t spans = vmp->ar_kstat.mem_total;
+			marker_left(vmp, s, &pend);
+			if (seg_type(p) == SEG_FREE ||
+			    vmp->ar_kstat.mem_total != spans)
+				continue;
 		}
 		if (!seg_matches(s, typemask))
 			continue;
@@ -1238,9 +1254,11 @@ vmem_t *vmem_create(const char *const name, void *base, size_t size, size_t quan
 		return NULL;
 	vmem_arena_init(vmp, name, quantum, afunc, ffunc, source, qcache_max,
 	    vmflag & ~(VM_NOSLEEP | VM_PANIC));
+	VMEM_OFFLIST_ENTER();
 	if (vmflag & VMC_POPULATOR)
 		vmem_populator_register(vmp);
 	vmem_list_insert(vmp);
+	VMEM_OFFLIST_EXIT();
 	if (size != 0 && vmem_add(vmp, base, size, vmflag & ~VMC_POPULATOR &
 	    (VM_NOSLEEP | VM_PANIC)) == NULL) {
 		vmem_destroy(vmp);
@@ -1255,6 +1273,7 @@ void vmem_destroy(vmem_t *vmp)
 	if (vmp->ar_static)
 		vmem_panic("vmem_destroy(arena \"%s\"): a bootstrap arena",
 		    vmp->ar_name);
+	VMEM_OFFLIST_ENTER();
 	vmem_list_remove(vmp);
 	if (vmp->ar_cflags & VMC_POPULATOR)
 		vmem_populator_unregister(vmp);
@@ -1284,6 +1303,7 @@ void vmem_destroy(vmem_t *vmp)
 		s = next;
 	}
 	vmem_spares_release_all(vmp);
+	VMEM_OFFLIST_EXIT();
 	plat_mutex_unlock(&vmp->ar_lock);
 	if (vmp->ar_htab != vmp->ar_htab_embedded)
 		plat_pages_unmap(vmp->ar_htab,

@@ -180,8 +180,18 @@ struct vmem {
 #ifdef QUANTA_CHECKER
 void invariant_after_op(vmem_t *vmp);
 #define VMEM_CHECK(vmp) invariant_after_op(vmp)
+/*
+ * Arenas that hold tags while off vmem_list (a create before its insert, a
+ * destroy after its remove): the checker's conservation count (R3) cannot
+ * see their tags, so it waits until there are none.  vmem_tags.c.
+ */
+extern _Atomic unsigned vmem_offlist_arenas;
+#define VMEM_OFFLIST_ENTER() ((void)atomic_fetch_add(&vmem_offlist_arenas, 1u))
+#define VMEM_OFFLIST_EXIT() ((void)atomic_fetch_sub(&vmem_offlist_arenas, 1u))
 #else
 #define VMEM_CHECK(vmp) ((void)0)
+#define VMEM_OFFLIST_ENTER() ((void)0)
+#define VMEM_OFFLIST_EXIT() ((void)0)
 #endif
 
 /* vmem_panic.c */
@@ -247,11 +257,31 @@ typedef struct vmem_tag_census {
 	size_t global_free;  /* on the global free list */
 } vmem_tag_census_t;
 void vmem_tag_census(vmem_tag_census_t *out);
+#ifdef QUANTA_CHECKER
+/* The census and the global free list's head; the caller holds the tag
+ * lock (vmem_tag_lock_enter).  For the checker only. */
+void vmem_tag_census_locked(vmem_tag_census_t *out,
+    const vmem_seg_t **global_head);
+/* The populating thread's id, 0 when none (R4); set: corruption tests. */
+uintptr_t vmem_populator_thread(void);
+void vmem_populator_thread_set(uintptr_t id);
+#endif
 
 /* Highest set bit, 1-based: highbit(1) == 1, highbit(0) == 0. */
 static inline unsigned vmem_highbit(uint64_t x)
 {
 	return x == 0 ? 0 : 64u - (unsigned)__builtin_clzll(x);
+}
+
+/*
+ * The allocated-segment hash bucket of a start address: Fibonacci hashing
+ * of the address in quanta (consecutive allocations spread over buckets),
+ * the top bits kept.  Shared with the checker (H1).
+ */
+static inline size_t vmem_hash_index(const vmem_t *vmp, uintptr_t addr)
+{
+	uint64_t x = (uint64_t)(addr >> vmp->ar_qshift);
+	return (size_t)((x * 0x9e3779b97f4a7c15ull) >> vmp->ar_htab_shift);
 }
 
 static inline unsigned vmem_freelist_index(size_t size)

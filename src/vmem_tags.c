@@ -228,6 +228,28 @@ void vmem_tag_census(vmem_tag_census_t *out)
 	plat_mutex_unlock(&vmem_tag_lock);
 }
 
+#ifdef QUANTA_CHECKER
+_Atomic unsigned vmem_offlist_arenas;
+
+void vmem_tag_census_locked(vmem_tag_census_t *out,
+    const vmem_seg_t **global_head)
+{
+	out->created = vmem_tag_created;
+	out->global_free = vmem_tag_free_count;
+	*global_head = vmem_tag_free;
+}
+
+uintptr_t vmem_populator_thread(void)
+{
+	return atomic_load(&vmem_populator);
+}
+
+void vmem_populator_thread_set(uintptr_t id)
+{
+	atomic_store(&vmem_populator, id);
+}
+#endif
+
 static void vmem_bootstrap_run(void)
 {
 	for (size_t i = 0; i < VMEM_BOOTSTRAP_SEGS; i++) {

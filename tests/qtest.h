@@ -50,11 +50,24 @@
 #define QT_TESTS_MAX 1024
 #define QT_TIMEOUT_S 60
 #define QT_DEATH_TIMEOUT_S 30
+
 #define QT_REASON_BYTES_MAX 4096
 #define QT_CAPTURE_BYTES_MAX (256 * 1024)
 #define QT_HAYSTACK_SHOWN_MAX 1500
 
 #define QT_UNUSED __attribute__((unused))
+
+/*
+ * QTEST_TIMEOUT_SCALE=k multiplies both timeouts (ci/check sets it for runs
+ * under Valgrind, which is some 30x slower); a hang still fails, later.
+ */
+static inline QT_UNUSED unsigned
+qt_timeout(unsigned base_s)
+{
+	const char *e = getenv("QTEST_TIMEOUT_SCALE");
+	long k = e != NULL ? strtol(e, NULL, 10) : 1;
+	return base_s * (unsigned)(k >= 1 && k <= 100 ? k : 1);
+}
 
 typedef void (*qt_body_fn)(void);
 
@@ -273,7 +286,7 @@ qt_capture_stderr(void (*fn)(void *), void *arg)
 		if (dup2(fds[1], STDERR_FILENO) < 0)
 			_exit(126);
 		close(fds[1]);
-		alarm(QT_DEATH_TIMEOUT_S);
+		alarm(qt_timeout(QT_DEATH_TIMEOUT_S));
 		fn(arg);
 		fflush(NULL);
 		_exit(0);
@@ -347,7 +360,7 @@ qt_run_one(const struct qt_test *t)
 	if (pid == 0) {
 		close(fds[0]);
 		qt_reason_fd = fds[1];
-		alarm(QT_TIMEOUT_S);
+		alarm(qt_timeout(QT_TIMEOUT_S));
 		t->body();
 		fflush(NULL);
 		_exit(0);
@@ -367,8 +380,8 @@ qt_run_one(const struct qt_test *t)
 	if (len > 0) {
 		printf("not ok - %s: %s\n", t->name, reason);
 	} else if (WIFSIGNALED(status) && WTERMSIG(status) == SIGALRM) {
-		printf("not ok - %s: timed out after %d s\n", t->name,
-		    QT_TIMEOUT_S);
+		printf("not ok - %s: timed out after %u s\n", t->name,
+		    qt_timeout(QT_TIMEOUT_S));
 	} else {
 		qt_describe_status(status, how, sizeof(how));
 		printf("not ok - %s: %s\n", t->name, how);

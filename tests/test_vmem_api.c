@@ -10,6 +10,10 @@
  */
 #include "qtest.h"
 
+#include <pthread.h>
+#include <stdatomic.h>
+#include <time.h>
+
 #include "vmem.h"
 
 #define ADDR(x) ((void *)(uintptr_t)(x))
@@ -685,6 +689,310 @@ QTEST(mtbf_of_one_arena_does_not_touch_another)
 	QT_EQ(stats_of(b).vs_fail, 0);
 	QT_EQ(stats_of(a).vs_fail, 1);
 	vmem_mtbf_set(a, 0);
+	vmem_destroy(a);
+	vmem_destroy(b);
+}
+
+/* ---- VM_SLEEP, threads, fork ------------------------------------------ */
+
+static void
+sleep_ms(long ms)
+{
+	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+		;
+}
+
+struct late_free {
+	vmem_t *vmp;
+	void *addr;
+	size_t size;
+};
+
+static void *
+free_after_a_while(void *arg)
+{
+	struct late_free *lf = arg;
+	sleep_ms(100);
+	vmem_free(lf->vmp, lf->addr, lf->size);
+	return NULL;
+}
+
+QTEST(sleep_alloc_waits_until_another_thread_frees)
+{
+	vmem_t *vmp = make_arena("api_sleep", BASE, 0x1000, Q16);
+	struct late_free lf = { vmp, ADDR(0x100500), 0x100 };
+	pthread_t t;
+	vmem_stats_t st;
+	for (uintptr_t i = 0; i < 16; i++)
+		QT_EQ(UADDR(vmem_alloc(vmp, 0x100, VM_SLEEP)), BASE + i * 0x100);
+	QT_EQ(pthread_create(&t, NULL, free_after_a_while, &lf), 0);
+	QT_EQ(UADDR(vmem_alloc(vmp, 0x100, VM_SLEEP)), 0x100500);
+	QT_EQ(pthread_join(t, NULL), 0);
+	st = stats_of(vmp);
+	QT_TRUE(st.vs_wait >= 1);
+	QT_EQ(st.vs_fail, 0);
+	QT_EQ(st.vs_alloc, 17);
+	QT_EQ(st.vs_mem_inuse, 0x1000);
+	vmem_destroy(vmp);
+}
+
+#define THREADS 4
+#define IDS_PER_THREAD 2000
+
+struct id_worker {
+	vmem_t *vmp;
+	uintptr_t ids[IDS_PER_THREAD];
+	int failures;
+};
+
+static void *
+take_ids(void *arg)
+{
+	struct id_worker *w = arg;
+	for (int i = 0; i < IDS_PER_THREAD; i++) {
+		w->ids[i] = UADDR(vmem_alloc(w->vmp, 1, VM_NOSLEEP));
+		if (w->ids[i] == 0)
+			w->failures++;
+	}
+	return NULL;
+}
+
+static void *
+give_ids_back(void *arg)
+{
+	struct id_worker *w = arg;
+	for (int i = 0; i < IDS_PER_THREAD; i++)
+		if (w->ids[i] != 0)
+			vmem_free(w->vmp, ADDR(w->ids[i]), 1);
+	return NULL;
+}
+
+QTEST(concurrent_allocations_from_four_threads_are_disjoint)
+{
+	enum { TOTAL = THREADS * IDS_PER_THREAD };
+	vmem_t *vmp = vmem_create("api_threads", ADDR(1), TOTAL, 1, NULL,
+	    NULL, NULL, 0, VMC_IDENTIFIER);
+	static struct id_worker w[THREADS];
+	static unsigned char seen[TOTAL + 1];
+	pthread_t t[THREADS];
+	vmem_stats_t st;
+	QT_TRUE(vmp != NULL);
+	for (int k = 0; k < THREADS; k++) {
+		w[k].vmp = vmp;
+		QT_EQ(pthread_create(&t[k], NULL, take_ids, &w[k]), 0);
+	}
+	for (int k = 0; k < THREADS; k++)
+		QT_EQ(pthread_join(t[k], NULL), 0);
+	for (int k = 0; k < THREADS; k++) {
+		QT_EQ(w[k].failures, 0);
+		for (int i = 0; i < IDS_PER_THREAD; i++) {
+			uintptr_t id = w[k].ids[i];
+			QT_TRUE(id >= 1 && id <= TOTAL);
+			QT_EQ(seen[id], 0);
+			seen[id] = 1;
+		}
+	}
+	QT_PTR_EQ(vmem_alloc(vmp, 1, VM_NOSLEEP), NULL);
+	for (int k = 0; k < THREADS; k++)
+		QT_EQ(pthread_create(&t[k], NULL, give_ids_back, &w[k]), 0);
+	for (int k = 0; k < THREADS; k++)
+		QT_EQ(pthread_join(t[k], NULL), 0);
+	st = stats_of(vmp);
+	QT_EQ(st.vs_alloc, TOTAL);
+	QT_EQ(st.vs_free, TOTAL);
+	QT_EQ(st.vs_fail, 1);
+	QT_EQ(st.vs_mem_inuse, 0);
+	QT_EQ(st.vs_segs_alloc, 0);
+	QT_EQ(st.vs_segs_free, 1);
+	vmem_destroy(vmp);
+}
+
+struct churn {
+	vmem_t *ids;
+	vmem_t *mem;
+	atomic_int stop;
+	atomic_long rounds;
+};
+
+static void *
+churn_loop(void *arg)
+{
+	struct churn *c = arg;
+	while (!atomic_load(&c->stop)) {
+		void *a = vmem_alloc(c->ids, 7, VM_NOSLEEP);
+		void *m = vmem_alloc(c->mem, 3 * 4096 + 100, VM_NOSLEEP);
+		if (m != NULL) {
+			memset(m, 0x77, 3 * 4096 + 100);
+			vmem_free(c->mem, m, 3 * 4096 + 100);
+		}
+		if (a != NULL)
+			vmem_free(c->ids, a, 7);
+		atomic_fetch_add(&c->rounds, 1);
+	}
+	return NULL;
+}
+
+/* In a child of fork: use every kind of arena; 0 if all worked. */
+static int
+child_uses_arenas(struct churn *c)
+{
+	vmem_t *fresh;
+	void *a, *m, *f;
+	alarm(20);
+	a = vmem_alloc(c->ids, 7, VM_NOSLEEP);
+	if (a == NULL)
+		return 2;
+	vmem_free(c->ids, a, 7);
+	m = vmem_alloc(c->mem, 5 * 4096, VM_NOSLEEP);
+	if (m == NULL)
+		return 3;
+	memset(m, 0x33, 5 * 4096);
+	vmem_free(c->mem, m, 5 * 4096);
+	fresh = vmem_create("api_fork_child", ADDR(BASE), SIZE, Q16, NULL, NULL,
+	    NULL, 0, VM_SLEEP);
+	if (fresh == NULL)
+		return 4;
+	f = vmem_alloc(fresh, 0x100, VM_NOSLEEP);
+	if (UADDR(f) != BASE)
+		return 5;
+	vmem_free(fresh, f, 0x100);
+	vmem_destroy(fresh);
+	return 0;
+}
+
+QTEST(fork_while_other_threads_allocate_leaves_the_child_able_to_allocate)
+{
+	static struct churn c;
+	pthread_t t[THREADS];
+	c.ids = vmem_create("api_fork_ids", ADDR(1), 100000, 1, NULL, NULL,
+	    NULL, 0, VMC_IDENTIFIER);
+	c.mem = vmem_create("api_fork_mem", NULL, 0, 16, vmem_alloc, vmem_free,
+	    vmem_heap_arena(), 0, VM_SLEEP);
+	QT_TRUE(c.ids != NULL && c.mem != NULL);
+	for (int k = 0; k < THREADS; k++)
+		QT_EQ(pthread_create(&t[k], NULL, churn_loop, &c), 0);
+	for (int round = 0; round < 20; round++) {
+		int status = 0;
+		pid_t pid;
+		sleep_ms(5);
+		pid = fork();
+		QT_TRUE(pid >= 0);
+		if (pid == 0)
+			_exit(child_uses_arenas(&c));
+		QT_TRUE(qt_wait(pid, &status) == pid);
+		if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+			char how[128];
+			atomic_store(&c.stop, 1);
+			qt_describe_status(status, how, sizeof(how));
+			qt_fail(__FILE__, __LINE__, "fork %d: child %s", round,
+			    how);
+		}
+	}
+	atomic_store(&c.stop, 1);
+	for (int k = 0; k < THREADS; k++)
+		QT_EQ(pthread_join(t[k], NULL), 0);
+	QT_TRUE(atomic_load(&c.rounds) > 0);
+	QT_EQ(vmem_size(c.ids, VMEM_ALLOC), 0);
+	QT_EQ(vmem_size(c.mem, VMEM_ALLOC), 0);
+	vmem_destroy(c.mem);
+	vmem_destroy(c.ids);
+}
+
+/* ---- many segments, many arenas ---------------------------------------- */
+
+QTEST(forty_thousand_segments_fragment_and_coalesce_exactly)
+{
+	enum { N = 40000 };
+	vmem_t *vmp = vmem_create("api_frag_ids", ADDR(1), N, 1, NULL, NULL,
+	    NULL, 0, VMC_IDENTIFIER);
+	vmem_stats_t st;
+	QT_TRUE(vmp != NULL);
+	for (uintptr_t id = 1; id <= N; id++)
+		QT_EQ(UADDR(vmem_alloc(vmp, 1, VM_NOSLEEP)), id);
+	for (uintptr_t id = 1; id <= N; id += 2)
+		vmem_free(vmp, ADDR(id), 1);
+	st = stats_of(vmp);
+	QT_EQ(st.vs_segs_alloc, N / 2);
+	QT_EQ(st.vs_segs_free, N / 2);
+	QT_EQ(st.vs_largest_free, 1);
+	QT_EQ(st.vs_free_bytes, N / 2);
+	for (uintptr_t id = 2; id <= N; id += 2)
+		vmem_free(vmp, ADDR(id), 1);
+	st = stats_of(vmp);
+	QT_EQ(st.vs_segs_alloc, 0);
+	QT_EQ(st.vs_segs_free, 1);
+	QT_EQ(st.vs_largest_free, N);
+	QT_EQ(st.vs_alloc, N);
+	QT_EQ(st.vs_free, N);
+	vmem_destroy(vmp);
+}
+
+QTEST(a_hundred_arenas_live_at_once_each_serving_its_own_range)
+{
+	enum { N = 100 };
+	static char names[N][32];
+	vmem_t *a[N];
+	for (int i = 0; i < N; i++) {
+		snprintf(names[i], sizeof(names[i]), "api_many_%d", i);
+		a[i] = make_arena(names[i], 0x10000000u + (uintptr_t)i * 0x100000u,
+		    0x100000, 0x1000);
+	}
+	for (int i = 0; i < N; i++) {
+		uintptr_t base = 0x10000000u + (uintptr_t)i * 0x100000u;
+		QT_EQ(UADDR(vmem_alloc(a[i], 0x1000, VM_NOSLEEP)), base);
+		QT_EQ(UADDR(vmem_alloc(a[i], 0x3000, VM_NOSLEEP)), base + 0x1000);
+	}
+	for (int i = 0; i < N; i++) {
+		QT_TRUE(strcmp(vmem_name(a[i]), names[i]) == 0);
+		QT_EQ(vmem_size(a[i], VMEM_ALLOC), 0x4000);
+		vmem_free(a[i], ADDR(0x10000000u + (uintptr_t)i * 0x100000u),
+		    0x1000);
+		vmem_free(a[i],
+		    ADDR(0x10000000u + (uintptr_t)i * 0x100000u + 0x1000),
+		    0x3000);
+		vmem_destroy(a[i]);
+	}
+}
+
+static void
+one_arena_cycle(void)
+{
+	vmem_t *vmp = make_arena("api_cycle", BASE, SIZE, Q16);
+	for (uintptr_t i = 0; i < 500; i++)
+		(void)vmem_alloc(vmp, 0x10, VM_NOSLEEP);
+	for (uintptr_t i = 0; i < 500; i += 2)
+		vmem_free(vmp, ADDR(BASE + i * 0x10), 0x10);
+	for (uintptr_t i = 1; i < 500; i += 2)
+		vmem_free(vmp, ADDR(BASE + i * 0x10), 0x10);
+	QT_EQ(vmem_size(vmp, VMEM_ALLOC), 0);
+	vmem_destroy(vmp);
+}
+
+QTEST(create_destroy_cycles_do_not_grow_the_heap)
+{
+	vmem_t *heap = vmem_heap_arena();
+	size_t warm;
+	one_arena_cycle();
+	one_arena_cycle();
+	warm = vmem_size(heap, VMEM_ALLOC);
+	for (int k = 0; k < 200; k++)
+		one_arena_cycle();
+	QT_TRUE(vmem_size(heap, VMEM_ALLOC) <= warm);
+}
+
+QTEST(global_mtbf_fails_nosleep_allocs_of_every_arena_until_reset)
+{
+	vmem_t *a = make_arena("api_gmtbf_a", BASE, SIZE, Q16);
+	vmem_t *b = make_arena("api_gmtbf_b", 0x400000, SIZE, Q16);
+	vmem_mtbf_set(NULL, 1);
+	QT_PTR_EQ(vmem_alloc(a, 0x10, VM_NOSLEEP), NULL);
+	QT_PTR_EQ(vmem_alloc(b, 0x10, VM_NOSLEEP), NULL);
+	vmem_mtbf_set(NULL, 0);
+	QT_EQ(UADDR(vmem_alloc(a, 0x10, VM_NOSLEEP)), BASE);
+	QT_EQ(UADDR(vmem_alloc(b, 0x10, VM_NOSLEEP)), 0x400000);
+	QT_EQ(stats_of(a).vs_fail, 1);
+	QT_EQ(stats_of(b).vs_fail, 1);
 	vmem_destroy(a);
 	vmem_destroy(b);
 }

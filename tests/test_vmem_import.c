@@ -14,6 +14,8 @@
  */
 #include "qtest.h"
 
+#include <pthread.h>
+
 #include "vmem.h"
 
 #define ADDR(x) ((void *)(uintptr_t)(x))
@@ -433,6 +435,139 @@ QTEST(large_heap_backed_allocation_is_writable_end_to_end)
 	vmem_free(mem, p, size);
 	QT_EQ(vmem_size(mem, VMEM_ALLOC | VMEM_FREE), 0);
 	vmem_destroy(mem);
+}
+
+/* ---- imports and markers, alignment, threads ----------------------------- */
+
+struct freeing_walk {
+	vmem_t *vmp;
+	int visits;
+};
+
+static void
+free_each_visited(void *arg, void *start, size_t size)
+{
+	struct freeing_walk *fw = arg;
+	fw->visits++;
+	vmem_free(fw->vmp, start, size);
+}
+
+QTEST(reentrant_walk_freeing_everything_gives_the_imported_span_back)
+{
+	vmem_t *parent = make_parent("imp_p13");
+	vmem_t *child = make_child("imp_c13", 16, parent);
+	struct freeing_walk fw = { child, 0 };
+	for (uintptr_t i = 0; i < 3; i++)
+		QT_EQ(UADDR(vmem_alloc(child, 0x100, VM_SLEEP)),
+		    PBASE + i * 0x100);
+	QT_EQ(vmem_size(parent, VMEM_ALLOC), 0x1000);
+	vmem_walk(child, VMEM_ALLOC | VMEM_REENTRANT, free_each_visited, &fw);
+	QT_EQ(fw.visits, 3);
+	/* With the walker marker gone the span is whole and free. */
+	QT_EQ(vmem_size(child, VMEM_ALLOC | VMEM_FREE), 0);
+	QT_EQ(stats_of(child).vs_spans, 0);
+	QT_EQ(vmem_size(parent, VMEM_ALLOC), 0);
+	vmem_destroy(child);
+	vmem_destroy(parent);
+}
+
+QTEST(aligned_xalloc_importing_unaligned_source_space_aligns_or_fails_cleanly)
+{
+	vmem_t *parent = make_parent("imp_p14");
+	vmem_t *child = make_logged_child("imp_c14", 16, parent);
+	void *p;
+	/* The source's next free address, PBASE + 0x1000, is not 0x4000
+	 * aligned. */
+	QT_EQ(UADDR(vmem_alloc(parent, 0x1000, VM_SLEEP)), PBASE);
+	p = vmem_xalloc(child, 0x3000, 0x4000, 0, 0, NULL, NULL, VM_NOSLEEP);
+	if (p == NULL) {
+		QT_EQ(stats_of(child).vs_fail, 1);
+		QT_EQ(vmem_size(child, VMEM_ALLOC | VMEM_FREE), 0);
+		QT_EQ(vmem_size(parent, VMEM_ALLOC), 0x1000);
+	} else {
+		QT_EQ(UADDR(p) % 0x4000, 0);
+		QT_EQ(vmem_size(child, VMEM_ALLOC), 0x3000);
+		vmem_xfree(child, p, 0x3000);
+		QT_EQ(vmem_size(child, VMEM_ALLOC | VMEM_FREE), 0);
+		QT_EQ(vmem_size(parent, VMEM_ALLOC), 0x1000);
+	}
+	vmem_destroy(child);
+	vmem_destroy(parent);
+}
+
+#define WORKERS 4
+#define BLOCKS 200
+
+struct mem_worker {
+	vmem_t *mem;
+	unsigned char tag;
+	unsigned char *block[BLOCKS];
+	size_t size[BLOCKS];
+	int bad;
+};
+
+static void *
+write_and_check_blocks(void *arg)
+{
+	struct mem_worker *w = arg;
+	for (int i = 0; i < BLOCKS; i++) {
+		w->size[i] = 16u + (size_t)((i * 7919 + w->tag * 104729) % 20000);
+		w->block[i] = vmem_alloc(w->mem, w->size[i], VM_SLEEP);
+		memset(w->block[i], w->tag, w->size[i]);
+	}
+	for (int i = 0; i < BLOCKS; i++)
+		for (size_t k = 0; k < w->size[i]; k++)
+			if (w->block[i][k] != w->tag)
+				w->bad++;
+	for (int i = 0; i < BLOCKS; i += 2)
+		vmem_free(w->mem, w->block[i], w->size[i]);
+	for (int i = 1; i < BLOCKS; i += 2)
+		vmem_free(w->mem, w->block[i], w->size[i]);
+	return NULL;
+}
+
+QTEST(threads_sharing_a_heap_backed_arena_never_overlap)
+{
+	vmem_t *mem = make_child("imp_mem_threads", 16, vmem_heap_arena());
+	static struct mem_worker w[WORKERS];
+	pthread_t t[WORKERS];
+	vmem_stats_t st;
+	for (int k = 0; k < WORKERS; k++) {
+		w[k].mem = mem;
+		w[k].tag = (unsigned char)(0x41 + k);
+		QT_EQ(pthread_create(&t[k], NULL, write_and_check_blocks, &w[k]),
+		    0);
+	}
+	for (int k = 0; k < WORKERS; k++)
+		QT_EQ(pthread_join(t[k], NULL), 0);
+	for (int k = 0; k < WORKERS; k++)
+		QT_EQ(w[k].bad, 0);
+	st = stats_of(mem);
+	QT_EQ(st.vs_alloc, WORKERS * BLOCKS);
+	QT_EQ(st.vs_free, WORKERS * BLOCKS);
+	QT_EQ(st.vs_mem_inuse, 0);
+	QT_EQ(st.vs_mem_import, 0);
+	QT_EQ(st.vs_spans, 0);
+	vmem_destroy(mem);
+}
+
+static void
+destroy_leaking_importer(void *arg)
+{
+	vmem_t *parent = make_parent("imp_p15");
+	vmem_t *child = make_child("imp_leaker", 16, parent);
+	(void)arg;
+	(void)vmem_alloc(child, 0x100, VM_SLEEP);
+	(void)vmem_alloc(child, 0x1000, VM_SLEEP);
+	vmem_destroy(child);
+}
+
+QTEST(destroy_of_an_importing_arena_reports_its_in_use_bytes)
+{
+	int status = qt_capture_stderr(destroy_leaking_importer, NULL);
+	QT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	QT_STR_CONTAINS(qt_last_stderr(),
+	    "vmem_destroy(imp_leaker): leaked 4352 bytes");
 }
 
 QTEST_MAIN()

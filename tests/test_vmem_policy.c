@@ -396,4 +396,40 @@ QTEST(next_fit_in_a_memory_arena_moves_forward_past_freed_addresses)
 	vmem_destroy(vmp);
 }
 
+QTEST(free_neighbours_of_the_rotor_coalesce_once_the_rotor_moves_on)
+{
+	vmem_t *vmp = make_ids("pol_next_rotor_join");
+	vmem_stats_t st;
+	void *big = vmem_alloc(vmp, 998, VM_NEXTFIT); /* [1, 999) */
+	QT_EQ(UADDR(big), 1);
+	/* The rotor sits just past [1, 999); freeing it leaves free space
+	 * on both sides of the rotor: [1, 999) and [999, 1000). */
+	vmem_free(vmp, big, 998);
+	/* [999, 1000) is too small: wrap to 1; the rotor moves past 5. */
+	QT_EQ(UADDR(vmem_alloc(vmp, 5, VM_NEXTFIT)), 1);
+	st = stats_of(vmp);
+	QT_EQ(st.vs_segs_free, 1);
+	QT_EQ(st.vs_largest_free, 994);
+	QT_EQ(UADDR(vmem_alloc(vmp, 994, VM_NOSLEEP)), 6);
+	vmem_destroy(vmp);
+}
+
+QTEST(remainder_in_the_same_list_keeps_its_place_after_a_front_cut)
+{
+	/* List 8 (256..511) is [0x1F0 (head), 0x110]. */
+	static const size_t holes[] = { 0x110, 0x1F0 };
+	vmem_t *vmp = make_arena("pol_keep_place", BASE, SIZE, Q16);
+	struct layout l;
+	carve(vmp, holes, 2, &l);
+	free_hole(vmp, &l, 0);
+	free_hole(vmp, &l, 1);
+	/* Best fit for 0x10 is the 0x110 hole; its 0x100 remainder stays in
+	 * list 8, behind the 0x1F0 head. */
+	QT_EQ(UADDR(vmem_alloc(vmp, 0x10, VM_BESTFIT)), hole_addr(&l, 0));
+	QT_EQ(UADDR(vmem_alloc(vmp, 0x100, VM_SLEEP)), hole_addr(&l, 1));
+	/* The head's 0xF0 remainder left list 8: the old remainder is head. */
+	QT_EQ(UADDR(vmem_alloc(vmp, 0x100, VM_SLEEP)), hole_addr(&l, 0) + 0x10);
+	vmem_destroy(vmp);
+}
+
 QTEST_MAIN()

@@ -517,14 +517,21 @@ json_find(const struct json *j, const char *key, int depth)
 	return NULL;
 }
 
-/* Like json_find at any depth, but the key must be there. */
+/* Like json_find, but the key must be there (depth 0: any depth). */
+static const struct json_key *
+json_need_at(const struct json *j, const char *key, int depth)
+{
+	const struct json_key *k = json_find(j, key, depth);
+	if (k == NULL)
+		qt_fail(__FILE__, __LINE__,
+		    "JSON has no key \"%s\" at depth %d (0: any)", key, depth);
+	return k;
+}
+
 static const struct json_key *
 json_need(const struct json *j, const char *key)
 {
-	const struct json_key *k = json_find(j, key, 0);
-	if (k == NULL)
-		qt_fail(__FILE__, __LINE__, "JSON dump has no key \"%s\"", key);
-	return k;
+	return json_need_at(j, key, 0);
 }
 
 #define QT_JSON_VALID(j, text, len)                                        \
@@ -565,9 +572,9 @@ QTEST(json_validator_accepts_json_and_rejects_near_misses)
 		if (json_validate(&j, bad[k], strlen(bad[k])))
 			qt_fail(__FILE__, __LINE__, "accepted %s", bad[k]);
 	QT_TRUE(json_validate(&j, good[5], strlen(good[5])));
-	QT_EQ(json_find(&j, "a", 1)->kind, JSON_ARRAY);
-	QT_EQ(json_find(&j, "a", 1)->count, 3);
-	QT_EQ(json_find(&j, "b", 3)->kind, JSON_LITERAL);
+	QT_EQ(json_need_at(&j, "a", 1)->kind, JSON_ARRAY);
+	QT_EQ(json_need_at(&j, "a", 1)->count, 3);
+	QT_EQ(json_need_at(&j, "b", 3)->kind, JSON_LITERAL);
 }
 
 /* ---- vmem_dump --------------------------------------------------------- */
@@ -633,9 +640,8 @@ QTEST(dump_json_is_valid_json_with_schema_and_required_keys)
 	QT_JSON_VALID(j, text, len);
 	QT_TRUE(strstr(text, "\"schema\": \"" VMEM_DUMP_SCHEMA "\"") != NULL ||
 	    strstr(text, "\"schema\":\"" VMEM_DUMP_SCHEMA "\"") != NULL);
-	QT_TRUE(json_find(j, "schema", 1) != NULL);
-	QT_TRUE(strcmp(json_find(j, "schema", 1)->text, VMEM_DUMP_SCHEMA) ==
-	    0);
+	QT_TRUE(strcmp(json_need_at(j, "schema", 1)->text,
+		    VMEM_DUMP_SCHEMA) == 0);
 	for (size_t k = 0; k < sizeof(keys) / sizeof(keys[0]); k++)
 		QT_JSON_HAS_KEY(j, keys[k]);
 	name = json_need(j, "name");
@@ -659,8 +665,7 @@ QTEST(dump_json_lists_every_span)
 	(void)vmem_add(vmp, ADDR(0x500000), 0x1000, VM_SLEEP);
 	text = dump_to_string(vmp, VMEM_DUMP_JSON, &len);
 	QT_JSON_VALID(j, text, len);
-	spans = json_find(j, "spans", 0);
-	QT_TRUE(spans != NULL);
+	spans = json_need(j, "spans");
 	QT_EQ(spans->kind, JSON_ARRAY);
 	QT_EQ(spans->count, 3);
 	free(text);
@@ -678,8 +683,7 @@ QTEST(dump_json_of_an_empty_arena_is_valid)
 	QT_TRUE(j != NULL);
 	text = dump_to_string(vmp, VMEM_DUMP_JSON, &len);
 	QT_JSON_VALID(j, text, len);
-	spans = json_find(j, "spans", 0);
-	QT_TRUE(spans != NULL);
+	spans = json_need(j, "spans");
 	QT_EQ(spans->kind, JSON_ARRAY);
 	QT_EQ(spans->count, 0);
 	QT_JSON_HAS_KEY(j, "freelists");

@@ -297,4 +297,16 @@ QTEST(xfree_of_constrained_segments_coalesces_back_to_one_segment)
 	vmem_destroy(vmp);
 }
 
+QTEST(xalloc_of_sizes_near_the_top_of_size_t_returns_null)
+{
+	vmem_t *vmp = make_arena("xa_huge", BASE, SIZE, Q16);
+	QT_EQ(xa(vmp, SIZE_MAX - 0xF, 0, 0, 0, 0, 0), 0);
+	QT_EQ(xa(vmp, SIZE_MAX, 0, 0, 0, 0, 0), 0);
+	QT_EQ(xa(vmp, SIZE_MAX - 0xFFF, 0x1000, 0x10, 0, 0, 0), 0);
+	QT_EQ(stats_of(vmp).vs_fail, 3);
+	QT_EQ(vmem_size(vmp, VMEM_ALLOC), 0);
+	QT_EQ(stats_of(vmp).vs_segs_free, 1);
+	vmem_destroy(vmp);
+}
+
 QTEST_MAIN()

@@ -1,0 +1,448 @@
+/*
+ * umem_cache.c — object caches: bootstrap, create and destroy, the public
+ * allocate/free entry points with their fast paths, quantum caches,
+ * diagnostics of bad frees, statistics and the fork protocol's locks.
+ *
+ * Theory
+ * ------
+ * A cache serves buffers through three layers (umem_impl.h): the calling
+ * thread's slot (two magazines, no lock), the depot (umem_mag.c, one lock)
+ * and the slabs (umem_slab.c, one lock).  The fast path here is the first
+ * layer only: find the slot (umem_slot_find: the thread-specific datum and
+ * two loads), pop or push one round.  Everything else is out of line.
+ *
+ * Bootstrap.  No init call: the first umem_* call (or the first cache
+ * create, e.g. a quantum cache of vmem_create) runs umem_bootstrap once:
+ * it creates the metadata arena (umem_meta, quantum 16, importing from the
+ * heap arena), the default arena (umem_default, quantum 16, over the heap),
+ * the thread id arena and key, and the size-class caches of umem_alloc.
+ *
+ * Bad frees.  Each is diagnosed by vmem_panic with the call and its
+ * arguments.  Debug builds check a buffer's state at every hand-over
+ * (umem_slab.c), so a free into a magazine of a buffer that is not with a
+ * caller, of a buffer of another cache, or (umem_free) with another size
+ * than it was allocated with, dies at the call.  Release builds check when
+ * a buffer reaches its slab (a magazine emptied, a direct free), where the
+ * slab lookup is paid anyway: a wrong cache or a double free is caught
+ * there, later than the call; the same-class wrong size of umem_free is not.
+ *
+ * Lock order (and the fork protocol): the cache-list lock; then, cache by
+ * cache in list order, the depot lock, then the slab lock; then the vmem
+ * locks (vmem_fork.c).  No path takes them the other way: the cache layer
+ * holds no lock of its own across a call into vmem, and takes a depot lock
+ * and a slab lock one after the other, never one inside the other except
+ * in umem_lockup.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "umem_impl.h"
+
+plat_mutex_t umem_cache_list_lock = PLAT_MUTEX_INITIALIZER;
+umem_cache_t *umem_cache_list;
+vmem_t *umem_meta_arena;
+vmem_t *umem_default;
+_Atomic bool umem_ready;
+static plat_once_t umem_once = PLAT_ONCE_INIT;
+
+static void umem_bootstrap_run(void)
+{
+	vmem_t *heap = vmem_heap_arena();
+	umem_meta_arena = vmem_create("umem_meta", NULL, 0, 16, vmem_alloc,
+	    vmem_free, heap, 0, VM_SLEEP);
+	umem_default = vmem_create("umem_default", NULL, 0, 16, vmem_alloc,
+	    vmem_free, heap, 0, VM_SLEEP);
+	if (umem_meta_arena == NULL || umem_default == NULL)
+		vmem_panic("umem: cannot create the umem_meta and umem_default "
+		    "arenas");
+	umem_thread_init();
+	umem_classes_init();
+	atomic_store(&umem_ready, true);
+}
+
+void umem_bootstrap(void)
+{
+	if (!atomic_load_explicit(&umem_ready, memory_order_acquire))
+		plat_once(&umem_once, umem_bootstrap_run);
+}
+
+void *umem_meta_alloc(size_t size, size_t align)
+{
+	return vmem_xalloc(umem_meta_arena, size, align, 0, 0, NULL, NULL,
+	    VM_NOSLEEP);
+}
+
+void umem_meta_free(void *p, size_t size)
+{
+	vmem_xfree(umem_meta_arena, p, size);
+}
+
+vmem_t *umem_default_arena(void)
+{
+	umem_bootstrap();
+	return umem_default;
+}
+
+/* ---- create, destroy ------------------------------------------------------- */
+
+static void cache_list_insert(umem_cache_t *cp)
+{
+	plat_mutex_lock(&umem_cache_list_lock);
+	umem_cache_t **pp = &umem_cache_list;
+	while (*pp != NULL)
+		pp = &(*pp)->cc_next;
+	*pp = cp;
+	plat_mutex_unlock(&umem_cache_list_lock);
+}
+
+static bool cache_list_remove(umem_cache_t *cp)
+{
+	bool found = false;
+	plat_mutex_lock(&umem_cache_list_lock);
+	umem_cache_t **pp = &umem_cache_list;
+	while (*pp != NULL && *pp != cp)
+		pp = &(*pp)->cc_next;
+	if (*pp == cp) {
+		*pp = cp->cc_next;
+		found = true;
+	}
+	plat_mutex_unlock(&umem_cache_list_lock);
+	return found;
+}
+
+umem_cache_t *umem_cache_create_impl(const char *name, size_t bufsize,
+    size_t align, umem_constructor_t *ctor, umem_destructor_t *dtor,
+    umem_reclaim_t *reclaim, void *priv, vmem_t *source, int cflags)
+{
+	VMEM_ASSERT(bufsize != 0 && align != 0);
+	umem_cache_t *cp = umem_meta_alloc(sizeof(*cp), UMEM_CACHE_LINE);
+	if (cp == NULL)
+		return NULL;
+	memset(cp, 0, sizeof(*cp));
+	(void)snprintf(cp->cc_name, sizeof(cp->cc_name), "%s", name);
+	cp->cc_cflags = cflags;
+	cp->cc_annotate = !(cflags & (UMC_QCACHE | UMC_NOTOUCH));
+	cp->cc_debug = UMEM_DEBUG && !(cflags & UMC_NODEBUG);
+	cp->cc_bufsize = bufsize;
+	cp->cc_ctor = ctor;
+	cp->cc_dtor = dtor;
+	cp->cc_reclaim = reclaim;
+	cp->cc_private = priv;
+	cp->cc_arena = source != NULL ? source : umem_default;
+	if (!umem_slab_layout(cp, align)) {
+		umem_meta_free(cp, sizeof(*cp));
+		return NULL;
+	}
+	plat_mutex_init(&cp->cc_slab_lock);
+	umem_mag_init_cache(cp);
+	cache_list_insert(cp);
+	VMEM_ASSERT(cp->cc_slab_bytes >= cp->cc_chunk_bytes);
+	return cp;
+}
+
+umem_cache_t *umem_cache_create(const char *name, size_t bufsize,
+    size_t align, umem_constructor_t *ctor, umem_destructor_t *dtor,
+    umem_reclaim_t *reclaim, void *priv, vmem_t *source, int cflags)
+{
+	umem_bootstrap();
+	const char *nm = name != NULL ? name : "(null)";
+	const char *why = NULL;
+	if (name == NULL)
+		why = "no name";
+	else if (bufsize == 0)
+		why = "size 0";
+	else if (align != 0 && (align & (align - 1)) != 0)
+		why = "align is not a power of two";
+	else if ((cflags & UMC_QCACHE) && (ctor != NULL || dtor != NULL))
+		why = "a quantum cache (UMC_QCACHE) has no constructor";
+	if (why != NULL)
+		vmem_panic("umem_cache_create(name \"%s\", size %lu, align %lu, "
+		    "flags 0x%x): %s", nm, (unsigned long)bufsize,
+		    (unsigned long)align, (unsigned)cflags, why);
+	if (align == 0)
+		align = 8;
+	return umem_cache_create_impl(name, bufsize, align, ctor, dtor,
+	    reclaim, priv, source, cflags);
+}
+
+void umem_cache_destroy(umem_cache_t *cp)
+{
+	if (cp == NULL)
+		vmem_panic("umem_cache_destroy(cache NULL): no cache");
+	if (!cache_list_remove(cp))
+		vmem_panic("umem_cache_destroy(cache %p): not a live cache",
+		    (void *)cp);
+	umem_slots_flush_all(cp);
+	umem_depot_purge(cp);
+	size_t leaked = umem_slab_destroy_all(cp);
+	if (leaked != 0) {
+		char buf[160];
+		int n = snprintf(buf, sizeof(buf), "umem_cache_destroy(%s): "
+		    "leaked %lu buffers\n", cp->cc_name, (unsigned long)leaked);
+		(void)fwrite(buf, 1, (size_t)n, stderr);
+	}
+	VMEM_ASSERT(cp->cc_nslabs == 0);
+	umem_slab_hash_fini(cp);
+	umem_slots_fini(cp);
+	plat_mutex_destroy(&cp->cc_depot_lock);
+	plat_mutex_destroy(&cp->cc_slab_lock);
+	umem_meta_free(cp, sizeof(*cp));
+}
+
+/* ---- the fast paths ------------------------------------------------------- */
+
+static inline void *cache_alloc_fast(umem_cache_t *cp, int vmflag)
+{
+	umem_slot_t *sl = umem_slot_find(cp);
+	if (__builtin_expect(sl != NULL && sl->sl_rounds > 0, 1)) {
+		void *buf = sl->sl_loaded->mg_round[--sl->sl_rounds];
+		sl->sl_to_caller++;
+		if (UMEM_DEBUG && cp->cc_debug)
+			umem_debug_mag_to_caller(cp, buf);
+		return buf;
+	}
+	return umem_alloc_slow(cp, sl, vmflag);
+}
+
+static inline void cache_free_fast(umem_cache_t *cp, void *buf,
+    umem_call_t call, size_t size)
+{
+	if (UMEM_DEBUG && cp->cc_debug)
+		umem_debug_caller_to_mag(cp, buf, call, size);
+	umem_slot_t *sl = umem_slot_find(cp);
+	if (__builtin_expect(sl != NULL && sl->sl_rounds < sl->sl_cap, 1)) {
+		sl->sl_loaded->mg_round[sl->sl_rounds++] = buf;
+		sl->sl_from_caller++;
+		return;
+	}
+	umem_free_slow(cp, sl, buf, call, size);
+}
+
+void *umem_cache_alloc_impl(umem_cache_t *cp, int vmflag)
+{
+	return cache_alloc_fast(cp, vmflag);
+}
+
+void umem_cache_free_impl(umem_cache_t *cp, void *buf, umem_call_t call,
+    size_t size)
+{
+	cache_free_fast(cp, buf, call, size);
+}
+
+/* ---- the public calls ---------------------------------------------------- */
+
+static void annotate_alloc(const umem_cache_t *cp, void *buf, size_t size)
+{
+	if (!cp->cc_annotate)
+		return;
+	UMEM_ASAN_UNPOISON(buf, size);
+	VALGRIND_MALLOCLIKE_BLOCK(buf, size, 0, cp->cc_ctor != NULL);
+}
+
+static void annotate_free(const umem_cache_t *cp, void *buf, size_t size)
+{
+	if (!cp->cc_annotate)
+		return;
+	VALGRIND_FREELIKE_BLOCK(buf, 0);
+	UMEM_ASAN_POISON(buf, size);
+}
+
+#define UMEM_NOFAIL_ATTEMPTS_MAX (1u << 20)
+
+void *umem_cache_alloc(umem_cache_t *cp, int umflag)
+{
+	if (cp == NULL)
+		vmem_panic("umem_cache_alloc(cache NULL, flags 0x%x): no cache",
+		    (unsigned)umflag);
+	for (unsigned attempt = 0; attempt < UMEM_NOFAIL_ATTEMPTS_MAX;
+	    attempt++) {
+		void *buf = cache_alloc_fast(cp, VM_NOSLEEP);
+		if (buf != NULL) {
+			annotate_alloc(cp, buf, cp->cc_bufsize);
+			return buf;
+		}
+		atomic_fetch_add(&cp->cc_alloc_fail, 1);
+		if (!(umflag & UMEM_NOFAIL))
+			return NULL;
+		umem_nofail_wait("umem_cache_alloc", cp->cc_name,
+		    cp->cc_bufsize, attempt);
+	}
+	vmem_panic("umem_cache_alloc(cache \"%s\", UMEM_NOFAIL): still no "
+	    "memory after %u attempts", cp->cc_name, UMEM_NOFAIL_ATTEMPTS_MAX);
+}
+
+void umem_cache_free(umem_cache_t *cp, void *buf)
+{
+	if (cp == NULL)
+		vmem_panic("umem_cache_free(cache NULL, buf %p): no cache", buf);
+	if (buf == NULL)
+		vmem_panic("umem_cache_free(cache \"%s\", buf NULL): no buffer",
+		    cp->cc_name);
+	if (UMEM_DEBUG && cp->cc_debug)
+		umem_debug_caller_to_mag(cp, buf, UMEM_CALL_CACHE_FREE, 0);
+	annotate_free(cp, buf, cp->cc_bufsize);
+	umem_slot_t *sl = umem_slot_find(cp);
+	if (sl != NULL && sl->sl_rounds < sl->sl_cap) {
+		sl->sl_loaded->mg_round[sl->sl_rounds++] = buf;
+		sl->sl_from_caller++;
+		return;
+	}
+	umem_free_slow(cp, sl, buf, UMEM_CALL_CACHE_FREE, 0);
+}
+
+/* ---- quantum caches --------------------------------------------------------- */
+
+/* All quantum caches of an arena share one slab size: a power of two at
+ * least 3 x qcache_max, so the largest holds 3 (and a slab one cache gives
+ * back fits any other). */
+size_t umem_qcache_slab_bytes(const vmem_t *arena)
+{
+	size_t want = 3 * arena->ar_qcache_max, s = arena->ar_quantum;
+	for (unsigned i = 0; i < 64 && s < want; i++)
+		s <<= 1;
+	return s;
+}
+
+umem_cache_t *umem_qcache_create(vmem_t *arena, size_t size)
+{
+	char name[VMEM_NAMELEN + 24];
+	umem_bootstrap();
+	VMEM_ASSERT(size != 0 && size % arena->ar_quantum == 0);
+	(void)snprintf(name, sizeof(name), "%s_%lu", arena->ar_name,
+	    (unsigned long)size);
+	return umem_cache_create_impl(name, size, arena->ar_quantum, NULL, NULL,
+	    NULL, NULL, arena, UMC_QCACHE);
+}
+
+void *umem_qcache_alloc(umem_cache_t *cp, int vmflag)
+{
+	void *addr = cache_alloc_fast(cp, vmflag);
+	if (addr == NULL)
+		atomic_fetch_add(&cp->cc_alloc_fail, 1);
+	return addr;
+}
+
+void umem_qcache_free(umem_cache_t *cp, void *addr, size_t size)
+{
+	cache_free_fast(cp, addr, UMEM_CALL_VMEM_FREE, size);
+}
+
+void umem_qcache_destroy(umem_cache_t *cp)
+{
+	umem_cache_destroy(cp);
+}
+
+/* ---- diagnostics ----------------------------------------------------------- */
+
+_Noreturn void umem_bad_free(const umem_cache_t *cp, const void *buf,
+    umem_call_t call, size_t size, const char *why)
+{
+	switch (call) {
+	case UMEM_CALL_FREE:
+		vmem_panic("umem_free(buf %p, size %lu): %s (cache \"%s\")",
+		    buf, (unsigned long)size, why, cp->cc_name);
+	case UMEM_CALL_VMEM_FREE:
+		vmem_panic("vmem_free(arena \"%s\", addr %p, size 0x%lx): %s "
+		    "(quantum cache \"%s\")", vmem_name(cp->cc_arena), buf,
+		    (unsigned long)size, why, cp->cc_name);
+	case UMEM_CALL_INTERNAL:
+		vmem_panic("umem_cache_free(cache \"%s\", buf %p): %s (found "
+		    "when the buffer left a magazine for its slab)",
+		    cp->cc_name, buf, why);
+	case UMEM_CALL_CACHE_FREE:
+	default:
+		vmem_panic("umem_cache_free(cache \"%s\", buf %p): %s",
+		    cp->cc_name, buf, why);
+	}
+}
+
+/*
+ * The cache whose slabs hold addr, for a diagnostic.  Best effort, since
+ * the process is about to abort: the list is walked even when its lock is
+ * busy (the dying thread may hold it: a flush at thread exit), and a cache
+ * whose slab lock is busy is skipped rather than waited for.
+ */
+static const umem_cache_t *cache_owning(uintptr_t addr)
+{
+	const umem_cache_t *owner = NULL;
+	bool listed = plat_mutex_trylock(&umem_cache_list_lock);
+	size_t n = 0;
+	for (umem_cache_t *cp = umem_cache_list; cp != NULL && owner == NULL &&
+	    n < 100000; cp = cp->cc_next, n++) {
+		if (!plat_mutex_trylock(&cp->cc_slab_lock))
+			continue;
+		if (umem_slab_lookup(cp, addr) != NULL)
+			owner = cp;
+		plat_mutex_unlock(&cp->cc_slab_lock);
+	}
+	if (listed)
+		plat_mutex_unlock(&umem_cache_list_lock);
+	return owner;
+}
+
+_Noreturn void umem_bad_free_foreign(const umem_cache_t *cp, const void *buf,
+    umem_call_t call, size_t size)
+{
+	char why[96];
+	const umem_cache_t *owner = cache_owning((uintptr_t)buf);
+	if (owner != NULL)
+		(void)snprintf(why, sizeof(why), "buffer belongs to cache "
+		    "\"%s\"", owner->cc_name);
+	else
+		(void)snprintf(why, sizeof(why), "buffer belongs to no cache");
+	umem_bad_free(cp, buf, call, size, why);
+}
+
+/* ---- statistics, names ------------------------------------------------------ */
+
+void umem_cache_stats(umem_cache_t *cp, umem_cache_stats_t *out)
+{
+	memset(out, 0, sizeof(*out));
+	out->us_bufsize = cp->cc_bufsize;
+	out->us_chunk_bytes = cp->cc_chunk_bytes;
+	out->us_slab_bytes = cp->cc_slab_bytes;
+	plat_mutex_lock(&cp->cc_depot_lock);
+	out->us_mags_full = cp->cc_full.ml_count;
+	out->us_mags_empty = cp->cc_empty.ml_count;
+	for (umem_mag_t *m = cp->cc_full.ml_head; m != NULL; m = m->mg_next)
+		out->us_bufs_depot += m->mg_cap;
+	out->us_magsize = atomic_load(&cp->cc_magsize);
+	out->us_depot_contended = cp->cc_depot_contended;
+	plat_mutex_unlock(&cp->cc_depot_lock);
+	plat_mutex_lock(&cp->cc_slab_lock);
+	out->us_slabs = cp->cc_nslabs;
+	out->us_slabs_free = cp->cc_nslabs_free;
+	out->us_bufs_total = cp->cc_nslabs * cp->cc_nbufs;
+	out->us_bufs_slab_free = cp->cc_bufs_slab_free;
+	plat_mutex_unlock(&cp->cc_slab_lock);
+	out->us_constructed = atomic_load(&cp->cc_constructed);
+	out->us_destructed = atomic_load(&cp->cc_destructed);
+	out->us_slab_create = atomic_load(&cp->cc_slab_create);
+	out->us_slab_destroy = atomic_load(&cp->cc_slab_destroy);
+	out->us_alloc_fail = atomic_load(&cp->cc_alloc_fail);
+}
+
+const char *umem_cache_name(const umem_cache_t *cp)
+{
+	return cp->cc_name;
+}
+
+/* ---- fork ---------------------------------------------------------------- */
+
+void umem_lockup(void)
+{
+	plat_mutex_lock(&umem_cache_list_lock);
+	for (umem_cache_t *cp = umem_cache_list; cp != NULL; cp = cp->cc_next) {
+		plat_mutex_lock(&cp->cc_depot_lock);
+		plat_mutex_lock(&cp->cc_slab_lock);
+	}
+}
+
+void umem_release(void)
+{
+	for (umem_cache_t *cp = umem_cache_list; cp != NULL; cp = cp->cc_next) {
+		plat_mutex_unlock(&cp->cc_slab_lock);
+		plat_mutex_unlock(&cp->cc_depot_lock);
+	}
+	plat_mutex_unlock(&umem_cache_list_lock);
+}

@@ -1,0 +1,157 @@
+/*
+ * umem_thread.c — per-thread state of the object caches: thread ids, the
+ * slot directory of each cache, and what a departing thread gives back.
+ *
+ * Theory
+ * ------
+ * A thread's first use of a cache's magazine layer gives it a thread id
+ * from umem_thread_ids, an identifier arena of [1, UMEM_THREADS_MAX] that
+ * quanta's own vmem serves (instant fit keeps ids low, so directories stay
+ * small).  The id is the value of the thread-specific datum umem_tsd_key;
+ * the key's destructor runs when the thread exits, flushes the thread's
+ * slot of every cache into that cache's depot and gives the id back.  Ids
+ * are unique among live threads, so two threads never share a slot: a slot
+ * is written by one thread only, with plain loads and stores.  (Mapping
+ * threads onto slots by bits of the thread handle, as some ports do, lets
+ * two threads collide on one slot and serialise on its lock; there is no
+ * slot lock here to serialise on.)
+ *
+ * A cache finds slot id-1 in constant time: directory entry (id-1)/64 points
+ * to a chunk of 64 slots, allocated (zeroed, 64-byte aligned) the first
+ * time a thread of that range uses the cache and published with a
+ * compare-and-swap, so two first uses of one chunk agree on one chunk.
+ *
+ * A thread beyond UMEM_THREADS_MAX live ones gets no id and no slot: it
+ * allocates from the depot and the slabs directly.  A UMC_NOMAGAZINE cache
+ * has no slots at all.
+ *
+ * Locking.  The cache-list lock is held while a departing thread flushes
+ * its slots, so that no cache is destroyed meanwhile; a cache destroy takes
+ * the cache off the list first, so a departing thread never sees it again.
+ * The flush calls into the depot and the slabs (their own locks, in that
+ * order) and may call destructors: those must not create or destroy caches.
+ */
+#include <string.h>
+
+#include "umem_impl.h"
+
+plat_tsd_key_t umem_tsd_key;
+static vmem_t *umem_thread_ids;
+
+static void thread_slots_flush(uintptr_t id)
+{
+	VMEM_ASSERT(id >= 1 && id <= UMEM_THREADS_MAX);
+	size_t c = (id - 1) / UMEM_SLOTS_PER_CHUNK;
+	size_t s = (id - 1) % UMEM_SLOTS_PER_CHUNK;
+	plat_mutex_lock(&umem_cache_list_lock);
+	for (umem_cache_t *cp = umem_cache_list; cp != NULL; cp = cp->cc_next) {
+		umem_slot_chunk_t *ch = atomic_load_explicit(&cp->cc_slotdir[c],
+		    memory_order_acquire);
+		if (ch != NULL)
+			umem_slot_flush(cp, &ch->sc_slot[s]);
+	}
+	plat_mutex_unlock(&umem_cache_list_lock);
+}
+
+/* The thread-specific datum's destructor: the thread is exiting. */
+static void thread_exit(void *value)
+{
+	uintptr_t id = (uintptr_t)value;
+	VMEM_ASSERT(id != 0);
+	thread_slots_flush(id);
+	vmem_free(umem_thread_ids, (void *)id, 1);
+	/* A destructor that the flush ran may have used a cache again and
+	 * taken a new id: then this runs again for that one. */
+	VMEM_ASSERT(plat_tsd_get(umem_tsd_key) != value);
+}
+
+void umem_thread_init(void)
+{
+	if (!plat_tsd_key_create(&umem_tsd_key, thread_exit))
+		vmem_panic("umem: no thread-specific data key left");
+	umem_thread_ids = vmem_create("umem_thread_ids", (void *)(uintptr_t)1,
+	    UMEM_THREADS_MAX, 1, NULL, NULL, NULL, 0,
+	    VMC_IDENTIFIER | VM_SLEEP);
+	if (umem_thread_ids == NULL)
+		vmem_panic("umem: cannot create the thread id arena");
+	VMEM_ASSERT(vmem_quantum(umem_thread_ids) == 1);
+}
+
+static uintptr_t thread_id_get(void)
+{
+	uintptr_t id = (uintptr_t)plat_tsd_get(umem_tsd_key);
+	if (id != 0)
+		return id;
+	void *p = vmem_alloc(umem_thread_ids, 1, VM_NOSLEEP);
+	if (p == NULL)
+		return 0;
+	id = (uintptr_t)p;
+	VMEM_ASSERT(id >= 1 && id <= UMEM_THREADS_MAX);
+	plat_tsd_set(umem_tsd_key, (void *)id);
+	return id;
+}
+
+uintptr_t umem_thread_id(void)
+{
+	return (uintptr_t)plat_tsd_get(umem_tsd_key);
+}
+
+umem_slot_t *umem_slot_find_slow(umem_cache_t *cp)
+{
+	if (cp->cc_cflags & UMC_NOMAGAZINE)
+		return NULL;
+	uintptr_t id = thread_id_get();
+	if (id == 0)
+		return NULL;
+	size_t c = (id - 1) / UMEM_SLOTS_PER_CHUNK;
+	umem_slot_chunk_t *ch = atomic_load_explicit(&cp->cc_slotdir[c],
+	    memory_order_acquire);
+	if (ch == NULL) {
+		umem_slot_chunk_t *mine = umem_meta_alloc(sizeof(*mine),
+		    UMEM_CACHE_LINE);
+		if (mine == NULL)
+			return NULL;
+		memset(mine, 0, sizeof(*mine));
+		umem_slot_chunk_t *expected = NULL;
+		if (atomic_compare_exchange_strong(&cp->cc_slotdir[c],
+		    &expected, mine)) {
+			ch = mine;
+		} else {
+			umem_meta_free(mine, sizeof(*mine));
+			ch = expected;
+		}
+	}
+	VMEM_ASSERT(ch != NULL && ((uintptr_t)ch & (UMEM_CACHE_LINE - 1)) == 0);
+	return &ch->sc_slot[(id - 1) % UMEM_SLOTS_PER_CHUNK];
+}
+
+void umem_thread_flush_self(void)
+{
+	uintptr_t id = umem_thread_id();
+	if (id != 0)
+		thread_slots_flush(id);
+}
+
+/* Every slot of a cache that is being destroyed (no thread uses it). */
+void umem_slots_flush_all(umem_cache_t *cp)
+{
+	for (size_t c = 0; c < UMEM_SLOT_CHUNKS; c++) {
+		umem_slot_chunk_t *ch = atomic_load(&cp->cc_slotdir[c]);
+		if (ch == NULL)
+			continue;
+		for (size_t s = 0; s < UMEM_SLOTS_PER_CHUNK; s++)
+			umem_slot_flush(cp, &ch->sc_slot[s]);
+	}
+}
+
+void umem_slots_fini(umem_cache_t *cp)
+{
+	for (size_t c = 0; c < UMEM_SLOT_CHUNKS; c++) {
+		umem_slot_chunk_t *ch = atomic_exchange(&cp->cc_slotdir[c],
+		    NULL);
+		if (ch == NULL)
+			continue;
+		VMEM_ASSERT(ch->sc_slot[0].sl_loaded == NULL);
+		umem_meta_free(ch, sizeof(*ch));
+	}
+}

@@ -1,0 +1,250 @@
+/*
+ * quanta — tests/test_umem_bad.c: every misuse of the object caches ends
+ * in a diagnostic that names the call, then abort.
+ *
+ * Debug builds check a buffer's state at the call itself.  Release builds
+ * check when the buffer reaches its slab, where the lookup is paid anyway;
+ * so each body below ends by forcing that moment (a cache destroy, or the
+ * thread's magazines flushed), and the substring each test expects is the
+ * part both diagnostics share: the cache the buffer was freed to, what was
+ * wrong, and the cache it belongs to.  The same-class wrong size of
+ * umem_free is only visible to debug builds (they record each buffer's
+ * requested size); that test exists there only.
+ */
+#include "qtest.h"
+
+#include "umem.h"
+#include "umem_impl.h"
+
+static umem_cache_t *mk(const char *name, size_t size)
+{
+	umem_cache_t *cp = umem_cache_create(name, size, 0, NULL, NULL, NULL,
+	    NULL, NULL, 0);
+	QT_TRUE(cp != NULL);
+	return cp;
+}
+
+static char expect[256];
+
+static void wrong_cache_body(void *arg)
+{
+	(void)arg;
+	umem_cache_t *a = mk("bad_a", 64), *b = mk("bad_b", 64);
+	void *buf = umem_cache_alloc(a, UMEM_DEFAULT);
+	umem_cache_free(b, buf);
+	umem_cache_destroy(b);
+}
+
+QTEST(freeing_to_the_wrong_cache_names_both_caches)
+{
+	QT_TRUE(qt_expect_abort(wrong_cache_body, NULL,
+	    "belongs to cache \"bad_a\""));
+	QT_STR_CONTAINS(qt_last_stderr(), "umem_cache_free(cache \"bad_b\", buf 0x");
+}
+
+static void double_free_body(void *arg)
+{
+	(void)arg;
+	umem_cache_t *a = mk("dbl", 64);
+	void *buf = umem_cache_alloc(a, UMEM_DEFAULT);
+	umem_cache_free(a, buf);
+	umem_cache_free(a, buf);
+	umem_cache_destroy(a);
+}
+
+QTEST(a_double_free_into_a_magazine_is_diagnosed)
+{
+	QT_TRUE(qt_expect_abort(double_free_body, NULL, "double free"));
+	QT_STR_CONTAINS(qt_last_stderr(), "umem_cache_free(cache \"dbl\", buf 0x");
+}
+
+static void double_free_ctor_body(void *arg)
+{
+	(void)arg;
+	umem_cache_t *a = mk("dbl2", 200);
+	void *v[40];
+	for (int i = 0; i < 40; i++)
+		v[i] = umem_cache_alloc(a, UMEM_DEFAULT);
+	for (int i = 0; i < 40; i++)
+		umem_cache_free(a, v[i]);
+	umem_cache_free(a, v[17]);
+	umem_cache_destroy(a);
+}
+
+QTEST(a_double_free_after_many_frees_is_still_diagnosed)
+{
+	QT_TRUE(qt_expect_abort(double_free_ctor_body, NULL, "double free"));
+	QT_STR_CONTAINS(qt_last_stderr(), "cache \"dbl2\"");
+}
+
+static void interior_body(void *arg)
+{
+	(void)arg;
+	umem_cache_t *a = mk("interior", 64);
+	char *buf = umem_cache_alloc(a, UMEM_DEFAULT);
+	umem_cache_free(a, buf + 8);
+	umem_cache_destroy(a);
+}
+
+QTEST(freeing_an_interior_address_is_diagnosed)
+{
+	QT_TRUE(qt_expect_abort(interior_body, NULL,
+	    "not the start of a buffer"));
+	QT_STR_CONTAINS(qt_last_stderr(), "cache \"interior\"");
+}
+
+static void foreign_body(void *arg)
+{
+	(void)arg;
+	static char not_ours[64] __attribute__((aligned(64)));
+	umem_cache_t *a = mk("foreign", 64);
+	umem_cache_free(a, not_ours);
+	umem_cache_destroy(a);
+}
+
+QTEST(freeing_memory_of_no_cache_is_diagnosed)
+{
+	QT_TRUE(qt_expect_abort(foreign_body, NULL, "belongs to no cache"));
+	(void)snprintf(expect, sizeof(expect), "cache \"foreign\"");
+	QT_STR_CONTAINS(qt_last_stderr(), expect);
+}
+
+static void wrong_class_body(void *arg)
+{
+	(void)arg;
+	void *p = umem_alloc(100, UMEM_DEFAULT);
+	umem_free(p, 20);
+	umem_thread_flush_self();
+}
+
+QTEST(umem_free_with_a_size_of_another_class_is_diagnosed)
+{
+	QT_TRUE(qt_expect_abort(wrong_class_body, NULL,
+	    "belongs to cache \"umem_alloc_112\""));
+#if UMEM_DEBUG
+	QT_STR_CONTAINS(qt_last_stderr(), "umem_free(buf 0x");
+	QT_STR_CONTAINS(qt_last_stderr(), "size 20)");
+#else
+	QT_STR_CONTAINS(qt_last_stderr(), "cache \"umem_alloc_32\"");
+#endif
+}
+
+#if UMEM_DEBUG
+static void wrong_size_body(void *arg)
+{
+	(void)arg;
+	void *p = umem_alloc(100, UMEM_DEFAULT);
+	umem_free(p, 110);
+}
+
+QTEST(umem_free_with_another_size_of_the_same_class_is_diagnosed_in_debug)
+{
+	QT_TRUE(qt_expect_abort(wrong_size_body, NULL,
+	    "wrong size: the buffer was allocated with size 100"));
+	QT_STR_CONTAINS(qt_last_stderr(), "umem_free(buf 0x");
+	QT_STR_CONTAINS(qt_last_stderr(), "size 110)");
+}
+#endif
+
+static void zero_size_body(void *arg)
+{
+	(void)arg;
+	void *p = umem_alloc(10, UMEM_DEFAULT);
+	umem_free(p, 0);
+}
+
+QTEST(umem_free_with_size_zero_is_diagnosed)
+{
+	QT_TRUE(qt_expect_abort(zero_size_body, NULL, "umem_free(buf 0x"));
+	QT_STR_CONTAINS(qt_last_stderr(), "size 0");
+}
+
+static void qcache_foreign_body(void *arg)
+{
+	(void)arg;
+	vmem_t *vmp = vmem_create("qc_bad", (void *)(uintptr_t)0x100000, 1 << 20,
+	    16, NULL, NULL, NULL, 0, VMC_IDENTIFIER);
+	umem_cache_t *cp = umem_qcache_create(vmp, 32);
+	void *a = umem_qcache_alloc(cp, VM_SLEEP);
+	umem_qcache_free(cp, (char *)a + 0x10000, 32);
+	umem_qcache_destroy(cp);
+}
+
+QTEST(vmem_free_of_a_range_the_quantum_cache_never_gave_is_diagnosed)
+{
+	QT_TRUE(qt_expect_abort(qcache_foreign_body, NULL,
+	    "belongs to no cache"));
+	QT_STR_CONTAINS(qt_last_stderr(), "qc_bad_32");
+}
+
+static void bad_align_body(void *arg)
+{
+	(void)arg;
+	(void)umem_cache_create("badalign", 64, 24, NULL, NULL, NULL, NULL,
+	    NULL, 0);
+}
+
+QTEST(umem_cache_create_with_a_bad_alignment_is_diagnosed)
+{
+	QT_TRUE(qt_expect_abort(bad_align_body, NULL,
+	    "umem_cache_create(name \"badalign\", size 64, align 24"));
+	QT_STR_CONTAINS(qt_last_stderr(), "not a power of two");
+}
+
+static void null_cache_body(void *arg)
+{
+	(void)arg;
+	(void)umem_cache_alloc(NULL, UMEM_DEFAULT);
+}
+
+QTEST(umem_cache_alloc_of_no_cache_is_diagnosed)
+{
+	QT_TRUE(qt_expect_abort(null_cache_body, NULL,
+	    "umem_cache_alloc(cache NULL"));
+}
+
+/* ---- memory checkers see freed cache objects ---------------------------------- */
+
+static void use_after_free_body(void *arg)
+{
+	(void)arg;
+	umem_cache_t *a = mk("uaf", 64);
+	volatile char *buf = umem_cache_alloc(a, UMEM_DEFAULT);
+	buf[0] = 1;
+	umem_cache_free(a, (void *)buf);
+#if defined(UMEM_HAVE_VALGRIND)
+	unsigned before = VALGRIND_COUNT_ERRORS;
+#endif
+	if (buf[3] == 42)
+		(void)fputs("unlikely\n", stderr);
+#if defined(UMEM_HAVE_VALGRIND)
+	/* Valgrind writes its report to the stderr it started with, not to
+	 * this child's pipe: count its errors instead. */
+	if (VALGRIND_COUNT_ERRORS > before)
+		(void)fputs("memcheck reported the read of a freed object\n",
+		    stderr);
+#endif
+	abort();
+}
+
+QTEST(a_use_of_a_freed_cache_object_is_reported_by_the_memory_checker)
+{
+#if defined(UMEM_HAVE_VALGRIND)
+	if (RUNNING_ON_VALGRIND) {
+		QT_TRUE(qt_expect_abort(use_after_free_body, NULL,
+		    "memcheck reported the read of a freed object"));
+		return;
+	}
+#endif
+#if defined(UMEM_ASAN)
+	int status = qt_capture_stderr(use_after_free_body, NULL);
+	QT_TRUE(!WIFSIGNALED(status) || WTERMSIG(status) != SIGABRT ||
+	    strstr(qt_last_stderr(), "use-after-poison") != NULL);
+	QT_STR_CONTAINS(qt_last_stderr(), "use-after-poison");
+#else
+	/* No checker watching: the read is silent and the body aborts. */
+	QT_TRUE(qt_expect_abort(use_after_free_body, NULL, ""));
+#endif
+}
+
+QTEST_MAIN()

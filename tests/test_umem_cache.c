@@ -1,0 +1,374 @@
+/*
+ * quanta — tests/test_umem_cache.c: the object caches as their callers see
+ * them: constructors and destructors, reuse of constructed objects, reap,
+ * size classes, the nofail callback, statistics.  White-box where the
+ * public API cannot show a fact (umem_impl.h: slots, depot counts).
+ */
+#include "qtest.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "umem.h"
+#include "umem_impl.h"
+
+#define OBJ_MAGIC 0x5eedf00du
+
+typedef struct obj {
+	uint32_t magic;
+	uint32_t uses;
+	char payload[56];
+} obj_t;
+
+static _Atomic int ctor_calls, dtor_calls;
+
+static int obj_ctor(void *buf, void *priv, int flags)
+{
+	(void)flags;
+	obj_t *o = buf;
+	QT_PTR_EQ(priv, (void *)&ctor_calls);
+	o->magic = OBJ_MAGIC;
+	o->uses = 0;
+	atomic_fetch_add(&ctor_calls, 1);
+	return 0;
+}
+
+static void obj_dtor(void *buf, void *priv)
+{
+	obj_t *o = buf;
+	(void)priv;
+	QT_EQ(o->magic, OBJ_MAGIC);
+	o->magic = 0;
+	atomic_fetch_add(&dtor_calls, 1);
+}
+
+static umem_cache_t *obj_cache(const char *name)
+{
+	atomic_store(&ctor_calls, 0);
+	atomic_store(&dtor_calls, 0);
+	umem_cache_t *cp = umem_cache_create(name, sizeof(obj_t), 0, obj_ctor,
+	    obj_dtor, NULL, (void *)&ctor_calls, NULL, 0);
+	QT_TRUE(cp != NULL);
+	return cp;
+}
+
+static umem_cache_stats_t stats_of(umem_cache_t *cp)
+{
+	umem_cache_stats_t st;
+	umem_cache_stats(cp, &st);
+	return st;
+}
+
+/* ---- constructors and destructors ------------------------------------------ */
+
+QTEST(every_constructed_object_is_destroyed_at_cache_destroy)
+{
+	umem_cache_t *cp = obj_cache("ctor_dtor");
+	void *v[500];
+	for (int i = 0; i < 500; i++) {
+		v[i] = umem_cache_alloc(cp, UMEM_DEFAULT);
+		QT_TRUE(v[i] != NULL);
+		QT_EQ(((obj_t *)v[i])->magic, OBJ_MAGIC);
+	}
+	QT_EQ(atomic_load(&ctor_calls), 500);
+	for (int i = 0; i < 500; i++)
+		umem_cache_free(cp, v[i]);
+	QT_EQ(atomic_load(&dtor_calls), 0);
+	umem_cache_destroy(cp);
+	QT_EQ(atomic_load(&dtor_calls), 500);
+}
+
+QTEST(constructors_run_lazily_one_per_buffer_handed_out)
+{
+	umem_cache_t *cp = obj_cache("lazy");
+	void *a = umem_cache_alloc(cp, UMEM_DEFAULT);
+	umem_cache_stats_t st = stats_of(cp);
+	QT_EQ(st.us_slabs, 1);
+	QT_TRUE(st.us_bufs_total > 1);
+	QT_EQ(atomic_load(&ctor_calls), 1);
+	QT_EQ(st.us_constructed, 1);
+	umem_cache_free(cp, a);
+	umem_cache_destroy(cp);
+	QT_EQ(atomic_load(&dtor_calls), 1);
+}
+
+QTEST(freed_objects_are_reused_constructed_without_a_new_constructor_call)
+{
+	umem_cache_t *cp = obj_cache("reuse");
+	obj_t *o = umem_cache_alloc(cp, UMEM_DEFAULT);
+	QT_TRUE(o != NULL);
+	o->uses = 41;
+	umem_cache_free(cp, o);
+	obj_t *p = umem_cache_alloc(cp, UMEM_DEFAULT);
+	QT_PTR_EQ(p, o);
+	QT_EQ(p->magic, OBJ_MAGIC);
+	QT_EQ(p->uses, 41);
+	QT_EQ(atomic_load(&ctor_calls), 1);
+	for (int round = 0; round < 1000; round++) {
+		obj_t *q = umem_cache_alloc(cp, UMEM_DEFAULT);
+		QT_EQ(q->magic, OBJ_MAGIC);
+		umem_cache_free(cp, q);
+	}
+	QT_EQ(atomic_load(&ctor_calls), 2);
+	umem_cache_free(cp, p);
+	umem_cache_destroy(cp);
+	QT_EQ(atomic_load(&dtor_calls), 2);
+}
+
+static int failing_ctor(void *buf, void *priv, int flags)
+{
+	(void)buf;
+	(void)flags;
+	_Atomic int *n = priv;
+	return atomic_fetch_add(n, 1) % 2 == 0 ? -1 : 0;
+}
+
+static void counting_dtor(void *buf, void *priv)
+{
+	(void)buf;
+	(void)priv;
+	atomic_fetch_add(&dtor_calls, 1);
+}
+
+QTEST(a_failing_constructor_fails_the_allocation_and_is_not_destroyed)
+{
+	static _Atomic int calls;
+	atomic_store(&dtor_calls, 0);
+	umem_cache_t *cp = umem_cache_create("ctor_fail", 64, 0, failing_ctor,
+	    counting_dtor, NULL, (void *)&calls, NULL, 0);
+	QT_TRUE(umem_cache_alloc(cp, UMEM_DEFAULT) == NULL);
+	void *b = umem_cache_alloc(cp, UMEM_DEFAULT);
+	QT_TRUE(b != NULL);
+	QT_EQ(stats_of(cp).us_constructed, 1);
+	QT_EQ(stats_of(cp).us_alloc_fail, 1);
+	umem_cache_free(cp, b);
+	umem_cache_destroy(cp);
+	QT_EQ(atomic_load(&dtor_calls), 1);
+}
+
+/* ---- reap ------------------------------------------------------------------- */
+
+typedef struct burst {
+	umem_cache_t *cp;
+	int n;
+} burst_t;
+
+static void *burst_main(void *arg)
+{
+	burst_t *b = arg;
+	void **v = umem_alloc((size_t)b->n * sizeof(void *), UMEM_NOFAIL);
+	for (int i = 0; i < b->n; i++) {
+		v[i] = umem_cache_alloc(b->cp, UMEM_DEFAULT);
+		QT_TRUE(v[i] != NULL);
+	}
+	for (int i = 0; i < b->n; i++)
+		umem_cache_free(b->cp, v[i]);
+	umem_free(v, (size_t)b->n * sizeof(void *));
+	return NULL;
+}
+
+/* A thread allocates and frees n objects, then exits: its magazines go to
+ * the depot with it. */
+static void burst_in_thread(umem_cache_t *cp, int n)
+{
+	burst_t b = {cp, n};
+	pthread_t t;
+	QT_EQ(pthread_create(&t, NULL, burst_main, &b), 0);
+	QT_EQ(pthread_join(t, NULL), 0);
+}
+
+QTEST(reap_gives_every_slab_back_after_the_working_set_expires)
+{
+	umem_cache_t *cp = obj_cache("reap");
+	vmem_t *arena = umem_default_arena();
+	size_t before = vmem_size(arena, VMEM_ALLOC);
+	burst_in_thread(cp, 4000);
+	umem_cache_stats_t st = stats_of(cp);
+	QT_TRUE(st.us_slabs > 10);
+	QT_EQ(st.us_bufs_total, st.us_bufs_slab_free + st.us_bufs_depot);
+	QT_EQ(vmem_size(arena, VMEM_ALLOC) - before,
+	    st.us_slabs * st.us_slab_bytes);
+	/* First reap: the full magazines entered the depot during this
+	 * interval (its minimum was 0), so they are working set. */
+	umem_reap();
+	QT_EQ(stats_of(cp).us_mags_full, st.us_mags_full);
+	/* Second reap: nobody took one since; all go, and all slabs. */
+	umem_reap();
+	st = stats_of(cp);
+	QT_EQ(st.us_mags_full, 0);
+	QT_EQ(st.us_slabs, 0);
+	QT_EQ(vmem_size(arena, VMEM_ALLOC), before);
+	QT_EQ(atomic_load(&dtor_calls), 4000);
+	/* Allocation works after the reap, constructing afresh. */
+	obj_t *o = umem_cache_alloc(cp, UMEM_DEFAULT);
+	QT_TRUE(o != NULL);
+	QT_EQ(o->magic, OBJ_MAGIC);
+	QT_EQ(atomic_load(&ctor_calls), 4001);
+	umem_cache_free(cp, o);
+	umem_cache_destroy(cp);
+	QT_EQ(atomic_load(&dtor_calls), 4001);
+	QT_EQ(vmem_size(arena, VMEM_ALLOC), before);
+}
+
+static _Atomic int reclaim_calls;
+
+static void count_reclaim(void *priv)
+{
+	QT_PTR_EQ(priv, (void *)&reclaim_calls);
+	atomic_fetch_add(&reclaim_calls, 1);
+}
+
+QTEST(reap_calls_the_reclaim_callback_of_every_cache)
+{
+	umem_cache_t *cp = umem_cache_create("reclaim", 32, 0, NULL, NULL,
+	    count_reclaim, (void *)&reclaim_calls, NULL, 0);
+	umem_reap();
+	QT_EQ(atomic_load(&reclaim_calls), 1);
+	umem_reap();
+	QT_EQ(atomic_load(&reclaim_calls), 2);
+	umem_cache_destroy(cp);
+}
+
+QTEST(the_depot_keeps_magazines_that_were_used_since_the_last_reap)
+{
+	umem_cache_t *cp = umem_cache_create("ws", 64, 0, NULL, NULL, NULL,
+	    NULL, NULL, 0);
+	burst_in_thread(cp, 1000);
+	size_t full = stats_of(cp).us_mags_full;
+	QT_TRUE(full >= 10);
+	umem_reap();
+	/* Take 3 full magazines out and back: the minimum drops by 3. */
+	burst_in_thread(cp, (int)(3 * stats_of(cp).us_magsize));
+	umem_reap();
+	/* Released: those never taken (full - 3 at the lowest point,
+	 * minus none); kept: the 3 that were part of the working set,
+	 * give or take the exiting thread's own pair. */
+	size_t kept = stats_of(cp).us_mags_full;
+	QT_TRUE(kept >= 1 && kept <= 5);
+	umem_reap();
+	QT_EQ(stats_of(cp).us_mags_full, 0);
+	umem_cache_destroy(cp);
+}
+
+/* ---- size classes ----------------------------------------------------------- */
+
+QTEST(umem_alloc_serves_every_size_with_room_and_alignment)
+{
+	for (size_t size = 1; size <= 20000; size += (size < 300 ? 1 : 97)) {
+		unsigned char *p = umem_alloc(size, UMEM_DEFAULT);
+		QT_TRUE(p != NULL);
+		QT_EQ((uintptr_t)p % (size >= 16 ? 16 : 8), 0);
+		p[0] = 1;
+		p[size - 1] = 2;
+		umem_free(p, size);
+	}
+	QT_TRUE(umem_alloc(0, UMEM_DEFAULT) == NULL);
+	umem_free(NULL, 0);
+}
+
+QTEST(umem_zalloc_returns_zeroed_memory_even_when_reused)
+{
+	unsigned char *p = umem_alloc(100, UMEM_DEFAULT);
+	memset(p, 0xab, 100);
+	umem_free(p, 100);
+	unsigned char *q = umem_zalloc(100, UMEM_DEFAULT);
+	QT_PTR_EQ(q, p);
+	for (int i = 0; i < 100; i++)
+		QT_EQ(q[i], 0);
+	umem_free(q, 100);
+}
+
+QTEST(live_buffers_of_all_classes_never_overlap)
+{
+	enum { N = 2000 };
+	static unsigned char *p[N];
+	static size_t sz[N];
+	uint64_t x = 88172645463325252ull;
+	for (int i = 0; i < N; i++) {
+		x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+		sz[i] = 1 + x % 3000;
+		p[i] = umem_alloc(sz[i], UMEM_DEFAULT);
+		memset(p[i], i & 0xff, sz[i]);
+	}
+	for (int i = 0; i < N; i++) {
+		QT_EQ(p[i][0], i & 0xff);
+		QT_EQ(p[i][sz[i] - 1], i & 0xff);
+		umem_free(p[i], sz[i]);
+	}
+}
+
+/* ---- UMEM_NOFAIL ------------------------------------------------------------ */
+
+static vmem_t *tiny;
+static void *tiny_held;
+static _Atomic int nofail_calls;
+
+static int nofail_release(void)
+{
+	atomic_fetch_add(&nofail_calls, 1);
+	if (atomic_load(&nofail_calls) == 2 && tiny_held != NULL) {
+		vmem_free(tiny, tiny_held, 4096);
+		tiny_held = NULL;
+	}
+	return UMEM_CALLBACK_RETRY;
+}
+
+static int nofail_exit(void)
+{
+	return UMEM_CALLBACK_EXIT(7);
+}
+
+/* A cache over a source arena of one page that is already taken. */
+static umem_cache_t *starved_cache(void)
+{
+	static char page[8192] __attribute__((aligned(4096)));
+	tiny = vmem_create("tiny", page, 4096, 4096, NULL, NULL, NULL, 0,
+	    VM_SLEEP);
+	tiny_held = vmem_alloc(tiny, 4096, VM_SLEEP);
+	QT_TRUE(tiny_held != NULL);
+	umem_cache_t *cp = umem_cache_create("starved", 512, 0, NULL, NULL,
+	    NULL, NULL, tiny, 0);
+	QT_TRUE(umem_cache_alloc(cp, UMEM_DEFAULT) == NULL);
+	return cp;
+}
+
+QTEST(nofail_retries_as_the_callback_asks_until_memory_returns)
+{
+	umem_cache_t *cp = starved_cache();
+	umem_nofail_callback(nofail_release);
+	void *b = umem_cache_alloc(cp, UMEM_NOFAIL);
+	QT_TRUE(b != NULL);
+	QT_EQ(atomic_load(&nofail_calls), 2);
+	umem_cache_free(cp, b);
+	umem_cache_destroy(cp);
+}
+
+static void nofail_exit_body(void *arg)
+{
+	(void)arg;
+	umem_cache_t *cp = starved_cache();
+	umem_nofail_callback(nofail_exit);
+	(void)umem_cache_alloc(cp, UMEM_NOFAIL);
+}
+
+QTEST(nofail_exits_with_the_status_the_callback_gives)
+{
+	int status = qt_capture_stderr(nofail_exit_body, NULL);
+	QT_TRUE(WIFEXITED(status));
+	QT_EQ(WEXITSTATUS(status), 7);
+}
+
+static void nofail_default_body(void *arg)
+{
+	(void)arg;
+	umem_cache_t *cp = starved_cache();
+	(void)umem_cache_alloc(cp, UMEM_NOFAIL);
+}
+
+QTEST(nofail_without_a_callback_is_a_diagnostic_and_abort)
+{
+	QT_TRUE(qt_expect_abort(nofail_default_body, NULL,
+	    "umem_cache_alloc(cache \"starved\", UMEM_NOFAIL): out of memory"));
+}
+
+QTEST_MAIN()
