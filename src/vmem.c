@@ -57,6 +57,7 @@
  */
 #include <string.h>
 
+#include "umem_impl.h"
 #include "vmem_impl.h"
 
 vmem_t *vmem_internal_arena;
@@ -749,6 +750,9 @@ static void *vmem_alloc_fail(vmem_t *vmp, const vmem_req_t *r)
 {
 	vmp->ar_kstat.fail++;
 	plat_mutex_unlock(&vmp->ar_lock);
+	/* Memory held in caches may satisfy the next try (deferred while a
+	 * populate runs: a reap allocates and frees). */
+	umem_reap_request();
 	if (r->vmflag & VM_PANIC)
 		vmem_panic("%s(arena \"%s\", size 0x%lx, align 0x%lx, phase "
 		    "0x%lx, nocross 0x%lx, flags 0x%x): allocation failed "
@@ -784,6 +788,11 @@ static void *vmem_alloc_req(vmem_t *vmp, const vmem_req_t *r)
 		 * may have memory again) and try again. */
 		vmp->ar_kstat.wait++;
 		vmp->ar_nwaiters++;
+		if (vmp->ar_kstat.wait % 64 == 1) {
+			plat_mutex_unlock(&vmp->ar_lock);
+			umem_reap_request();
+			plat_mutex_lock(&vmp->ar_lock);
+		}
 		plat_cond_timedwait(&vmp->ar_cv, &vmp->ar_lock, 10000000u);
 		vmp->ar_nwaiters--;
 	}
@@ -798,6 +807,8 @@ static void *vmem_alloc_req(vmem_t *vmp, const vmem_req_t *r)
 		vmem_release_pending(vmp, &pend);
 	if (rescale)
 		hash_rescale(vmp);
+	if (umem_reap_pending())
+		umem_reap_pending_run();
 	VMEM_CHECK(vmp);
 	return (void *)addr;
 }
@@ -824,6 +835,9 @@ void *vmem_alloc(vmem_t *vmp, size_t size, int vmflag)
 		plat_mutex_lock(&vmp->ar_lock);
 		return vmem_alloc_fail(vmp, &r);
 	}
+	if (r.size <= vmp->ar_qcache_max)
+		return umem_qcache_alloc(
+		    vmp->ar_qcache[(r.size >> vmp->ar_qshift) - 1], vmflag);
 	return vmem_alloc_req(vmp, &r);
 }
 
@@ -945,6 +959,12 @@ static void vmem_free_req(vmem_t *vmp, void *vaddr, size_t size,
 
 void vmem_free(vmem_t *vmp, void *addr, size_t size)
 {
+	vmem_check_arena(vmp, "vmem_free");
+	if (size - 1 < vmp->ar_qcache_max) {
+		size_t k = (size + vmp->ar_quantum - 1) >> vmp->ar_qshift;
+		umem_qcache_free(vmp->ar_qcache[k - 1], addr, size);
+		return;
+	}
 	vmem_free_req(vmp, addr, size, "vmem_free");
 }
 
@@ -1178,6 +1198,16 @@ void vmem_walk(vmem_t *vmp, int typemask,
 
 /* ---- create, destroy ---------------------------------------------------- */
 
+static void vmem_qcaches_destroy(vmem_t *vmp)
+{
+	vmp->ar_qcache_max = 0; /* from here on, frees go to the arena */
+	for (size_t k = 0; k < VMEM_QCACHE_MAX; k++) {
+		if (vmp->ar_qcache[k] != NULL)
+			umem_qcache_destroy(vmp->ar_qcache[k]);
+		vmp->ar_qcache[k] = NULL;
+	}
+}
+
 void vmem_arena_init(vmem_t *vmp, const char *name, size_t quantum,
     vmem_alloc_t *afunc, vmem_free_t *ffunc, vmem_t *source,
     size_t qcache_max, int vmflag)
@@ -1235,6 +1265,35 @@ static void vmem_list_remove(vmem_t *vmp)
 	plat_mutex_unlock(&vmem_list_lock);
 }
 
+/*
+ * Quantum caches: one object cache per multiple of the quantum up to
+ * qcache_max (clamped to VMEM_QCACHE_MAX quanta), whose slabs are
+ * vmem_xalloc'd pieces of this arena.  vmem_alloc and vmem_free of those
+ * sizes go through them and never take the arena lock on a cache hit.
+ */
+static bool vmem_qcaches_create(vmem_t *vmp)
+{
+	size_t max = vmp->ar_qcache_max & ~(vmp->ar_quantum - 1);
+	if (max > VMEM_QCACHE_MAX * vmp->ar_quantum)
+		max = VMEM_QCACHE_MAX * vmp->ar_quantum;
+	vmp->ar_qcache_max = 0;
+	if (max == 0)
+		return true;
+	size_t n = max >> vmp->ar_qshift;
+	VMEM_ASSERT(n >= 1 && n <= VMEM_QCACHE_MAX);
+	/* The slab size is derived from the final qcache_max. */
+	vmp->ar_qcache_max = max;
+	for (size_t k = 1; k <= n; k++) {
+		vmp->ar_qcache[k - 1] = umem_qcache_create(vmp,
+		    k * vmp->ar_quantum);
+		if (vmp->ar_qcache[k - 1] == NULL) {
+			vmem_qcaches_destroy(vmp);
+			return false;
+		}
+	}
+	return true;
+}
+
 vmem_t *vmem_create(const char *const name, void *base, size_t size, size_t quantum,
     vmem_alloc_t *afunc, vmem_free_t *ffunc, vmem_t *source,
     size_t qcache_max, int vmflag)
@@ -1264,6 +1323,10 @@ vmem_t *vmem_create(const char *const name, void *base, size_t size, size_t quan
 		vmem_destroy(vmp);
 		return NULL;
 	}
+	if (!vmem_qcaches_create(vmp)) {
+		vmem_destroy(vmp);
+		return NULL;
+	}
 	return vmp;
 }
 
@@ -1273,6 +1336,7 @@ void vmem_destroy(vmem_t *vmp)
 	if (vmp->ar_static)
 		vmem_panic("vmem_destroy(arena \"%s\"): a bootstrap arena",
 		    vmp->ar_name);
+	vmem_qcaches_destroy(vmp);
 	VMEM_OFFLIST_ENTER();
 	vmem_list_remove(vmp);
 	if (vmp->ar_cflags & VMC_POPULATOR)

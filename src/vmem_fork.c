@@ -21,6 +21,7 @@
  * _Fork (and vfork) run no handlers: the child of those may only exec or
  * _exit, as POSIX already requires after a multi-threaded fork.
  */
+#include "umem_impl.h"
 #include "vmem_impl.h"
 
 void vmem_lockup(void)
@@ -41,7 +42,27 @@ void vmem_release(void)
 	plat_mutex_unlock(&vmem_list_lock);
 }
 
+/* The cache layer's locks rank before every vmem lock. */
+static void fork_prepare(void)
+{
+	umem_lockup();
+	vmem_lockup();
+}
+
+static void fork_parent(void)
+{
+	vmem_release();
+	umem_release();
+}
+
+static void fork_child(void)
+{
+	vmem_release();
+	umem_release();
+	umem_child_fixup();
+}
+
 void vmem_fork_install(void)
 {
-	plat_atfork(vmem_lockup, vmem_release, vmem_release);
+	plat_atfork(fork_prepare, fork_parent, fork_child);
 }

@@ -125,6 +125,10 @@ static inline bool seg_is_marker(const vmem_seg_t *s)
 #define VMEM_SPARES_MAX 64
 #define VMEM_SPARES_KEEP 32
 
+/* At most this many quantum caches (one per multiple of the quantum). */
+#define VMEM_QCACHE_MAX 16
+#define VMEM_QCACHE_WIRED 1
+
 #define VMEM_FREELISTS 64      /* one per power of two of a 64-bit size */
 #define VMEM_HASH_INITIAL 16   /* embedded first hash table */
 #define VMEM_NAMELEN 32
@@ -144,7 +148,8 @@ struct vmem {
 	int ar_cflags;           /* VMC_* and the policy default */
 	size_t ar_quantum;
 	unsigned ar_qshift;      /* log2(ar_quantum) */
-	size_t ar_qcache_max;    /* accepted; quantum caches arrive later */
+	size_t ar_qcache_max;    /* sizes up to this go to the quantum caches */
+	struct umem_cache *ar_qcache[VMEM_QCACHE_MAX]; /* [k-1]: k quanta */
 	vmem_alloc_t *ar_source_alloc;
 	vmem_free_t *ar_source_free;
 	vmem_t *ar_source;

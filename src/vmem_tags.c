@@ -197,6 +197,8 @@ static bool vmem_populate(vmem_t *vmp)
 	atomic_store(&vmem_populator, (uintptr_t)0);
 	plat_mutex_unlock(&vmem_populate_lock);
 	VMEM_ASSERT(!ok || vmp->ar_nspares >= VMEM_MINFREE);
+	/* A reap the populate deferred may run now — but not here, with vmp
+	 * locked: it is run by the next cache slow path or failure. */
 	if (!ok)
 		vmp->ar_kstat.populate_fail++;
 	return ok;

@@ -195,10 +195,35 @@ QTEST(alloc_whose_rounding_overflows_returns_null_not_a_wrapped_size)
 	vmem_destroy(vmp);
 }
 
-QTEST(qcache_max_is_accepted_and_behaves_as_zero)
+/*
+ * qcache_max 0x40 over quantum 0x10: four quantum caches (0x10 .. 0x40),
+ * whose slabs are the power of two >= 3 x 0x40 = 0x100, xalloc'd with that
+ * alignment.  A small vmem_alloc takes a buffer of its cache's slab; the
+ * arena sees whole slabs, and a free goes back to the cache, not the arena.
+ */
+QTEST(small_allocations_go_through_the_quantum_caches)
 {
 	vmem_t *vmp = vmem_create("api_qcache", ADDR(BASE), SIZE, Q16, NULL,
-	    NULL, NULL, 64, VM_SLEEP);
+	    NULL, NULL, 0x40, VM_SLEEP);
+	void *a;
+	QT_TRUE(vmp != NULL);
+	a = vmem_alloc(vmp, 0x10, VM_SLEEP);
+	QT_EQ(UADDR(a), 0x100000);
+	QT_EQ(UADDR(vmem_alloc(vmp, 0x40, VM_SLEEP)), 0x100100);
+	QT_EQ(vmem_size(vmp, VMEM_ALLOC), 0x200);
+	vmem_free(vmp, a, 0x10);
+	QT_EQ(vmem_size(vmp, VMEM_ALLOC), 0x200);
+	QT_EQ(stats_of(vmp).vs_segs_alloc, 2);
+	/* Above qcache_max the arena serves directly. */
+	QT_EQ(UADDR(vmem_alloc(vmp, 0x50, VM_SLEEP)), 0x100200);
+	QT_EQ(vmem_size(vmp, VMEM_ALLOC), 0x250);
+	vmem_destroy(vmp);
+}
+
+QTEST(vmc_no_qcache_behaves_as_qcache_max_zero)
+{
+	vmem_t *vmp = vmem_create("api_noqcache", ADDR(BASE), SIZE, Q16, NULL,
+	    NULL, NULL, 64, VMC_NO_QCACHE | VM_SLEEP);
 	void *a;
 	QT_TRUE(vmp != NULL);
 	a = vmem_alloc(vmp, 0x10, VM_SLEEP);
