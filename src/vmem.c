@@ -60,6 +60,10 @@
 #include "umem_impl.h"
 #include "vmem_impl.h"
 
+/* The fast path, inlined into its callers: no call frames between
+ * vmem_alloc/vmem_free and the list and hash operations. */
+#define QUANTA_HOT __attribute__((always_inline)) inline
+
 vmem_t *vmem_internal_arena;
 vmem_t *vmem_seg_arena;
 static vmem_t *vmem_heap;
@@ -95,13 +99,13 @@ typedef struct vmem_pending {
 	unsigned n;
 } vmem_pending_t;
 
-static bool is_pow2(size_t x)
+QUANTA_HOT static bool is_pow2(size_t x)
 {
 	return x != 0 && (x & (x - 1)) == 0;
 }
 
 /* roundup of x to the power of two q; false on overflow. */
-static bool roundup_q(size_t x, size_t q, size_t *out)
+QUANTA_HOT static bool roundup_q(size_t x, size_t q, size_t *out)
 {
 	if (x > SIZE_MAX - (q - 1))
 		return false;
@@ -121,7 +125,7 @@ static void seg_init(vmem_seg_t *s, uintptr_t start, uintptr_t end, int type)
 	s->sg_link.prev = NULL;
 }
 
-static void seg_link_after(vmem_seg_t *prev, vmem_seg_t *s)
+QUANTA_HOT static void seg_link_after(vmem_seg_t *prev, vmem_seg_t *s)
 {
 	vmem_seg_t *next = prev->sg_next;
 	s->sg_next = next;
@@ -130,7 +134,7 @@ static void seg_link_after(vmem_seg_t *prev, vmem_seg_t *s)
 	prev->sg_next = s;
 }
 
-static void seg_unlink(vmem_seg_t *s)
+QUANTA_HOT static void seg_unlink(vmem_seg_t *s)
 {
 	vmem_seg_t *p = seg_prev(s), *n = s->sg_next;
 	VMEM_ASSERT(p->sg_next == s && seg_prev(n) == s);
@@ -140,7 +144,7 @@ static void seg_unlink(vmem_seg_t *s)
 
 /* ---- free lists --------------------------------------------------------- */
 
-static void freelist_insert(vmem_t *vmp, vmem_seg_t *s)
+QUANTA_HOT static void freelist_insert(vmem_t *vmp, vmem_seg_t *s)
 {
 	unsigned i = vmem_freelist_index(seg_size(s));
 	vmem_seg_t *head = &vmp->ar_freelist[i];
@@ -153,7 +157,7 @@ static void freelist_insert(vmem_t *vmp, vmem_seg_t *s)
 	vmp->ar_freemap |= (uint64_t)1 << i;
 }
 
-static void freelist_remove(vmem_t *vmp, vmem_seg_t *s)
+QUANTA_HOT static void freelist_remove(vmem_t *vmp, vmem_seg_t *s)
 {
 	vmem_seg_t *p = s->sg_link.prev, *n = s->sg_link.next;
 	VMEM_ASSERT(seg_type(s) == SEG_FREE && p->sg_link.next == s);
@@ -166,7 +170,7 @@ static void freelist_remove(vmem_t *vmp, vmem_seg_t *s)
 
 /* ---- allocated-segment hash ------------------------------------------- */
 
-static void hash_insert(vmem_t *vmp, vmem_seg_t *s)
+QUANTA_HOT static void hash_insert(vmem_t *vmp, vmem_seg_t *s)
 {
 	vmem_seg_t **b = &vmp->ar_htab[vmem_hash_index(vmp, s->sg_start)];
 	VMEM_ASSERT(seg_type(s) == SEG_ALLOC);
@@ -178,7 +182,7 @@ static void hash_insert(vmem_t *vmp, vmem_seg_t *s)
 }
 
 /* Remove and return the allocated piece starting at addr, or NULL. */
-static vmem_seg_t *hash_remove(vmem_t *vmp, uintptr_t addr)
+QUANTA_HOT static vmem_seg_t *hash_remove(vmem_t *vmp, uintptr_t addr)
 {
 	vmem_seg_t **pp = &vmp->ar_htab[vmem_hash_index(vmp, addr)];
 	vmem_seg_t *s;
@@ -193,6 +197,7 @@ static vmem_seg_t *hash_remove(vmem_t *vmp, uintptr_t addr)
 	*pp = s->sg_hnext;
 	VMEM_ASSERT(seg_type(s) == SEG_ALLOC && vmp->ar_htab_count > 0);
 	vmp->ar_htab_count--;
+	vmp->ar_htab_frees++;
 	vmp->ar_kstat.free++;
 	vmp->ar_kstat.mem_inuse -= seg_size(s);
 	return s;
@@ -203,13 +208,21 @@ static size_t hash_buckets(const vmem_t *vmp)
 	return vmp->ar_htab_mask + 1;
 }
 
-/* The bucket count the current load asks for, or 0 when it is fine. */
-static size_t hash_wanted(const vmem_t *vmp)
+/*
+ * The bucket count the current load asks for, or 0 when it is fine.  The
+ * table doubles when the load passes 1 (chains of about one entry: a free
+ * reads one cold tag, not two) and halves when it falls below 1/2 — but only
+ * after b/4 frees since the last rescale, so that a count hovering at a
+ * boundary cannot rehash on every operation: every O(n) rescale is paid for
+ * by Omega(n) operations before it.
+ */
+QUANTA_HOT static size_t hash_wanted(const vmem_t *vmp)
 {
 	size_t b = hash_buckets(vmp), n = vmp->ar_htab_count;
 	if (n > b)
 		return 2 * b;
-	if (b > VMEM_HASH_INITIAL && n < b / 4)
+	if (b > VMEM_HASH_INITIAL && n < b / 2 &&
+	    vmp->ar_htab_frees >= b / 4)
 		return b / 2;
 	return 0;
 }
@@ -219,6 +232,7 @@ static void hash_install(vmem_t *vmp, vmem_seg_t **table, size_t buckets)
 	vmem_seg_t **old = vmp->ar_htab;
 	size_t oldb = hash_buckets(vmp);
 	vmp->ar_htab = table;
+	vmp->ar_htab_frees = 0;
 	vmp->ar_htab_mask = buckets - 1;
 	vmp->ar_htab_shift = 64u - (vmem_highbit(buckets) - 1);
 	memset(table, 0, buckets * sizeof(*table));
@@ -353,7 +367,7 @@ static void span_destroy(vmem_t *vmp, vmem_seg_t *sp)
 }
 
 /* Give a whole imported span back if the free piece s is all of it. */
-static bool span_release_if_whole(vmem_t *vmp, vmem_seg_t *s,
+QUANTA_HOT static bool span_release_if_whole(vmem_t *vmp, vmem_seg_t *s,
     vmem_pending_t *pend)
 {
 	vmem_seg_t *p = seg_prev(s);
@@ -379,7 +393,7 @@ static bool span_release_if_whole(vmem_t *vmp, vmem_seg_t *s,
  * neighbour's old place instead makes random frees at 1e5 live 4x slower).
  * Returns the resulting free piece, or NULL if it was released.
  */
-static vmem_seg_t *seg_merge_free(vmem_t *vmp, vmem_seg_t *s,
+QUANTA_HOT static vmem_seg_t *seg_merge_free(vmem_t *vmp, vmem_seg_t *s,
     vmem_pending_t *pend)
 {
 	vmem_seg_t *n = s->sg_next, *p = seg_prev(s);
@@ -449,7 +463,7 @@ static void marker_unlink(vmem_t *vmp, vmem_seg_t *m, vmem_pending_t *pend)
 /* ---- fitting ------------------------------------------------------------ */
 
 /* The lowest address in [start, end) that satisfies r, if there is one. */
-static bool seg_fit(const vmem_req_t *r, uintptr_t start, uintptr_t end,
+QUANTA_HOT static bool seg_fit(const vmem_req_t *r, uintptr_t start, uintptr_t end,
     uintptr_t *addrp)
 {
 	uintptr_t lo = start > r->minaddr ? start : r->minaddr;
@@ -477,7 +491,7 @@ static bool seg_fit(const vmem_req_t *r, uintptr_t start, uintptr_t end,
 }
 
 /* The lowest list index >= i with a member, or VMEM_FREELISTS. */
-static unsigned freemap_first(const vmem_t *vmp, unsigned i)
+QUANTA_HOT static unsigned freemap_first(const vmem_t *vmp, unsigned i)
 {
 	if (i >= VMEM_FREELISTS)
 		return VMEM_FREELISTS;
@@ -522,7 +536,7 @@ static vmem_seg_t *search_lists(vmem_t *vmp, const vmem_req_t *r, unsigned i,
 	return found;
 }
 
-static vmem_seg_t *instant_fit(vmem_t *vmp, const vmem_req_t *r,
+QUANTA_HOT static vmem_seg_t *instant_fit(vmem_t *vmp, const vmem_req_t *r,
     uintptr_t *addrp)
 {
 	size_t need = r->size;
@@ -562,7 +576,7 @@ static vmem_seg_t *next_fit(vmem_t *vmp, const vmem_req_t *r, uintptr_t *addrp)
 	return s == rotor ? NULL : s;
 }
 
-static vmem_seg_t *vmem_find(vmem_t *vmp, const vmem_req_t *r, uintptr_t *addrp)
+QUANTA_HOT static vmem_seg_t *vmem_find(vmem_t *vmp, const vmem_req_t *r, uintptr_t *addrp)
 {
 	if (r->vmflag & VM_NEXTFIT)
 		return next_fit(vmp, r, addrp);
@@ -579,7 +593,7 @@ static vmem_seg_t *vmem_find(vmem_t *vmp, const vmem_req_t *r, uintptr_t *addrp)
  * Allocate [addr, addr + size) from the free piece vsp.  Consumes at most
  * two tags.  Returns the allocated piece, hashed.
  */
-static vmem_seg_t *seg_cut(vmem_t *vmp, vmem_seg_t *vsp, uintptr_t addr,
+QUANTA_HOT static vmem_seg_t *seg_cut(vmem_t *vmp, vmem_seg_t *vsp, uintptr_t addr,
     size_t size)
 {
 	uintptr_t start = vsp->sg_start, end = vsp->sg_end, aend = addr + size;
@@ -692,7 +706,7 @@ static vmem_seg_t *vmem_import(vmem_t *vmp, const vmem_req_t *r)
 
 /* ---- allocation --------------------------------------------------------- */
 
-static bool mtbf_fires(const vmem_t *vmp, int vmflag)
+QUANTA_HOT static bool mtbf_fires(const vmem_t *vmp, int vmflag)
 {
 	if ((vmflag & (VM_NOSLEEP | VM_PANIC)) != VM_NOSLEEP)
 		return false;
@@ -707,7 +721,7 @@ static vmem_seg_t *vmem_extend_locked(vmem_t *vmp, uintptr_t addr,
     size_t size, const char *caller);
 
 /* One attempt to find or bring in a fit; lock held, tags reserved. */
-static vmem_seg_t *vmem_find_or_import(vmem_t *vmp, const vmem_req_t *r,
+QUANTA_HOT static vmem_seg_t *vmem_find_or_import(vmem_t *vmp, const vmem_req_t *r,
     uintptr_t *addrp, vmem_pending_t *pend)
 {
 	vmem_seg_t *s = vmem_find(vmp, r, addrp);

@@ -18,10 +18,14 @@
  *     linked span list (16).
  * The type (3 bits) rides in the low bits of the prev pointer: tags are
  * 8-byte aligned, so those bits are always zero in a real pointer.
+ * The start and the list link come first, together: a hash-chain or
+ * free-list walk reads just those 16 bytes of each tag, and 16 bytes at an
+ * offset that is a multiple of 16 never straddle a cache line (48-byte tags
+ * packed from a line boundary start at 0, 48, 32, 16 mod 64).
  * 16 + 16 + 16 = 48 bytes, with no padding.  In the "every other allocation
  * freed" layout each live allocation costs its own tag, the free tag beside
- * it and one hash bucket pointer (load factor <= 2 after growth, >= 1/2 at
- * worst before a shrink): 2 x 48 + 8 = 104 bytes at load 1.
+ * it and one hash bucket pointer (the table keeps the load between 1/2 and
+ * 1): 2 x 48 + 8 = 104 bytes at load 1, 112 at load 1/2.
  */
 #ifndef QUANTA_VMEM_IMPL_H
 #define QUANTA_VMEM_IMPL_H
@@ -57,9 +61,6 @@ enum {
 typedef struct vmem_seg vmem_seg_t;
 struct vmem_seg {
 	uintptr_t sg_start;
-	uintptr_t sg_end;
-	vmem_seg_t *sg_next;  /* arena list: next in address order */
-	uintptr_t sg_prevtype;    /* arena list: prev in address order | type */
 	union {
 		struct {
 			vmem_seg_t *next;
@@ -67,6 +68,9 @@ struct vmem_seg {
 		} sg_link;            /* free list (FREE) or span list (SPAN) */
 		vmem_seg_t *sg_hnext; /* hash chain (ALLOC) */
 	};
+	uintptr_t sg_end;
+	vmem_seg_t *sg_next;      /* arena list: next in address order */
+	uintptr_t sg_prevtype;    /* arena list: prev in address order | type */
 };
 
 _Static_assert(sizeof(vmem_seg_t) == 48, "the tag layout is derived as 48 bytes");
@@ -164,6 +168,7 @@ struct vmem {
 	size_t ar_htab_mask;     /* buckets - 1 */
 	unsigned ar_htab_shift;  /* 64 - log2(buckets) */
 	size_t ar_htab_count;    /* allocated pieces */
+	size_t ar_htab_frees;    /* frees since the last rescale */
 	bool ar_htab_rescaling;
 	vmem_seg_t *ar_htab_embedded[VMEM_HASH_INITIAL];
 	vmem_seg_t *ar_spares;   /* private tag reserve, linked by sg_next */

@@ -137,7 +137,7 @@ QTEST(destroy_gives_every_tag_back_and_none_is_lost)
 
 /* ---- the allocated-segment hash -------------------------------------------- */
 
-QTEST(hash_doubles_past_load_one_and_halves_below_one_quarter)
+QTEST(hash_doubles_past_load_one_and_halves_below_one_half)
 {
 	vmem_t *vmp = fake_arena("hash_scale", (size_t)1 << 30, 16);
 	enum { N = 100000 };
@@ -150,7 +150,8 @@ QTEST(hash_doubles_past_load_one_and_halves_below_one_quarter)
 	for (uintptr_t i = 0; i < N; i++)
 		vmem_free(vmp, ADDR(BASE + i * 16), 16);
 	vmem_stats_t st = stats_of(vmp);
-	/* Halving whenever count < buckets / 4 brings it back to the start. */
+	/* Halving below load 1/2 (each after buckets/4 frees) brings it back
+	 * to the start. */
 	QT_EQ(st.vs_hash_buckets, VMEM_HASH_INITIAL);
 	/* Chains stayed short: under 2 extra steps per free on average. */
 	QT_TRUE(st.vs_lookup - lookups0 < 2 * (uint64_t)N);
