@@ -306,4 +306,84 @@ QTEST(threads_sharing_an_arena_never_get_overlapping_ranges)
 	QT_EQ(st.vs_free_bytes, MT_QUANTA * 16);
 }
 
+/* ---- counters that are exact ------------------------------------------------ */
+
+/*
+ * vs_lookup counts hash-chain steps past the bucket head.  Chains are
+ * insert-at-head, so freeing in allocation order walks, for each address,
+ * past every later allocation still hashed into the same bucket.
+ */
+QTEST(lookup_counter_counts_exactly_the_chain_steps_walked)
+{
+	enum { N = 12 };
+	vmem_t *vmp = fake_arena("lookup_exact", 1 << 20, 16);
+	uintptr_t a[N];
+	for (int i = 0; i < N; i++)
+		a[i] = (uintptr_t)vmem_alloc(vmp, 16, VM_NOSLEEP);
+	QT_EQ(stats_of(vmp).vs_hash_buckets, VMEM_HASH_INITIAL);
+	uint64_t expect = 0;
+	for (int i = 0; i < N; i++)
+		for (int j = i + 1; j < N; j++)
+			expect += vmem_hash_index(vmp, a[i]) ==
+			    vmem_hash_index(vmp, a[j]);
+	uint64_t before = stats_of(vmp).vs_lookup;
+	for (int i = 0; i < N; i++)
+		vmem_free(vmp, ADDR(a[i]), 16);
+	QT_EQ(stats_of(vmp).vs_lookup - before, expect);
+}
+
+/* vs_search counts free-list members examined by a searching policy. */
+QTEST(search_counter_counts_free_list_members_examined)
+{
+	vmem_t *vmp = fake_arena("search_exact", 0x1000, 16);
+	void *a = vmem_alloc(vmp, 0x100, VM_NOSLEEP);
+	void *b = vmem_alloc(vmp, 0x100, VM_NOSLEEP);
+	(void)b;
+	vmem_free(vmp, a, 0x100); /* free: [a, 0x100) and the tail 0xe00 */
+	uint64_t s0 = stats_of(vmp).vs_search;
+	/* First fit from 0x100's own list (8): a's piece is the first member. */
+	QT_PTR_EQ(vmem_alloc(vmp, 0x100, VM_FIRSTFIT | VM_NOSLEEP), a);
+	QT_EQ(stats_of(vmp).vs_search - s0, 1);
+	/* Instant fit of a power of two takes a list head: no search. */
+	s0 = stats_of(vmp).vs_search;
+	QT_TRUE(vmem_alloc(vmp, 0x100, VM_NOSLEEP) != NULL);
+	QT_EQ(stats_of(vmp).vs_search - s0, 0);
+}
+
+/* ---- what a bad free says ------------------------------------------------------ */
+
+struct bad_free_arg {
+	int kind;
+};
+
+static void bad_free_of_kind(void *varg)
+{
+	struct bad_free_arg *arg = varg;
+	vmem_t *vmp = fake_arena("badfree", 0x1000, 16);
+	char *a = vmem_alloc(vmp, 0x40, VM_NOSLEEP);
+	char *b = vmem_alloc(vmp, 0x40, VM_NOSLEEP);
+	(void)b;
+	vmem_free(vmp, a, 0x40);
+	if (arg->kind == 0)
+		vmem_free(vmp, a, 0x40);         /* a again: already free */
+	else if (arg->kind == 1)
+		vmem_free(vmp, b + 0x10, 0x10);  /* inside b */
+	else
+		vmem_free(vmp, ADDR(0x10), 0x10); /* no span of the arena */
+}
+
+QTEST(bad_free_says_whether_the_address_is_free_interior_or_foreign)
+{
+	struct bad_free_arg arg = {0};
+	QT_TRUE(qt_expect_abort(bad_free_of_kind, &arg,
+	    "vmem_free(arena \"badfree\", addr 0x10000000, size 0x40): bad "
+	    "free: no allocated segment starts there (already free)"));
+	arg.kind = 1;
+	QT_TRUE(qt_expect_abort(bad_free_of_kind, &arg,
+	    "(inside an allocated segment)"));
+	arg.kind = 2;
+	QT_TRUE(qt_expect_abort(bad_free_of_kind, &arg,
+	    "(not in any span of the arena)"));
+}
+
 QTEST_MAIN()
