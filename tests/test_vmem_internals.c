@@ -386,4 +386,16 @@ QTEST(bad_free_says_whether_the_address_is_free_interior_or_foreign)
 	    "(not in any span of the arena)"));
 }
 
+/* VMEM_SPAN alone is the total; with VMEM_ALLOC or VMEM_FREE it adds
+ * nothing to them. */
+QTEST(vmem_size_span_alone_is_total_and_adds_nothing_to_alloc_or_free)
+{
+	vmem_t *vmp = fake_arena("size_span", 0x1000, 16);
+	QT_TRUE(vmem_alloc(vmp, 0x100, VM_NOSLEEP) != NULL);
+	QT_EQ(vmem_size(vmp, VMEM_SPAN), 0x1000);
+	QT_EQ(vmem_size(vmp, VMEM_SPAN | VMEM_ALLOC), 0x100);
+	QT_EQ(vmem_size(vmp, VMEM_SPAN | VMEM_FREE), 0xf00);
+	QT_EQ(vmem_size(vmp, VMEM_SPAN | VMEM_ALLOC | VMEM_FREE), 0x1000);
+}
+
 QTEST_MAIN()
