@@ -398,4 +398,40 @@ QTEST(vmem_size_span_alone_is_total_and_adds_nothing_to_alloc_or_free)
 	QT_EQ(vmem_size(vmp, VMEM_SPAN | VMEM_ALLOC | VMEM_FREE), 0x1000);
 }
 
+/* ---- import and give-back with a caching source ------------------------------- */
+
+/*
+ * A source with quantum caches: spans imported through vmem_alloc bypass
+ * them (vmem_xalloc), so they must go back through vmem_xfree, not through
+ * vmem_free, which would hand them to a quantum cache that never gave them.
+ */
+QTEST(spans_of_a_caching_source_go_back_by_xfree)
+{
+	vmem_t *src = vmem_create("src_qc", ADDR(BASE), 1 << 20, 4096, NULL,
+	    NULL, NULL, 4 * 4096, VM_SLEEP);
+	vmem_t *imp = vmem_create("imp_qc", NULL, 0, 4096, vmem_alloc,
+	    vmem_free, src, 0, VM_SLEEP);
+	QT_TRUE(src != NULL && imp != NULL);
+	void *p = vmem_alloc(imp, 4096, VM_NOSLEEP);
+	QT_TRUE(p != NULL);
+	QT_EQ(vmem_size(imp, VMEM_SPAN), 4096);
+	vmem_free(imp, p, 4096);
+	QT_EQ(vmem_size(imp, VMEM_SPAN), 0);
+	QT_EQ(vmem_size(src, VMEM_ALLOC), 0);
+}
+
+/* Destroy gives every imported span back, live allocations or not. */
+QTEST(destroy_gives_imported_spans_back_even_with_live_allocations)
+{
+	vmem_t *src = fake_arena("src_destroy", 1 << 20, 4096);
+	vmem_t *imp = vmem_create("imp_destroy", NULL, 0, 16, vmem_alloc,
+	    vmem_free, src, 0, VM_SLEEP);
+	QT_TRUE(imp != NULL);
+	QT_TRUE(vmem_alloc(imp, 100, VM_NOSLEEP) != NULL);
+	QT_TRUE(vmem_alloc(imp, 8000, VM_NOSLEEP) != NULL);
+	QT_EQ(vmem_size(src, VMEM_ALLOC), 4096 + 8192);
+	vmem_destroy(imp);
+	QT_EQ(vmem_size(src, VMEM_ALLOC), 0);
+}
+
 QTEST_MAIN()
