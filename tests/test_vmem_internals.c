@@ -434,4 +434,50 @@ QTEST(destroy_gives_imported_spans_back_even_with_live_allocations)
 	QT_EQ(vmem_size(src, VMEM_ALLOC), 0);
 }
 
+/* ---- constrained instant fit ---------------------------------------------------- */
+
+/*
+ * A constrained instant fit starts at the lowest list whose every member
+ * holds the request once aligned (size + align - quantum), even when a
+ * piece in a lower list would also fit: free pieces of 0x30 (list 5, at an
+ * aligned address) and 0x50 (list 6); xalloc(0x20, align 0x20) needs 0x30,
+ * not a power of two, so list 6: the 0x50 piece.
+ */
+QTEST(constrained_instant_fit_takes_the_list_that_guarantees_a_fit)
+{
+	vmem_t *vmp = fake_arena("cinstant", 0x1000, 16);
+	uintptr_t b = BASE;
+	/* Lay out: [0x30 free][0x10 used][0x50 free][0x10 used][rest]. */
+	QT_EQ((uintptr_t)vmem_alloc(vmp, 0x30, VM_NOSLEEP), b);
+	QT_EQ((uintptr_t)vmem_alloc(vmp, 0x10, VM_NOSLEEP), b + 0x30);
+	QT_EQ((uintptr_t)vmem_alloc(vmp, 0x50, VM_NOSLEEP), b + 0x40);
+	QT_EQ((uintptr_t)vmem_alloc(vmp, 0x10, VM_NOSLEEP), b + 0x90);
+	QT_EQ((uintptr_t)vmem_alloc(vmp, 0x1000 - 0xa0, VM_NOSLEEP), b + 0xa0);
+	vmem_free(vmp, ADDR(b), 0x30);
+	vmem_free(vmp, ADDR(b + 0x40), 0x50);
+	QT_EQ((uintptr_t)vmem_xalloc(vmp, 0x20, 0x20, 0, 0, NULL, NULL,
+	    VM_NOSLEEP), b + 0x40);
+	/* First fit walks list 5 from its head: the 0x30 remainder at
+	 * b + 0x60 went there last (LIFO), ahead of the piece at b. */
+	QT_EQ((uintptr_t)vmem_xalloc(vmp, 0x20, 0x20, 0, 0, NULL, NULL,
+	    VM_NOSLEEP | VM_FIRSTFIT), b + 0x60);
+	QT_EQ((uintptr_t)vmem_xalloc(vmp, 0x20, 0x20, 0, 0, NULL, NULL,
+	    VM_NOSLEEP | VM_FIRSTFIT), b);
+}
+
+static void xalloc_overflow_sleep(void *arg)
+{
+	(void)arg;
+	vmem_t *vmp = fake_arena("xoverflow", 0x1000, 16);
+	(void)vmem_xalloc(vmp, SIZE_MAX - 4, 0, 0, 0, NULL, NULL, VM_SLEEP);
+}
+
+/* VM_SLEEP cannot return NULL: a size that overflows is a bad call. */
+QTEST(xalloc_of_an_overflowing_size_with_sleep_is_a_bad_call)
+{
+	QT_TRUE(qt_expect_abort(xalloc_overflow_sleep, NULL,
+	    "vmem_xalloc(arena \"xoverflow\", size 0xfffffffffffffffb"));
+	QT_STR_CONTAINS(qt_last_stderr(), "size overflows");
+}
+
 QTEST_MAIN()
