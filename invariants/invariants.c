@@ -173,9 +173,9 @@ size_t invariant_check_arena_locked(vmem_t *vmp, invariant_report_t *r)
 
 size_t invariant_check_arena(vmem_t *vmp, invariant_report_t *r)
 {
-	plat_mutex_lock(&vmp->ar_lock);
+	qlock_enter(&vmp->ar_lock, QLOCK_ARENA);
 	size_t n = invariant_check_arena_locked(vmp, r);
-	plat_mutex_unlock(&vmp->ar_lock);
+	qlock_exit(&vmp->ar_lock, QLOCK_ARENA);
 	return n;
 }
 
@@ -310,14 +310,14 @@ static void invariant_populator(invariant_report_t *r)
 {
 	/* The recorded populator is only ever set under the populate lock;
 	 * holding it ourselves, nobody may be recorded. */
-	if (!plat_mutex_trylock(&vmem_populate_lock))
+	if (!qlock_tryenter_any(&vmem_populate_lock, QLOCK_POPULATE))
 		return;
 	uintptr_t id = vmem_populator_thread();
 	if (id != 0)
 		invariant_add(r, "R4", NULL, NULL, "populator",
 		    "thread 0x%" PRIxPTR " is recorded as populating, but "
 		    "nobody holds the populate lock", id);
-	plat_mutex_unlock(&vmem_populate_lock);
+	qlock_exit(&vmem_populate_lock, QLOCK_POPULATE);
 }
 
 /* Lock every arena in list order; false (nothing held) if one is busy. */
@@ -326,10 +326,10 @@ static bool invariant_lock_all(bool block, size_t *n)
 	*n = 0;
 	for (vmem_t *vmp = vmem_list; vmp != NULL; vmp = vmp->ar_next) {
 		if (block) {
-			plat_mutex_lock(&vmp->ar_lock);
-		} else if (!plat_mutex_trylock(&vmp->ar_lock)) {
+			qlock_enter_nested(&vmp->ar_lock, QLOCK_ARENA);
+		} else if (!qlock_tryenter_any(&vmp->ar_lock, QLOCK_ARENA)) {
 			for (vmem_t *u = vmem_list; u != vmp; u = u->ar_next)
-				plat_mutex_unlock(&u->ar_lock);
+				qlock_exit(&u->ar_lock, QLOCK_ARENA);
 			return false;
 		}
 		(*n)++;
@@ -340,7 +340,7 @@ static bool invariant_lock_all(bool block, size_t *n)
 static void invariant_unlock_all(void)
 {
 	for (vmem_t *vmp = vmem_list; vmp != NULL; vmp = vmp->ar_next)
-		plat_mutex_unlock(&vmp->ar_lock);
+		qlock_exit(&vmp->ar_lock, QLOCK_ARENA);
 }
 
 /*
@@ -353,9 +353,14 @@ static bool invariant_global(invariant_report_t *r, vmem_t *focus, bool full,
 {
 	vmem_tag_census_t c;
 	size_t narenas;
-	plat_mutex_lock(&vmem_list_lock);
+	/* The hook (block false) may run inside a populate, whose lock ranks
+	 * above the list lock: it only tries the list lock, never waits. */
+	if (block)
+		qlock_enter(&vmem_list_lock, QLOCK_VMEM_LIST);
+	else if (!qlock_tryenter_any(&vmem_list_lock, QLOCK_VMEM_LIST))
+		return false;
 	if (!invariant_lock_all(block, &narenas)) {
-		plat_mutex_unlock(&vmem_list_lock);
+		qlock_exit(&vmem_list_lock, QLOCK_VMEM_LIST);
 		return false;
 	}
 	vmem_tag_census(&c);
@@ -378,7 +383,7 @@ static bool invariant_global(invariant_report_t *r, vmem_t *focus, bool full,
 	vmem_tag_lock_exit();
 	invariant_populator(r);
 	invariant_unlock_all();
-	plat_mutex_unlock(&vmem_list_lock);
+	qlock_exit(&vmem_list_lock, QLOCK_VMEM_LIST);
 	return true;
 }
 
@@ -465,9 +470,9 @@ void invariant_after_op(vmem_t *vmp)
 	size_t max = invariant_segs_max();
 	vmem_tag_census_t c;
 	vmem_tag_census(&c);
-	plat_mutex_lock(&vmp->ar_lock);
+	qlock_enter(&vmp->ar_lock, QLOCK_ARENA);
 	size_t segs = 2 * vmp->ar_htab_count + 64; /* about: one free each */
-	plat_mutex_unlock(&vmp->ar_lock);
+	qlock_exit(&vmp->ar_lock, QLOCK_ARENA);
 	bool arena_due = invariant_size_due(segs, op, max);
 	bool global_due = invariant_size_due(c.created, op, max);
 	if (!arena_due && !global_due)

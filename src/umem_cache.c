@@ -26,12 +26,12 @@
  * slab lookup is paid anyway: a wrong cache or a double free is caught
  * there, later than the call; the same-class wrong size of umem_free is not.
  *
- * Lock order (and the fork protocol): the cache-list lock; then, cache by
- * cache in list order, the depot lock, then the slab lock; then the vmem
- * locks (vmem_fork.c).  No path takes them the other way: the cache layer
- * holds no lock of its own across a call into vmem, and takes a depot lock
- * and a slab lock one after the other, never one inside the other except
- * in umem_lockup.
+ * Lock order (and the fork protocol; the ranks are in lockrank.h): the
+ * cache-list lock; then every depot lock; then every slab lock; then the
+ * vmem locks (vmem_fork.c).  No path takes them the other way: the cache
+ * layer holds no depot or slab lock across a call into vmem, and holds a
+ * depot lock and a slab lock together only in that order (umem_lockup and
+ * the checker).
  */
 #include <stdio.h>
 #include <string.h>
@@ -44,6 +44,7 @@ vmem_t *umem_meta_arena;
 vmem_t *umem_default;
 _Atomic bool umem_ready;
 static plat_once_t umem_once = PLAT_ONCE_INIT;
+static _Atomic bool umem_bootstrap_begun;
 
 static void umem_bootstrap_run(void)
 {
@@ -62,8 +63,19 @@ static void umem_bootstrap_run(void)
 
 void umem_bootstrap(void)
 {
-	if (!atomic_load_explicit(&umem_ready, memory_order_acquire))
+	if (!atomic_load_explicit(&umem_ready, memory_order_acquire)) {
+		atomic_store(&umem_bootstrap_begun, true);
 		plat_once(&umem_once, umem_bootstrap_run);
+	}
+}
+
+/* A fork waits for a bootstrap that is under way, so that its child never
+ * sees one half done; a process that never used the caches does not
+ * start one here. */
+void umem_bootstrap_wait(void)
+{
+	if (atomic_load(&umem_bootstrap_begun))
+		umem_bootstrap();
 }
 
 void *umem_meta_alloc(size_t size, size_t align)
@@ -87,18 +99,18 @@ vmem_t *umem_default_arena(void)
 
 static void cache_list_insert(umem_cache_t *cp)
 {
-	plat_mutex_lock(&umem_cache_list_lock);
+	qlock_enter(&umem_cache_list_lock, QLOCK_CACHE_LIST);
 	umem_cache_t **pp = &umem_cache_list;
 	while (*pp != NULL)
 		pp = &(*pp)->cc_next;
 	*pp = cp;
-	plat_mutex_unlock(&umem_cache_list_lock);
+	qlock_exit(&umem_cache_list_lock, QLOCK_CACHE_LIST);
 }
 
 static bool cache_list_remove(umem_cache_t *cp)
 {
 	bool found = false;
-	plat_mutex_lock(&umem_cache_list_lock);
+	qlock_enter(&umem_cache_list_lock, QLOCK_CACHE_LIST);
 	umem_cache_t **pp = &umem_cache_list;
 	while (*pp != NULL && *pp != cp)
 		pp = &(*pp)->cc_next;
@@ -106,7 +118,7 @@ static bool cache_list_remove(umem_cache_t *cp)
 		*pp = cp->cc_next;
 		found = true;
 	}
-	plat_mutex_unlock(&umem_cache_list_lock);
+	qlock_exit(&umem_cache_list_lock, QLOCK_CACHE_LIST);
 	return found;
 }
 
@@ -365,18 +377,19 @@ _Noreturn void umem_bad_free(const umem_cache_t *cp, const void *buf,
 static const umem_cache_t *cache_owning(uintptr_t addr)
 {
 	const umem_cache_t *owner = NULL;
-	bool listed = plat_mutex_trylock(&umem_cache_list_lock);
+	bool listed = qlock_tryenter_any(&umem_cache_list_lock,
+	    QLOCK_CACHE_LIST);
 	size_t n = 0;
 	for (umem_cache_t *cp = umem_cache_list; cp != NULL && owner == NULL &&
 	    n < 100000; cp = cp->cc_next, n++) {
-		if (!plat_mutex_trylock(&cp->cc_slab_lock))
+		if (!qlock_tryenter_any(&cp->cc_slab_lock, QLOCK_SLAB))
 			continue;
 		if (umem_slab_lookup(cp, addr) != NULL)
 			owner = cp;
-		plat_mutex_unlock(&cp->cc_slab_lock);
+		qlock_exit(&cp->cc_slab_lock, QLOCK_SLAB);
 	}
 	if (listed)
-		plat_mutex_unlock(&umem_cache_list_lock);
+		qlock_exit(&umem_cache_list_lock, QLOCK_CACHE_LIST);
 	return owner;
 }
 
@@ -401,20 +414,20 @@ void umem_cache_stats(umem_cache_t *cp, umem_cache_stats_t *out)
 	out->us_bufsize = cp->cc_bufsize;
 	out->us_chunk_bytes = cp->cc_chunk_bytes;
 	out->us_slab_bytes = cp->cc_slab_bytes;
-	plat_mutex_lock(&cp->cc_depot_lock);
+	qlock_enter(&cp->cc_depot_lock, QLOCK_DEPOT);
 	out->us_mags_full = cp->cc_full.ml_count;
 	out->us_mags_empty = cp->cc_empty.ml_count;
 	for (umem_mag_t *m = cp->cc_full.ml_head; m != NULL; m = m->mg_next)
 		out->us_bufs_depot += m->mg_cap;
 	out->us_magsize = atomic_load(&cp->cc_magsize);
 	out->us_depot_contended = cp->cc_depot_contended;
-	plat_mutex_unlock(&cp->cc_depot_lock);
-	plat_mutex_lock(&cp->cc_slab_lock);
+	qlock_exit(&cp->cc_depot_lock, QLOCK_DEPOT);
+	qlock_enter(&cp->cc_slab_lock, QLOCK_SLAB);
 	out->us_slabs = cp->cc_nslabs;
 	out->us_slabs_free = cp->cc_nslabs_free;
 	out->us_bufs_total = cp->cc_nslabs * cp->cc_nbufs;
 	out->us_bufs_slab_free = cp->cc_bufs_slab_free;
-	plat_mutex_unlock(&cp->cc_slab_lock);
+	qlock_exit(&cp->cc_slab_lock, QLOCK_SLAB);
 	out->us_constructed = atomic_load(&cp->cc_constructed);
 	out->us_destructed = atomic_load(&cp->cc_destructed);
 	out->us_slab_create = atomic_load(&cp->cc_slab_create);
@@ -429,20 +442,21 @@ const char *umem_cache_name(const umem_cache_t *cp)
 
 /* ---- fork ---------------------------------------------------------------- */
 
+/* In rank order (lockrank.h): the list, every depot, then every slab. */
 void umem_lockup(void)
 {
-	plat_mutex_lock(&umem_cache_list_lock);
-	for (umem_cache_t *cp = umem_cache_list; cp != NULL; cp = cp->cc_next) {
-		plat_mutex_lock(&cp->cc_depot_lock);
-		plat_mutex_lock(&cp->cc_slab_lock);
-	}
+	qlock_enter(&umem_cache_list_lock, QLOCK_CACHE_LIST);
+	for (umem_cache_t *cp = umem_cache_list; cp != NULL; cp = cp->cc_next)
+		qlock_enter_nested(&cp->cc_depot_lock, QLOCK_DEPOT);
+	for (umem_cache_t *cp = umem_cache_list; cp != NULL; cp = cp->cc_next)
+		qlock_enter_nested(&cp->cc_slab_lock, QLOCK_SLAB);
 }
 
 void umem_release(void)
 {
-	for (umem_cache_t *cp = umem_cache_list; cp != NULL; cp = cp->cc_next) {
-		plat_mutex_unlock(&cp->cc_slab_lock);
-		plat_mutex_unlock(&cp->cc_depot_lock);
-	}
-	plat_mutex_unlock(&umem_cache_list_lock);
+	for (umem_cache_t *cp = umem_cache_list; cp != NULL; cp = cp->cc_next)
+		qlock_exit(&cp->cc_slab_lock, QLOCK_SLAB);
+	for (umem_cache_t *cp = umem_cache_list; cp != NULL; cp = cp->cc_next)
+		qlock_exit(&cp->cc_depot_lock, QLOCK_DEPOT);
+	qlock_exit(&umem_cache_list_lock, QLOCK_CACHE_LIST);
 }

@@ -137,6 +137,9 @@ typedef struct umem_slot {
 	uint32_t sl_pcap;
 	uint64_t sl_to_caller;   /* buffers handed out through this slot */
 	uint64_t sl_from_caller; /* buffers taken back through this slot */
+	/* Non-zero while a slow path or a flush changes several fields: the
+	 * child of a fork leaves such a slot of a lost thread alone. */
+	_Atomic uint32_t sl_busy;
 } umem_slot_t;
 
 _Static_assert(sizeof(umem_slot_t) == UMEM_CACHE_LINE,
@@ -354,13 +357,20 @@ extern _Atomic uint64_t umem_reap_count;  /* reaps that ran */
  *   then for each cache in list order its depot lock, then its slab lock.
  * umem_release(): after vmem_release, in parent and child.
  * umem_child_fixup(): in the child, after umem_release: forgets a reap that
- *   another thread was running (it does not exist in the child).  The slots
- *   of threads that did not survive keep their magazines (counted by Q1 as
- *   magazine rounds); their ids are never reused, so no live thread touches
- *   them. */
+ *   another thread was running (it does not exist in the child).
+ * umem_thread_child_fixup(): in the child, after umem_child_fixup: the slots
+ *   of the threads that did not survive give their magazines back to the
+ *   depots and their ids to the id arena; a slot that its thread was
+ *   changing at the fork (sl_busy) forgets its magazines instead.
+ * umem_test_reap_hook: when set, a reap of every cache calls it with the
+ *   cache-list lock held (tests arrange a fork during a reap with it). */
 void umem_lockup(void);
 void umem_release(void);
 void umem_child_fixup(void);
+void umem_thread_child_fixup(void);
+extern void (*umem_test_reap_hook)(void);
+/* Wait for a bootstrap another thread has begun (the fork prepare). */
+void umem_bootstrap_wait(void);
 
 /* ---- quantum caches (the lead's vmem_create / vmem_alloc / vmem_free) ------
  * umem_qcache_create(arena, size): a cache of size-byte pieces of arena

@@ -151,8 +151,8 @@ typedef struct depot_drop {
 
 static void depot_lock(umem_cache_t *cp)
 {
-	if (!plat_mutex_trylock(&cp->cc_depot_lock)) {
-		plat_mutex_lock(&cp->cc_depot_lock);
+	if (!qlock_tryenter(&cp->cc_depot_lock, QLOCK_DEPOT)) {
+		qlock_enter(&cp->cc_depot_lock, QLOCK_DEPOT);
 		cp->cc_depot_contended++;
 		cp->cc_window_contended++;
 	}
@@ -187,7 +187,7 @@ static void depot_unlock(umem_cache_t *cp)
 {
 	depot_drop_t drop = {NULL, NULL};
 	depot_window_close(cp, &drop);
-	plat_mutex_unlock(&cp->cc_depot_lock);
+	qlock_exit(&cp->cc_depot_lock, QLOCK_DEPOT);
 	mag_destroy_chain(cp, drop.full, true);
 	mag_destroy_chain(cp, drop.empty, false);
 }
@@ -241,6 +241,20 @@ static void slot_load(umem_slot_t *sl, umem_mag_t *m, uint32_t rounds)
 	sl->sl_cap = m->mg_cap;
 }
 
+/* The slot is changed outside the fast path: mark it for a fork's child
+ * (umem_thread_child_fixup), before the first change and after the last. */
+static void slot_busy_enter(umem_slot_t *sl)
+{
+	if (sl != NULL)
+		atomic_store(&sl->sl_busy, 1u);
+}
+
+static void slot_busy_exit(umem_slot_t *sl)
+{
+	if (sl != NULL)
+		atomic_store_explicit(&sl->sl_busy, 0u, memory_order_release);
+}
+
 /*
  * Allocation that loaded could not serve.  At most three passes: a swap,
  * then an exchange with the depot, then the round — after which loaded
@@ -250,10 +264,12 @@ void *umem_alloc_slow(umem_cache_t *cp, umem_slot_t *sl, int vmflag)
 {
 	if (umem_reap_pending())
 		umem_reap_pending_run();
+	slot_busy_enter(sl);
 	for (int pass = 0; sl != NULL && pass < 3; pass++) {
 		if (sl->sl_rounds > 0) {
 			void *buf = sl->sl_loaded->mg_round[--sl->sl_rounds];
 			sl->sl_to_caller++;
+			slot_busy_exit(sl);
 			if (UMEM_DEBUG && cp->cc_debug)
 				umem_debug_mag_to_caller(cp, buf);
 			return buf;
@@ -271,6 +287,7 @@ void *umem_alloc_slow(umem_cache_t *cp, umem_slot_t *sl, int vmflag)
 		sl->sl_prev = NULL;
 		slot_load(sl, full, full->mg_cap);
 	}
+	slot_busy_exit(sl);
 	return umem_slab_alloc(cp, vmflag);
 }
 
@@ -282,10 +299,12 @@ void *umem_alloc_slow(umem_cache_t *cp, umem_slot_t *sl, int vmflag)
 void umem_free_slow(umem_cache_t *cp, umem_slot_t *sl, void *buf,
     umem_call_t call, size_t size)
 {
+	slot_busy_enter(sl);
 	for (int pass = 0; sl != NULL && pass < 3; pass++) {
 		if (sl->sl_rounds < sl->sl_cap) {
 			sl->sl_loaded->mg_round[sl->sl_rounds++] = buf;
 			sl->sl_from_caller++;
+			slot_busy_exit(sl);
 			return;
 		}
 		if (sl->sl_prev != NULL && sl->sl_prounds == 0) {
@@ -304,6 +323,7 @@ void umem_free_slow(umem_cache_t *cp, umem_slot_t *sl, void *buf,
 		sl->sl_prev = NULL;
 		slot_load(sl, empty, 0);
 	}
+	slot_busy_exit(sl);
 	umem_slab_free(cp, buf, call, size);
 }
 
@@ -324,12 +344,14 @@ static void slot_mag_return(umem_cache_t *cp, umem_mag_t *m, uint32_t rounds)
  * counters stay: the buffers they count may still be with callers. */
 void umem_slot_flush(umem_cache_t *cp, umem_slot_t *sl)
 {
+	slot_busy_enter(sl);
 	umem_mag_t *m = sl->sl_loaded, *p = sl->sl_prev;
 	uint32_t r = sl->sl_rounds, pr = sl->sl_prounds;
 	sl->sl_loaded = sl->sl_prev = NULL;
 	sl->sl_rounds = sl->sl_cap = sl->sl_prounds = sl->sl_pcap = 0;
 	slot_mag_return(cp, m, r);
 	slot_mag_return(cp, p, pr);
+	slot_busy_exit(sl);
 	VMEM_ASSERT(sl->sl_loaded == NULL && sl->sl_prev == NULL);
 }
 

@@ -37,6 +37,7 @@ static _Atomic bool umem_reap_wanted;
 static _Atomic bool umem_reaping;
 _Atomic uint64_t umem_reap_count;
 bool (*umem_populate_probe)(void) = vmem_populate_in_progress;
+void (*umem_test_reap_hook)(void);
 
 void umem_cache_reap(umem_cache_t *cp)
 {
@@ -52,10 +53,12 @@ static void reap_all(void)
 {
 	if (atomic_exchange(&umem_reaping, true))
 		return;
-	plat_mutex_lock(&umem_cache_list_lock);
+	qlock_enter(&umem_cache_list_lock, QLOCK_CACHE_LIST);
+	if (umem_test_reap_hook != NULL)
+		umem_test_reap_hook();
 	for (umem_cache_t *cp = umem_cache_list; cp != NULL; cp = cp->cc_next)
 		umem_cache_reap(cp);
-	plat_mutex_unlock(&umem_cache_list_lock);
+	qlock_exit(&umem_cache_list_lock, QLOCK_CACHE_LIST);
 	atomic_fetch_add(&umem_reap_count, 1);
 	atomic_store(&umem_reaping, false);
 }

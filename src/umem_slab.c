@@ -230,10 +230,10 @@ static void slab_hash_remove(umem_cache_t *cp, umem_slab_t *sp)
  */
 static void slab_hash_grow(umem_cache_t *cp)
 {
-	plat_mutex_lock(&cp->cc_slab_lock);
+	qlock_enter(&cp->cc_slab_lock, QLOCK_SLAB);
 	size_t buckets = cp->cc_htab_mask + 1;
 	bool want = cp->cc_nslabs > 2 * buckets;
-	plat_mutex_unlock(&cp->cc_slab_lock);
+	qlock_exit(&cp->cc_slab_lock, QLOCK_SLAB);
 	if (!want)
 		return;
 	size_t nb = buckets * 4;
@@ -241,11 +241,11 @@ static void slab_hash_grow(umem_cache_t *cp)
 	if (nt == NULL)
 		return;
 	memset(nt, 0, nb * sizeof(*nt));
-	plat_mutex_lock(&cp->cc_slab_lock);
+	qlock_enter(&cp->cc_slab_lock, QLOCK_SLAB);
 	umem_slab_t **old = cp->cc_htab;
 	size_t oldn = cp->cc_htab_mask + 1;
 	if (oldn != buckets) {
-		plat_mutex_unlock(&cp->cc_slab_lock);
+		qlock_exit(&cp->cc_slab_lock, QLOCK_SLAB);
 		umem_meta_free(nt, nb * sizeof(*nt));
 		return;
 	}
@@ -262,7 +262,7 @@ static void slab_hash_grow(umem_cache_t *cp)
 	cp->cc_htab = nt;
 	cp->cc_htab_mask = nb - 1;
 	VMEM_ASSERT(cp->cc_nslabs <= 2 * nb);
-	plat_mutex_unlock(&cp->cc_slab_lock);
+	qlock_exit(&cp->cc_slab_lock, QLOCK_SLAB);
 	if (old != cp->cc_htab_embedded)
 		umem_meta_free(old, oldn * sizeof(*old));
 }
@@ -358,7 +358,7 @@ static void slab_destroy_chain(umem_cache_t *cp, umem_slab_t *chain)
 void umem_slab_release_free(umem_cache_t *cp, size_t keep)
 {
 	umem_slab_t *chain = NULL;
-	plat_mutex_lock(&cp->cc_slab_lock);
+	qlock_enter(&cp->cc_slab_lock, QLOCK_SLAB);
 	size_t bound = cp->cc_nslabs_free;
 	for (size_t i = 0; i < bound && cp->cc_nslabs_free > keep; i++) {
 		umem_slab_t *sp = cp->cc_freeslabs;
@@ -367,7 +367,7 @@ void umem_slab_release_free(umem_cache_t *cp, size_t keep)
 		chain = sp;
 	}
 	VMEM_ASSERT(cp->cc_nslabs_free <= keep || bound == 0);
-	plat_mutex_unlock(&cp->cc_slab_lock);
+	qlock_exit(&cp->cc_slab_lock, QLOCK_SLAB);
 	slab_destroy_chain(cp, chain);
 }
 
@@ -379,7 +379,7 @@ size_t umem_slab_destroy_all(umem_cache_t *cp)
 {
 	size_t leaked = 0;
 	umem_slab_t *chain = NULL;
-	plat_mutex_lock(&cp->cc_slab_lock);
+	qlock_enter(&cp->cc_slab_lock, QLOCK_SLAB);
 	uint32_t lists[3] = {UMEM_SL_PARTIAL, UMEM_SL_FULL, UMEM_SL_FREE};
 	for (unsigned l = 0; l < 3; l++) {
 		umem_slab_t **head = slab_list_head(cp, lists[l]);
@@ -395,7 +395,7 @@ size_t umem_slab_destroy_all(umem_cache_t *cp)
 		}
 	}
 	VMEM_ASSERT(cp->cc_nslabs == 0 && cp->cc_nslabs_free == 0);
-	plat_mutex_unlock(&cp->cc_slab_lock);
+	qlock_exit(&cp->cc_slab_lock, QLOCK_SLAB);
 	slab_destroy_chain(cp, chain);
 	return leaked;
 }
@@ -444,9 +444,9 @@ static umem_slab_t *slab_with_free(umem_cache_t *cp, int vmflag,
 		return cp->cc_partial;
 	if (cp->cc_freeslabs != NULL)
 		return cp->cc_freeslabs;
-	plat_mutex_unlock(&cp->cc_slab_lock);
+	qlock_exit(&cp->cc_slab_lock, QLOCK_SLAB);
 	umem_slab_t *sp = slab_create(cp, vmflag);
-	plat_mutex_lock(&cp->cc_slab_lock);
+	qlock_enter(&cp->cc_slab_lock, QLOCK_SLAB);
 	if (sp == NULL)
 		return cp->cc_partial != NULL ? cp->cc_partial
 					      : cp->cc_freeslabs;
@@ -460,7 +460,7 @@ static umem_slab_t *slab_with_free(umem_cache_t *cp, int vmflag,
 /* Construction failed: the buffer goes back unconstructed. */
 static void slab_unconstruct(umem_cache_t *cp, void *buf)
 {
-	plat_mutex_lock(&cp->cc_slab_lock);
+	qlock_enter(&cp->cc_slab_lock, QLOCK_SLAB);
 	umem_slab_t *sp = umem_slab_lookup(cp, (uintptr_t)buf);
 	VMEM_ASSERT(sp != NULL);
 	uint32_t i = (uint32_t)umem_slab_index(cp, sp, (uintptr_t)buf);
@@ -469,7 +469,7 @@ static void slab_unconstruct(umem_cache_t *cp, void *buf)
 		umem_slab_state(cp, sp)[i] = UMEM_BS_SLAB;
 	cp->cc_direct_from_caller++;
 	slab_put(cp, sp, i);
-	plat_mutex_unlock(&cp->cc_slab_lock);
+	qlock_exit(&cp->cc_slab_lock, QLOCK_SLAB);
 	atomic_fetch_sub(&cp->cc_constructed, 1);
 }
 
@@ -482,10 +482,10 @@ static void slab_unconstruct(umem_cache_t *cp, void *buf)
 void *umem_slab_alloc(umem_cache_t *cp, int vmflag)
 {
 	bool grow = false;
-	plat_mutex_lock(&cp->cc_slab_lock);
+	qlock_enter(&cp->cc_slab_lock, QLOCK_SLAB);
 	umem_slab_t *sp = slab_with_free(cp, vmflag, &grow);
 	if (sp == NULL) {
-		plat_mutex_unlock(&cp->cc_slab_lock);
+		qlock_exit(&cp->cc_slab_lock, QLOCK_SLAB);
 		return NULL;
 	}
 	uint32_t i = slab_take(cp, sp);
@@ -497,7 +497,7 @@ void *umem_slab_alloc(umem_cache_t *cp, int vmflag)
 	cp->cc_direct_to_caller++;
 	void *buf = (void *)(sp->sb_base + i * cp->cc_chunk_bytes);
 	VMEM_ASSERT(umem_slab_lookup(cp, (uintptr_t)buf) == sp);
-	plat_mutex_unlock(&cp->cc_slab_lock);
+	qlock_exit(&cp->cc_slab_lock, QLOCK_SLAB);
 	if (grow)
 		slab_hash_grow(cp);
 	if (!construct)
@@ -538,7 +538,7 @@ static void slab_free_locked(umem_cache_t *cp, void *buf, umem_call_t call,
 {
 	umem_slab_t *sp = umem_slab_lookup(cp, (uintptr_t)buf);
 	if (sp == NULL) {
-		plat_mutex_unlock(&cp->cc_slab_lock);
+		qlock_exit(&cp->cc_slab_lock, QLOCK_SLAB);
 		umem_bad_free_foreign(cp, buf, call, size);
 	}
 	size_t i = umem_slab_index(cp, sp, (uintptr_t)buf);
@@ -567,10 +567,10 @@ void umem_slab_free(umem_cache_t *cp, void *buf, umem_call_t call,
     size_t size)
 {
 	umem_slab_t *chain = NULL;
-	plat_mutex_lock(&cp->cc_slab_lock);
+	qlock_enter(&cp->cc_slab_lock, QLOCK_SLAB);
 	slab_free_locked(cp, buf, call, size, &chain);
 	cp->cc_direct_from_caller++;
-	plat_mutex_unlock(&cp->cc_slab_lock);
+	qlock_exit(&cp->cc_slab_lock, QLOCK_SLAB);
 	slab_destroy_chain(cp, chain);
 }
 
@@ -578,10 +578,10 @@ void umem_slab_free(umem_cache_t *cp, void *buf, umem_call_t call,
 void umem_slab_free_batch(umem_cache_t *cp, void *const *bufs, size_t n)
 {
 	umem_slab_t *chain = NULL;
-	plat_mutex_lock(&cp->cc_slab_lock);
+	qlock_enter(&cp->cc_slab_lock, QLOCK_SLAB);
 	for (size_t k = 0; k < n; k++)
 		slab_free_locked(cp, bufs[k], UMEM_CALL_INTERNAL, 0, &chain);
-	plat_mutex_unlock(&cp->cc_slab_lock);
+	qlock_exit(&cp->cc_slab_lock, QLOCK_SLAB);
 	slab_destroy_chain(cp, chain);
 }
 
@@ -593,7 +593,7 @@ static umem_slab_t *debug_find(umem_cache_t *cp, void *buf, umem_call_t call,
 {
 	umem_slab_t *sp = umem_slab_lookup(cp, (uintptr_t)buf);
 	if (sp == NULL) {
-		plat_mutex_unlock(&cp->cc_slab_lock);
+		qlock_exit(&cp->cc_slab_lock, QLOCK_SLAB);
 		umem_bad_free_foreign(cp, buf, call, size);
 	}
 	*ip = umem_slab_index(cp, sp, (uintptr_t)buf);
@@ -608,7 +608,7 @@ void umem_debug_caller_to_mag(umem_cache_t *cp, void *buf, umem_call_t call,
 {
 	size_t i;
 	VMEM_ASSERT(cp->cc_debug);
-	plat_mutex_lock(&cp->cc_slab_lock);
+	qlock_enter(&cp->cc_slab_lock, QLOCK_SLAB);
 	umem_slab_t *sp = debug_find(cp, buf, call, size, &i);
 	uint8_t *st = umem_slab_state(cp, sp);
 	if (st[i] == UMEM_BS_MAG)
@@ -626,14 +626,14 @@ void umem_debug_caller_to_mag(umem_cache_t *cp, void *buf, umem_call_t call,
 	}
 	st[i] = UMEM_BS_MAG;
 	VMEM_ASSERT(!umem_map_test(slab_freemap(sp), i));
-	plat_mutex_unlock(&cp->cc_slab_lock);
+	qlock_exit(&cp->cc_slab_lock, QLOCK_SLAB);
 }
 
 void umem_debug_mag_to_caller(umem_cache_t *cp, void *buf)
 {
 	size_t i;
 	VMEM_ASSERT(cp->cc_debug);
-	plat_mutex_lock(&cp->cc_slab_lock);
+	qlock_enter(&cp->cc_slab_lock, QLOCK_SLAB);
 	umem_slab_t *sp = debug_find(cp, buf, UMEM_CALL_INTERNAL, 0, &i);
 	uint8_t *st = umem_slab_state(cp, sp);
 	if (st[i] != UMEM_BS_MAG)
@@ -641,16 +641,16 @@ void umem_debug_mag_to_caller(umem_cache_t *cp, void *buf)
 		    "in state %u (a magazine was corrupted)", cp->cc_name, buf,
 		    (unsigned)st[i]);
 	st[i] = UMEM_BS_CALLER;
-	plat_mutex_unlock(&cp->cc_slab_lock);
+	qlock_exit(&cp->cc_slab_lock, QLOCK_SLAB);
 }
 
 void umem_debug_set_reqsize(umem_cache_t *cp, void *buf, size_t size)
 {
 	size_t i;
 	VMEM_ASSERT(cp->cc_debug && size <= UINT32_MAX);
-	plat_mutex_lock(&cp->cc_slab_lock);
+	qlock_enter(&cp->cc_slab_lock, QLOCK_SLAB);
 	umem_slab_t *sp = debug_find(cp, buf, UMEM_CALL_INTERNAL, 0, &i);
 	VMEM_ASSERT(umem_slab_state(cp, sp)[i] == UMEM_BS_CALLER);
 	umem_slab_reqsize(cp, sp)[i] = (uint32_t)size;
-	plat_mutex_unlock(&cp->cc_slab_lock);
+	qlock_exit(&cp->cc_slab_lock, QLOCK_SLAB);
 }

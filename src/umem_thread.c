@@ -43,14 +43,14 @@ static void thread_slots_flush(uintptr_t id)
 	VMEM_ASSERT(id >= 1 && id <= UMEM_THREADS_MAX);
 	size_t c = (id - 1) / UMEM_SLOTS_PER_CHUNK;
 	size_t s = (id - 1) % UMEM_SLOTS_PER_CHUNK;
-	plat_mutex_lock(&umem_cache_list_lock);
+	qlock_enter(&umem_cache_list_lock, QLOCK_CACHE_LIST);
 	for (umem_cache_t *cp = umem_cache_list; cp != NULL; cp = cp->cc_next) {
 		umem_slot_chunk_t *ch = atomic_load_explicit(&cp->cc_slotdir[c],
 		    memory_order_acquire);
 		if (ch != NULL)
 			umem_slot_flush(cp, &ch->sc_slot[s]);
 	}
-	plat_mutex_unlock(&umem_cache_list_lock);
+	qlock_exit(&umem_cache_list_lock, QLOCK_CACHE_LIST);
 }
 
 /* The thread-specific datum's destructor: the thread is exiting. */
@@ -154,4 +154,72 @@ void umem_slots_fini(umem_cache_t *cp)
 		VMEM_ASSERT(ch->sc_slot[0].sl_loaded == NULL);
 		umem_meta_free(ch, sizeof(*ch));
 	}
+}
+
+/* ---- the child of a fork ----------------------------------------------- */
+
+#define UMEM_ID_WORDS (UMEM_THREADS_MAX / 64u)
+
+/* vmem_walk callback: mark the ids of a piece of the id arena. */
+static void thread_ids_mark(void *arg, void *start, size_t size)
+{
+	uint64_t *map = arg;
+	uintptr_t id = (uintptr_t)start;
+	for (size_t k = 0; k < size && id + k <= UMEM_THREADS_MAX; k++)
+		map[(id + k - 1) / 64] |= (uint64_t)1 << ((id + k - 1) % 64);
+}
+
+/*
+ * The slots of a thread the child lacks: each gives its magazines back to
+ * its cache's depot, as at a thread exit — except one the thread was in
+ * the middle of changing (sl_busy), whose magazines may also sit in the
+ * depot already: it forgets them instead (a leak of at most two magazines,
+ * never a buffer in two places).  The counters stay, like a flush's.
+ */
+static void thread_slots_reclaim(uintptr_t id)
+{
+	size_t c = (id - 1) / UMEM_SLOTS_PER_CHUNK;
+	size_t s = (id - 1) % UMEM_SLOTS_PER_CHUNK;
+	qlock_enter(&umem_cache_list_lock, QLOCK_CACHE_LIST);
+	for (umem_cache_t *cp = umem_cache_list; cp != NULL; cp = cp->cc_next) {
+		umem_slot_chunk_t *ch = atomic_load(&cp->cc_slotdir[c]);
+		if (ch == NULL)
+			continue;
+		umem_slot_t *sl = &ch->sc_slot[s];
+		if (atomic_load(&sl->sl_busy) != 0) {
+			sl->sl_loaded = sl->sl_prev = NULL;
+			sl->sl_rounds = sl->sl_cap = 0;
+			sl->sl_prounds = sl->sl_pcap = 0;
+			atomic_store(&sl->sl_busy, 0u);
+		}
+		umem_slot_flush(cp, sl);
+	}
+	qlock_exit(&umem_cache_list_lock, QLOCK_CACHE_LIST);
+}
+
+/*
+ * In the child of a fork only the forking thread lives on; every other id
+ * in use belongs to a thread that will never run its exit destructor.  Its
+ * slots are reclaimed and its id goes back to the arena, as if it had
+ * exited.  What such a thread held in its locals (a buffer on its way to a
+ * slab, a magazine on its way to its slot) is lost with it.  The child is
+ * single-threaded here.
+ */
+void umem_thread_child_fixup(void)
+{
+	if (!atomic_load(&umem_ready))
+		return;
+	uint64_t used[UMEM_ID_WORDS];
+	memset(used, 0, sizeof(used));
+	vmem_walk(umem_thread_ids, VMEM_ALLOC, thread_ids_mark, used);
+	uintptr_t self = umem_thread_id();
+	for (uintptr_t id = 1; id <= UMEM_THREADS_MAX; id++) {
+		if (!((used[(id - 1) / 64] >> ((id - 1) % 64)) & 1u))
+			continue;
+		if (id == self)
+			continue;
+		thread_slots_reclaim(id);
+		vmem_free(umem_thread_ids, (void *)id, 1);
+	}
+	VMEM_ASSERT(self == umem_thread_id());
 }

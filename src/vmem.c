@@ -263,24 +263,24 @@ static void hash_rescale(vmem_t *vmp)
 {
 	if (vmem_populating_self())
 		return;
-	plat_mutex_lock(&vmp->ar_lock);
+	qlock_enter(&vmp->ar_lock, QLOCK_ARENA);
 	size_t want = hash_wanted(vmp);
 	if (want == 0 || vmp->ar_htab_rescaling) {
-		plat_mutex_unlock(&vmp->ar_lock);
+		qlock_exit(&vmp->ar_lock, QLOCK_ARENA);
 		return;
 	}
 	vmp->ar_htab_rescaling = true;
-	plat_mutex_unlock(&vmp->ar_lock);
+	qlock_exit(&vmp->ar_lock, QLOCK_ARENA);
 
 	vmem_seg_t **table = plat_pages_map(hash_table_bytes(want));
 
-	plat_mutex_lock(&vmp->ar_lock);
+	qlock_enter(&vmp->ar_lock, QLOCK_ARENA);
 	vmp->ar_htab_rescaling = false;
 	vmem_seg_t **old = vmp->ar_htab;
 	size_t oldb = hash_buckets(vmp);
 	if (table != NULL)
 		hash_install(vmp, table, want);
-	plat_mutex_unlock(&vmp->ar_lock);
+	qlock_exit(&vmp->ar_lock, QLOCK_ARENA);
 	if (table != NULL && old != vmp->ar_htab_embedded)
 		plat_pages_unmap(old, hash_table_bytes(oldb));
 }
@@ -683,7 +683,7 @@ static vmem_seg_t *vmem_import(vmem_t *vmp, const vmem_req_t *r)
 		return NULL;
 	int iflag = r->vmflag & VM_NOSLEEP;
 	spares_stash(vmp, VMEM_SEGS_PER_OP);
-	plat_mutex_unlock(&vmp->ar_lock);
+	qlock_exit(&vmp->ar_lock, QLOCK_ARENA);
 
 	void *addr;
 	if (xsrc)
@@ -692,7 +692,7 @@ static vmem_seg_t *vmem_import(vmem_t *vmp, const vmem_req_t *r)
 	else
 		addr = vmp->ar_source_alloc(src, asize, iflag);
 
-	plat_mutex_lock(&vmp->ar_lock);
+	qlock_enter(&vmp->ar_lock, QLOCK_ARENA);
 	spares_unstash(vmp, VMEM_SEGS_PER_OP);
 	if (addr == NULL)
 		return NULL;
@@ -734,9 +734,9 @@ QUANTA_HOT static vmem_seg_t *vmem_find_or_import(vmem_t *vmp, const vmem_req_t 
 		if (!roundup_q(r->size + r->phase + r->align, vmp->ar_quantum,
 		    &need))
 			need = 0;
-		plat_mutex_unlock(&vmp->ar_lock);
+		qlock_exit(&vmp->ar_lock, QLOCK_ARENA);
 		void *p = need != 0 ? vmp->ar_grow(need, &len) : NULL;
-		plat_mutex_lock(&vmp->ar_lock);
+		qlock_enter(&vmp->ar_lock, QLOCK_ARENA);
 		spares_unstash(vmp, VMEM_SEGS_PER_OP);
 		if (p == NULL)
 			return NULL;
@@ -763,7 +763,7 @@ QUANTA_HOT static vmem_seg_t *vmem_find_or_import(vmem_t *vmp, const vmem_req_t 
 static void *vmem_alloc_fail(vmem_t *vmp, const vmem_req_t *r)
 {
 	vmp->ar_kstat.fail++;
-	plat_mutex_unlock(&vmp->ar_lock);
+	qlock_exit(&vmp->ar_lock, QLOCK_ARENA);
 	/* Memory held in caches may satisfy the next try (deferred while a
 	 * populate runs: a reap allocates and frees). */
 	umem_reap_request();
@@ -782,7 +782,7 @@ static void *vmem_alloc_req(vmem_t *vmp, const vmem_req_t *r)
 	vmem_pending_t pend = {.n = 0};
 	uintptr_t addr = 0;
 	vmem_seg_t *s;
-	plat_mutex_lock(&vmp->ar_lock);
+	qlock_enter(&vmp->ar_lock, QLOCK_ARENA);
 	if (mtbf_fires(vmp, r->vmflag))
 		return vmem_alloc_fail(vmp, r);
 	for (;;) {
@@ -803,9 +803,9 @@ static void *vmem_alloc_req(vmem_t *vmp, const vmem_req_t *r)
 		vmp->ar_kstat.wait++;
 		vmp->ar_nwaiters++;
 		if (vmp->ar_kstat.wait % 64 == 1) {
-			plat_mutex_unlock(&vmp->ar_lock);
+			qlock_exit(&vmp->ar_lock, QLOCK_ARENA);
 			umem_reap_request();
-			plat_mutex_lock(&vmp->ar_lock);
+			qlock_enter(&vmp->ar_lock, QLOCK_ARENA);
 		}
 		plat_cond_timedwait(&vmp->ar_cv, &vmp->ar_lock, 10000000u);
 		vmp->ar_nwaiters--;
@@ -816,7 +816,7 @@ static void *vmem_alloc_req(vmem_t *vmp, const vmem_req_t *r)
 		seg_link_after(a, &vmp->ar_rotor);
 	}
 	bool rescale = hash_wanted(vmp) != 0;
-	plat_mutex_unlock(&vmp->ar_lock);
+	qlock_exit(&vmp->ar_lock, QLOCK_ARENA);
 	if (pend.n != 0)
 		vmem_release_pending(vmp, &pend);
 	if (rescale)
@@ -846,7 +846,7 @@ void *vmem_alloc(vmem_t *vmp, size_t size, int vmflag)
 			vmem_panic("vmem_alloc(arena \"%s\", size 0x%lx, flags "
 			    "0x%x): size overflows", vmp->ar_name,
 			    (unsigned long)size, (unsigned)vmflag);
-		plat_mutex_lock(&vmp->ar_lock);
+		qlock_enter(&vmp->ar_lock, QLOCK_ARENA);
 		return vmem_alloc_fail(vmp, &r);
 	}
 	if (r.size <= vmp->ar_qcache_max)
@@ -899,7 +899,7 @@ void *vmem_xalloc(vmem_t *const vmp, size_t size, size_t align, size_t phase,
 		if (!(vmflag & VM_NOSLEEP) || (vmflag & VM_PANIC))
 			xalloc_bad(vmp, size, align, phase, nocross, minaddr,
 			    maxaddr, vmflag, "size overflows");
-		plat_mutex_lock(&vmp->ar_lock);
+		qlock_enter(&vmp->ar_lock, QLOCK_ARENA);
 		return vmem_alloc_fail(vmp, &r);
 	}
 	if (nocross != 0 && (phase & (nocross - 1)) + r.size > nocross)
@@ -947,7 +947,7 @@ static void vmem_free_req(vmem_t *vmp, void *vaddr, size_t size,
 	size_t rsize;
 	if (!roundup_q(size, vmp->ar_quantum, &rsize))
 		rsize = 0;
-	plat_mutex_lock(&vmp->ar_lock);
+	qlock_enter(&vmp->ar_lock, QLOCK_ARENA);
 	vmem_seg_t *s = hash_remove(vmp, addr);
 	if (s == NULL)
 		bad_free(vmp, addr, size, caller);
@@ -963,7 +963,7 @@ static void vmem_free_req(vmem_t *vmp, void *vaddr, size_t size,
 	if (vmp->ar_nwaiters != 0)
 		plat_cond_broadcast(&vmp->ar_cv);
 	bool rescale = hash_wanted(vmp) != 0;
-	plat_mutex_unlock(&vmp->ar_lock);
+	qlock_exit(&vmp->ar_lock, QLOCK_ARENA);
 	if (pend.n != 0)
 		vmem_release_pending(vmp, &pend);
 	if (rescale)
@@ -1011,10 +1011,10 @@ void *vmem_add(vmem_t *const vmp, void *vaddr, size_t size, int vmflag)
 	vmem_check_arena(vmp, "vmem_add");
 	uintptr_t addr = (uintptr_t)vaddr;
 	range_check(vmp, addr, size, "vmem_add");
-	plat_mutex_lock(&vmp->ar_lock);
+	qlock_enter(&vmp->ar_lock, QLOCK_ARENA);
 	if (!vmem_reserve(vmp, vmflag)) {
 		vmp->ar_kstat.fail++;
-		plat_mutex_unlock(&vmp->ar_lock);
+		qlock_exit(&vmp->ar_lock, QLOCK_ARENA);
 		if (vmflag & VM_PANIC)
 			vmem_panic("vmem_add(arena \"%s\", addr 0x%lx, size "
 			    "0x%lx): no tags (VM_PANIC)", vmp->ar_name,
@@ -1024,7 +1024,7 @@ void *vmem_add(vmem_t *const vmp, void *vaddr, size_t size, int vmflag)
 	(void)span_create(vmp, addr, size, SEG_SPAN, "vmem_add");
 	if (vmp->ar_nwaiters != 0)
 		plat_cond_broadcast(&vmp->ar_cv);
-	plat_mutex_unlock(&vmp->ar_lock);
+	qlock_exit(&vmp->ar_lock, QLOCK_ARENA);
 	VMEM_CHECK(vmp);
 	return vaddr;
 }
@@ -1082,17 +1082,17 @@ void *vmem_extend_alloc(vmem_t *vmp, void *vaddr, size_t size, size_t alloc,
 		    "0x%lx, alloc 0x%lx): alloc must be in (0, size]",
 		    vmp->ar_name, (unsigned long)addr, (unsigned long)size,
 		    (unsigned long)alloc);
-	plat_mutex_lock(&vmp->ar_lock);
+	qlock_enter(&vmp->ar_lock, QLOCK_ARENA);
 	if (!vmem_reserve(vmp, vmflag)) {
 		vmp->ar_kstat.fail++;
-		plat_mutex_unlock(&vmp->ar_lock);
+		qlock_exit(&vmp->ar_lock, QLOCK_ARENA);
 		return NULL;
 	}
 	vmem_seg_t *f = vmem_extend_locked(vmp, addr, size,
 	    "vmem_extend_alloc");
 	(void)seg_cut(vmp, f, addr, asize);
 	bool rescale = hash_wanted(vmp) != 0;
-	plat_mutex_unlock(&vmp->ar_lock);
+	qlock_exit(&vmp->ar_lock, QLOCK_ARENA);
 	if (rescale)
 		hash_rescale(vmp);
 	VMEM_CHECK(vmp);
@@ -1107,7 +1107,7 @@ int vmem_contains(vmem_t *vmp, void *vaddr, size_t size)
 	uintptr_t addr = (uintptr_t)vaddr;
 	vmem_seg_t *seg0 = &vmp->ar_sentinel;
 	int found = 0;
-	plat_mutex_lock(&vmp->ar_lock);
+	qlock_enter(&vmp->ar_lock, QLOCK_ARENA);
 	vmp->ar_kstat.contains++;
 	for (vmem_seg_t *sp = seg0->sg_link.next; sp != seg0;
 	     sp = sp->sg_link.next) {
@@ -1117,7 +1117,7 @@ int vmem_contains(vmem_t *vmp, void *vaddr, size_t size)
 			break;
 		}
 	}
-	plat_mutex_unlock(&vmp->ar_lock);
+	qlock_exit(&vmp->ar_lock, QLOCK_ARENA);
 	return found;
 }
 
@@ -1125,14 +1125,14 @@ size_t vmem_size(vmem_t *vmp, int typemask)
 {
 	vmem_check_arena(vmp, "vmem_size");
 	size_t size = 0;
-	plat_mutex_lock(&vmp->ar_lock);
+	qlock_enter(&vmp->ar_lock, QLOCK_ARENA);
 	if (typemask & VMEM_ALLOC)
 		size += vmp->ar_kstat.mem_inuse;
 	if (typemask & VMEM_FREE)
 		size += vmp->ar_kstat.mem_total - vmp->ar_kstat.mem_inuse;
 	if ((typemask & VMEM_SPAN) && !(typemask & (VMEM_ALLOC | VMEM_FREE)))
 		size = vmp->ar_kstat.mem_total;
-	plat_mutex_unlock(&vmp->ar_lock);
+	qlock_exit(&vmp->ar_lock, QLOCK_ARENA);
 	return size;
 }
 
@@ -1162,16 +1162,19 @@ void vmem_walk(vmem_t *vmp, int typemask,
 	vmem_check_arena(vmp, "vmem_walk");
 	vmem_seg_t *seg0 = &vmp->ar_sentinel;
 	vmem_pending_t pend = {.n = 0};
-	plat_mutex_lock(&vmp->ar_lock);
+	qlock_enter(&vmp->ar_lock, QLOCK_ARENA);
 	if (!(typemask & VMEM_REENTRANT)) {
 		for (vmem_seg_t *s = seg0->sg_next; s != seg0; s = s->sg_next)
 			if (seg_matches(s, typemask))
 				func(arg, (void *)s->sg_start, seg_size(s));
-		plat_mutex_unlock(&vmp->ar_lock);
+		qlock_exit(&vmp->ar_lock, QLOCK_ARENA);
 		return;
 	}
 	vmem_seg_t walker;
 	seg_init(&walker, 0, 0, SEG_WALKER);
+	/* A marker covers no address: its start names the walking thread, so
+	 * that the child of a fork drops the walks of the threads it lacks. */
+	walker.sg_start = plat_thread_self();
 	seg_link_after(seg0, &walker);
 	vmp->ar_nwalkers++;
 	for (;;) {
@@ -1196,18 +1199,50 @@ void vmem_walk(vmem_t *vmp, int typemask,
 			continue;
 		uintptr_t start = s->sg_start;
 		size_t size = seg_size(s);
-		plat_mutex_unlock(&vmp->ar_lock);
+		qlock_exit(&vmp->ar_lock, QLOCK_ARENA);
 		if (pend.n != 0)
 			vmem_release_pending(vmp, &pend);
 		func(arg, (void *)start, size);
-		plat_mutex_lock(&vmp->ar_lock);
+		qlock_enter(&vmp->ar_lock, QLOCK_ARENA);
 	}
 	marker_unlink(vmp, &walker, &pend);
 	vmp->ar_nwalkers--;
-	plat_mutex_unlock(&vmp->ar_lock);
+	qlock_exit(&vmp->ar_lock, QLOCK_ARENA);
 	if (pend.n != 0)
 		vmem_release_pending(vmp, &pend);
 	VMEM_CHECK(vmp);
+}
+
+/*
+ * In the child of a fork, only the forking thread (self) exists: take the
+ * walkers of every other thread off the arena (their stacks will be reused)
+ * and forget the waiters and the rescale that those threads were in.  One
+ * walker per pass, from the start again, since taking one off may coalesce
+ * (or give back) its neighbours; the passes are bounded by ar_nwalkers.
+ */
+void vmem_child_fixup_arena(vmem_t *vmp, uintptr_t self)
+{
+	vmem_seg_t *seg0 = &vmp->ar_sentinel;
+	qlock_enter(&vmp->ar_lock, QLOCK_ARENA);
+	vmp->ar_nwaiters = 0;
+	vmp->ar_htab_rescaling = false;
+	for (size_t pass = 0, n = vmp->ar_nwalkers; pass < n; pass++) {
+		vmem_pending_t pend = {.n = 0};
+		vmem_seg_t *s = seg0->sg_next;
+		while (s != seg0 && (seg_type(s) != SEG_WALKER ||
+		    s->sg_start == self))
+			s = s->sg_next;
+		if (s == seg0)
+			break;
+		marker_unlink(vmp, s, &pend);
+		vmp->ar_nwalkers--;
+		qlock_exit(&vmp->ar_lock, QLOCK_ARENA);
+		if (pend.n != 0)
+			vmem_release_pending(vmp, &pend);
+		qlock_enter(&vmp->ar_lock, QLOCK_ARENA);
+	}
+	VMEM_ASSERT(vmp->ar_nwaiters == 0 && !vmp->ar_htab_rescaling);
+	qlock_exit(&vmp->ar_lock, QLOCK_ARENA);
 }
 
 /* ---- create, destroy ---------------------------------------------------- */
@@ -1260,23 +1295,23 @@ void vmem_arena_init(vmem_t *vmp, const char *name, size_t quantum,
 
 void vmem_list_insert(vmem_t *vmp)
 {
-	plat_mutex_lock(&vmem_list_lock);
+	qlock_enter(&vmem_list_lock, QLOCK_VMEM_LIST);
 	vmem_t **pp = &vmem_list;
 	while (*pp != NULL)
 		pp = &(*pp)->ar_next;
 	*pp = vmp;
-	plat_mutex_unlock(&vmem_list_lock);
+	qlock_exit(&vmem_list_lock, QLOCK_VMEM_LIST);
 }
 
 static void vmem_list_remove(vmem_t *vmp)
 {
-	plat_mutex_lock(&vmem_list_lock);
+	qlock_enter(&vmem_list_lock, QLOCK_VMEM_LIST);
 	vmem_t **pp = &vmem_list;
 	while (*pp != NULL && *pp != vmp)
 		pp = &(*pp)->ar_next;
 	if (*pp == vmp)
 		*pp = vmp->ar_next;
-	plat_mutex_unlock(&vmem_list_lock);
+	qlock_exit(&vmem_list_lock, QLOCK_VMEM_LIST);
 }
 
 /*
@@ -1364,7 +1399,7 @@ void vmem_destroy(vmem_t *vmp)
 		(void)fwrite(buf, 1, (size_t)n, stderr);
 	}
 	vmem_seg_t *seg0 = &vmp->ar_sentinel;
-	plat_mutex_lock(&vmp->ar_lock);
+	qlock_enter(&vmp->ar_lock, QLOCK_ARENA);
 	vmem_seg_t *s = seg0->sg_next;
 	while (s != seg0) {
 		vmem_seg_t *next = s->sg_next;
@@ -1372,9 +1407,9 @@ void vmem_destroy(vmem_t *vmp)
 			vmem_pending_t pend = {.n = 1};
 			pend.rel[0].addr = s->sg_start;
 			pend.rel[0].size = seg_size(s);
-			plat_mutex_unlock(&vmp->ar_lock);
+			qlock_exit(&vmp->ar_lock, QLOCK_ARENA);
 			vmem_release_pending(vmp, &pend);
-			plat_mutex_lock(&vmp->ar_lock);
+			qlock_enter(&vmp->ar_lock, QLOCK_ARENA);
 		}
 		if (!seg_is_marker(s))
 			vmem_seg_put(vmp, s);
@@ -1382,7 +1417,7 @@ void vmem_destroy(vmem_t *vmp)
 	}
 	vmem_spares_release_all(vmp);
 	VMEM_OFFLIST_EXIT();
-	plat_mutex_unlock(&vmp->ar_lock);
+	qlock_exit(&vmp->ar_lock, QLOCK_ARENA);
 	if (vmp->ar_htab != vmp->ar_htab_embedded)
 		plat_pages_unmap(vmp->ar_htab,
 		    hash_table_bytes(hash_buckets(vmp)));

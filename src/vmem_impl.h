@@ -35,6 +35,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "lockrank.h"
 #include "platform.h"
 #include "vmem.h"
 
@@ -247,6 +248,17 @@ void vmem_fork_install(void);
 void vmem_tag_lock_enter(void);
 void vmem_tag_lock_exit(void);
 extern plat_mutex_t vmem_populate_lock;
+/* In a fork's child: drop the other threads' walks of an arena (vmem.c). */
+void vmem_child_fixup_arena(vmem_t *vmp, uintptr_t self);
+/* Times the fork handlers were installed: 1 in a process that used quanta. */
+extern _Atomic unsigned vmem_fork_handlers_installed;
+/* Tests: called inside a populate, with the populate lock held. */
+extern void (*vmem_test_populate_hook)(void);
+#if QLOCK_WITNESS
+/* Tests: the prepare handler takes the populate lock before the list lock
+ * (a wrong order, for the witness to catch). */
+extern _Atomic bool vmem_fork_test_misorder;
+#endif
 
 /* vmem.c */
 extern vmem_t *vmem_internal_arena;

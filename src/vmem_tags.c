@@ -48,41 +48,42 @@ static size_t vmem_npopulators;
 static vmem_seg_t vmem_bootstrap_segs[VMEM_BOOTSTRAP_SEGS];
 static vmem_t vmem_bootstrap_arenas[3];
 static plat_once_t vmem_bootstrap_once = PLAT_ONCE_INIT;
+void (*vmem_test_populate_hook)(void);
 
 /* Move tags from the global list until the arena holds want (lock held). */
 static void tags_take_global(vmem_t *vmp, size_t want)
 {
-	plat_mutex_lock(&vmem_tag_lock);
+	qlock_enter(&vmem_tag_lock, QLOCK_TAG);
 	while (vmp->ar_nspares < want && vmem_tag_free != NULL) {
 		vmem_seg_t *s = vmem_tag_free;
 		vmem_tag_free = s->sg_next;
 		vmem_tag_free_count--;
 		vmem_seg_put(vmp, s);
 	}
-	plat_mutex_unlock(&vmem_tag_lock);
+	qlock_exit(&vmem_tag_lock, QLOCK_TAG);
 }
 
 /* Give the arena's spares beyond keep to the global list (lock held). */
 static void tags_give_global(vmem_t *vmp, size_t keep)
 {
-	plat_mutex_lock(&vmem_tag_lock);
+	qlock_enter(&vmem_tag_lock, QLOCK_TAG);
 	while (vmp->ar_nspares > keep) {
 		vmem_seg_t *s = vmem_seg_get(vmp);
 		s->sg_next = vmem_tag_free;
 		vmem_tag_free = s;
 		vmem_tag_free_count++;
 	}
-	plat_mutex_unlock(&vmem_tag_lock);
+	qlock_exit(&vmem_tag_lock, QLOCK_TAG);
 }
 
 void vmem_tag_lock_enter(void)
 {
-	plat_mutex_lock(&vmem_tag_lock);
+	qlock_enter(&vmem_tag_lock, QLOCK_TAG);
 }
 
 void vmem_tag_lock_exit(void)
 {
-	plat_mutex_unlock(&vmem_tag_lock);
+	qlock_exit(&vmem_tag_lock, QLOCK_TAG);
 }
 
 void vmem_spares_trim(vmem_t *vmp)
@@ -108,16 +109,16 @@ bool vmem_populate_in_progress(void)
 
 void vmem_populator_register(vmem_t *vmp)
 {
-	plat_mutex_lock(&vmem_populate_lock);
+	qlock_enter(&vmem_populate_lock, QLOCK_POPULATE);
 	if (vmem_npopulators == VMEM_POPULATORS_MAX)
 		vmem_panic("vmem_create(name \"%s\", VMC_POPULATOR): more than "
 		    "%d populator arenas", vmp->ar_name, VMEM_POPULATORS_MAX);
 	vmem_populators[vmem_npopulators++] = vmp;
-	plat_mutex_unlock(&vmem_populate_lock);
+	qlock_exit(&vmem_populate_lock, QLOCK_POPULATE);
 	/* A populator holds its reserve from the start (R2). */
-	plat_mutex_lock(&vmp->ar_lock);
+	qlock_enter(&vmp->ar_lock, QLOCK_ARENA);
 	bool ok = vmem_reserve(vmp, VM_SLEEP);
-	plat_mutex_unlock(&vmp->ar_lock);
+	qlock_exit(&vmp->ar_lock, QLOCK_ARENA);
 	if (!ok)
 		vmem_panic("vmem_create(name \"%s\", VMC_POPULATOR): no tags "
 		    "for its reserve", vmp->ar_name);
@@ -125,14 +126,14 @@ void vmem_populator_register(vmem_t *vmp)
 
 void vmem_populator_unregister(vmem_t *vmp)
 {
-	plat_mutex_lock(&vmem_populate_lock);
+	qlock_enter(&vmem_populate_lock, QLOCK_POPULATE);
 	for (size_t i = 0; i < vmem_npopulators; i++) {
 		if (vmem_populators[i] == vmp) {
 			vmem_populators[i] = vmem_populators[--vmem_npopulators];
 			break;
 		}
 	}
-	plat_mutex_unlock(&vmem_populate_lock);
+	qlock_exit(&vmem_populate_lock, QLOCK_POPULATE);
 }
 
 /* Carve a fresh batch from the tag arena onto the global list. */
@@ -144,14 +145,14 @@ static bool tags_make_batch(void)
 		return false;
 	size_t n = VMEM_POPULATE_BYTES / sizeof(vmem_seg_t);
 	memset(batch, 0, n * sizeof(vmem_seg_t));
-	plat_mutex_lock(&vmem_tag_lock);
+	qlock_enter(&vmem_tag_lock, QLOCK_TAG);
 	for (size_t i = 0; i < n; i++) {
 		batch[i].sg_next = vmem_tag_free;
 		vmem_tag_free = &batch[i];
 	}
 	vmem_tag_free_count += n;
 	vmem_tag_created += n;
-	plat_mutex_unlock(&vmem_tag_lock);
+	qlock_exit(&vmem_tag_lock, QLOCK_TAG);
 	return true;
 }
 
@@ -165,37 +166,39 @@ static bool tags_make_batch(void)
 
 static bool vmem_populate(vmem_t *vmp)
 {
-	plat_mutex_unlock(&vmp->ar_lock);
-	plat_mutex_lock(&vmem_populate_lock);
+	qlock_exit(&vmp->ar_lock, QLOCK_ARENA);
+	qlock_enter(&vmem_populate_lock, QLOCK_POPULATE);
 	atomic_store(&vmem_populator, plat_thread_self());
+	if (vmem_test_populate_hook != NULL)
+		vmem_test_populate_hook();
 
 	bool ok = false;
 	for (unsigned tries = 0; tries < VMEM_POPULATE_TRIES && !ok; tries++) {
 		/* Another populate may have refilled the global list. */
 		size_t need = (vmem_npopulators + 1) * VMEM_MINFREE;
-		plat_mutex_lock(&vmem_tag_lock);
+		qlock_enter(&vmem_tag_lock, QLOCK_TAG);
 		bool enough = vmem_tag_free_count >= need;
-		plat_mutex_unlock(&vmem_tag_lock);
+		qlock_exit(&vmem_tag_lock, QLOCK_TAG);
 		if (!enough && !tags_make_batch()) {
-			plat_mutex_lock(&vmp->ar_lock);
+			qlock_enter(&vmp->ar_lock, QLOCK_ARENA);
 			break;
 		}
 		for (size_t i = 0; i < vmem_npopulators; i++) {
 			vmem_t *pa = vmem_populators[i];
 			if (pa == vmp)
 				continue;
-			plat_mutex_lock(&pa->ar_lock);
+			qlock_enter(&pa->ar_lock, QLOCK_ARENA);
 			tags_take_global(pa, VMEM_MINFREE);
-			plat_mutex_unlock(&pa->ar_lock);
+			qlock_exit(&pa->ar_lock, QLOCK_ARENA);
 		}
-		plat_mutex_lock(&vmp->ar_lock);
+		qlock_enter(&vmp->ar_lock, QLOCK_ARENA);
 		tags_take_global(vmp, VMEM_MINFREE);
 		ok = vmp->ar_nspares >= VMEM_MINFREE;
 		if (!ok && tries + 1 < VMEM_POPULATE_TRIES)
-			plat_mutex_unlock(&vmp->ar_lock);
+			qlock_exit(&vmp->ar_lock, QLOCK_ARENA);
 	}
 	atomic_store(&vmem_populator, (uintptr_t)0);
-	plat_mutex_unlock(&vmem_populate_lock);
+	qlock_exit(&vmem_populate_lock, QLOCK_POPULATE);
 	VMEM_ASSERT(!ok || vmp->ar_nspares >= VMEM_MINFREE);
 	/* A reap the populate deferred may run now — but not here, with vmp
 	 * locked: it is run by the next cache slow path or failure. */
@@ -224,10 +227,10 @@ bool vmem_reserve(vmem_t *vmp, int vmflag)
 
 void vmem_tag_census(vmem_tag_census_t *out)
 {
-	plat_mutex_lock(&vmem_tag_lock);
+	qlock_enter(&vmem_tag_lock, QLOCK_TAG);
 	out->created = vmem_tag_created;
 	out->global_free = vmem_tag_free_count;
-	plat_mutex_unlock(&vmem_tag_lock);
+	qlock_exit(&vmem_tag_lock, QLOCK_TAG);
 }
 
 #ifdef QUANTA_CHECKER
@@ -254,6 +257,9 @@ void vmem_populator_thread_set(uintptr_t id)
 
 static void vmem_bootstrap_run(void)
 {
+	/* First: a fork from here on runs the handlers, whose prepare waits
+	 * for this bootstrap to finish (vmem_fork.c). */
+	vmem_fork_install();
 	for (size_t i = 0; i < VMEM_BOOTSTRAP_SEGS; i++) {
 		vmem_bootstrap_segs[i].sg_next = vmem_tag_free;
 		vmem_tag_free = &vmem_bootstrap_segs[i];
@@ -281,7 +287,6 @@ static void vmem_bootstrap_run(void)
 		tags_take_global(vmp, VMEM_MINFREE);
 		vmem_list_insert(vmp);
 	}
-	vmem_fork_install();
 }
 
 void vmem_bootstrap(void)
