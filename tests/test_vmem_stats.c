@@ -14,30 +14,7 @@
 
 #include "vmem.h"
 
-#define ADDR(x) ((void *)(uintptr_t)(x))
-#define UADDR(p) ((uintptr_t)(p))
-
-#define BASE 0x100000u
-#define SIZE 0x100000u
-#define Q16 16u
-
-static vmem_t *
-make_arena(const char *name, uintptr_t base, size_t size, size_t quantum)
-{
-	vmem_t *vmp = vmem_create(name, ADDR(base), size, quantum, NULL, NULL,
-	    NULL, 0, VM_SLEEP);
-	QT_TRUE(vmp != NULL);
-	return vmp;
-}
-
-static vmem_stats_t
-stats_of(vmem_t *vmp)
-{
-	vmem_stats_t st;
-	memset(&st, 0xA5, sizeof(st));
-	vmem_stats(vmp, &st);
-	return st;
-}
+#include "vmem_testutil.h"
 
 static int
 near(double a, double b)
