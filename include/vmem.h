@@ -50,6 +50,13 @@ typedef void vmem_free_t(vmem_t *source, void *addr, size_t size);
 #define VMEM_SPAN 0x10
 #define VMEM_REENTRANT 0x80000000
 
+/*
+ * qcache_max > 0 (and no VMC_NO_QCACHE) gives the arena one object cache per
+ * multiple of the quantum up to qcache_max (at most 16): vmem_alloc and
+ * vmem_free of those sizes go through them, whatever the policy flag, so an
+ * ID arena that wants VM_NEXTFIT recycling keeps qcache_max at 0.
+ * vmem_xalloc and vmem_xfree never use them.
+ */
 vmem_t *vmem_create(const char *arena_name, void *base, size_t size, size_t quantum,
     vmem_alloc_t *afunc, vmem_free_t *ffunc, vmem_t *source, size_t qcache_max,
     int vmflag);
