@@ -85,9 +85,15 @@ QTEST(failed_populate_fails_the_allocation_and_restores_on_retry)
 	QT_EQ(st.vs_mem_inuse, ok * 16);
 	QT_EQ(st.vs_segs_free, 1);
 	QT_EQ(st.vs_largest_free, ((size_t)1 << 30) - ok * 16);
+	/* vmem_add needs two tags: it fails the same way, and counts it. */
+	QT_PTR_EQ(vmem_add(vmp, ADDR(BASE + ((size_t)1 << 31)), 4096,
+	    VM_NOSLEEP), NULL);
+	QT_EQ(stats_of(vmp).vs_fail, 2);
+	QT_EQ(stats_of(vmp).vs_populate_fail, 2);
+	QT_EQ(stats_of(vmp).vs_spans, 1);
 	vmem_mtbf_set(vmem_seg_arena, 0);
 	QT_EQ((uintptr_t)vmem_alloc(vmp, 16, VM_NOSLEEP), BASE + ok * 16);
-	QT_EQ(stats_of(vmp).vs_populate_fail, 1);
+	QT_EQ(stats_of(vmp).vs_populate_fail, 2);
 	for (size_t i = 0; i <= ok; i++)
 		vmem_free(vmp, ADDR(BASE + i * 16), 16);
 	QT_EQ(stats_of(vmp).vs_segs_free, 1);
