@@ -10,6 +10,7 @@
 #include <stdatomic.h>
 
 #include "vmem.h"
+#include "umem_impl.h"
 #include "vmem_impl.h"
 
 #define BASE ((uintptr_t)0x10000000)
@@ -484,6 +485,27 @@ QTEST(xalloc_of_an_overflowing_size_with_sleep_is_a_bad_call)
 	QT_TRUE(qt_expect_abort(xalloc_overflow_sleep, NULL,
 	    "vmem_xalloc(arena \"xoverflow\", size 0xfffffffffffffffb"));
 	QT_STR_CONTAINS(qt_last_stderr(), "size overflows");
+}
+
+/* ---- quantum caches live and die with their arena ------------------------------ */
+
+static size_t caches_named_like(const char *prefix)
+{
+	size_t n = 0;
+	for (umem_cache_t *cp = umem_cache_list; cp != NULL; cp = cp->cc_next)
+		n += strncmp(umem_cache_name(cp), prefix, strlen(prefix)) == 0;
+	return n;
+}
+
+QTEST(an_arenas_quantum_caches_are_created_and_destroyed_with_it)
+{
+	vmem_t *vmp = vmem_create("qclife", ADDR(BASE), 1 << 20, 16, NULL,
+	    NULL, NULL, 4 * 16, VM_SLEEP);
+	QT_TRUE(vmp != NULL);
+	QT_EQ(caches_named_like("qclife_"), 4);
+	QT_TRUE(vmem_alloc(vmp, 48, VM_NOSLEEP) != NULL);
+	vmem_destroy(vmp);
+	QT_EQ(caches_named_like("qclife_"), 0);
 }
 
 QTEST_MAIN()
