@@ -15,6 +15,7 @@
 
 static const char *const qlock_names[QLOCK_RANKS] = {
 	[QLOCK_NONE] = "(none)",
+	[QLOCK_BOOTSTRAP] = "umem_bootstrap_lock",
 	[QLOCK_CACHE_LIST] = "umem_cache_list_lock",
 	[QLOCK_DEPOT] = "cc_depot_lock",
 	[QLOCK_SLAB] = "cc_slab_lock",

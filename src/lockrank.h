@@ -12,13 +12,14 @@
  * same list, so they cannot drift apart.
  *
  *   rank  lock                  held across
- *   1     umem_cache_list_lock  a reap of every cache, a thread's slot flush
- *   2     cc_depot_lock         (nothing: magazines are freed after it)
- *   3     cc_slab_lock          (nothing: dropped around vmem_xalloc/xfree)
- *   4     vmem_list_lock        the checker's walk of every arena
- *   5     vmem_populate_lock    a populate's allocation from vmem_seg
- *   6     ar_lock (an arena's)  never a source call nor a reap (L1)
- *   7     vmem_tag_lock         nothing: taken last, to move tags
+ *   1     umem_bootstrap_lock   the cache layer's bootstrap (arenas, caches)
+ *   2     umem_cache_list_lock  a reap of every cache, a thread's slot flush
+ *   3     cc_depot_lock         (nothing: magazines are freed after it)
+ *   4     cc_slab_lock          (nothing: dropped around vmem_xalloc/xfree)
+ *   5     vmem_list_lock        the checker's walk of every arena
+ *   6     vmem_populate_lock    a populate's allocation from vmem_seg
+ *   7     ar_lock (an arena's)  never a source call nor a reap (L1)
+ *   8     vmem_tag_lock         nothing: taken last, to move tags
  *
  * Documented exceptions (qlock_enter_nested): several locks of one rank
  * may be held at once only by the fork lockup (every depot, every slab,
@@ -41,14 +42,15 @@
 
 typedef enum qlock_rank {
 	QLOCK_NONE = 0,
-	QLOCK_CACHE_LIST = 1,
-	QLOCK_DEPOT = 2,
-	QLOCK_SLAB = 3,
-	QLOCK_VMEM_LIST = 4,
-	QLOCK_POPULATE = 5,
-	QLOCK_ARENA = 6,
-	QLOCK_TAG = 7,
-	QLOCK_RANKS = 8 /* one past the highest */
+	QLOCK_BOOTSTRAP = 1,
+	QLOCK_CACHE_LIST = 2,
+	QLOCK_DEPOT = 3,
+	QLOCK_SLAB = 4,
+	QLOCK_VMEM_LIST = 5,
+	QLOCK_POPULATE = 6,
+	QLOCK_ARENA = 7,
+	QLOCK_TAG = 8,
+	QLOCK_RANKS = 9 /* one past the highest */
 } qlock_rank_t;
 
 #if defined(QUANTA_DEBUG) && !defined(QUANTA_NO_WITNESS)

@@ -1,7 +1,7 @@
 /*
  * platform.h — the one seam between the allocator and the operating system.
  *
- * Every lock, condition variable, thread-identity, clock, once and page call
+ * Every lock, condition variable, thread-identity, clock, process and page call
  * of src/ goes through the functions below; nothing else in src/ names
  * pthread_*, clock_gettime or mmap.  Two implementations exist:
  *   - pthread (this file): static inline wrappers, so the release build pays
@@ -24,16 +24,15 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
 
 typedef pthread_mutex_t plat_mutex_t;
 typedef pthread_cond_t plat_cond_t;
-typedef pthread_once_t plat_once_t;
 #define PLAT_MUTEX_INITIALIZER PTHREAD_MUTEX_INITIALIZER
 #define PLAT_COND_INITIALIZER PTHREAD_COND_INITIALIZER
-#define PLAT_ONCE_INIT PTHREAD_ONCE_INIT
 
 static inline void plat_mutex_init(plat_mutex_t *m)
 {
@@ -130,9 +129,18 @@ static inline void plat_atfork(void (*prepare)(void), void (*parent)(void),
 	(void)pthread_atfork(prepare, parent, child);
 }
 
-static inline void plat_once(plat_once_t *once, void (*fn)(void))
+/* The identity of the calling process: a child of fork gets a new one
+ * (the bootstrap gate of vmem_tags.c tells a parent's half-done bootstrap
+ * from its own with it). */
+static inline long plat_process_id(void)
 {
-	(void)pthread_once(once, fn);
+	return (long)getpid();
+}
+
+/* Give the processor to another thread (a short wait with no lock). */
+static inline void plat_yield(void)
+{
+	(void)sched_yield();
 }
 
 static inline size_t plat_page_size(void)

@@ -168,7 +168,7 @@ void umem_free(void *buf, size_t size)
 	UMEM_ASAN_POISON(buf, size);
 	umem_slot_t *sl = umem_slot_find(cp);
 	if (sl != NULL && sl->sl_rounds < sl->sl_cap) {
-		sl->sl_loaded->mg_round[sl->sl_rounds++] = buf;
+		umem_slot_push(sl, buf);
 		sl->sl_from_caller++;
 		return;
 	}

@@ -27,7 +27,8 @@
  * there, later than the call; the same-class wrong size of umem_free is not.
  *
  * Lock order (and the fork protocol; the ranks are in lockrank.h): the
- * cache-list lock; then every depot lock; then every slab lock; then the
+ * bootstrap lock (held across the bootstrap only); the cache-list lock;
+ * then every depot lock; then every slab lock; then the
  * vmem locks (vmem_fork.c).  No path takes them the other way: the cache
  * layer holds no depot or slab lock across a call into vmem, and holds a
  * depot lock and a slab lock together only in that order (umem_lockup and
@@ -43,8 +44,16 @@ umem_cache_t *umem_cache_list;
 vmem_t *umem_meta_arena;
 vmem_t *umem_default;
 _Atomic bool umem_ready;
-static plat_once_t umem_once = PLAT_ONCE_INIT;
-static _Atomic bool umem_bootstrap_begun;
+/*
+ * The bootstrap runs under its own lock, the first of the ranks, not a
+ * pthread_once: the fork prepare takes this lock too, so a fork waits for
+ * a bootstrap under way and none begins until the child or parent goes on
+ * — no child ever sees one half done, whatever the once of the C library
+ * (or a sanitizer's interceptor of it) does across a fork.  vmem is
+ * bootstrapped first, outside the lock: that installs the fork handlers,
+ * so by the time any thread holds this lock, every fork takes it too.
+ */
+plat_mutex_t umem_bootstrap_lock = PLAT_MUTEX_INITIALIZER;
 
 static void umem_bootstrap_run(void)
 {
@@ -58,24 +67,22 @@ static void umem_bootstrap_run(void)
 		    "arenas");
 	umem_thread_init();
 	umem_classes_init();
-	atomic_store(&umem_ready, true);
+	QANN_PUBLISH(&umem_ready);
+	atomic_store_explicit(&umem_ready, true, memory_order_release);
 }
 
 void umem_bootstrap(void)
 {
-	if (!atomic_load_explicit(&umem_ready, memory_order_acquire)) {
-		atomic_store(&umem_bootstrap_begun, true);
-		plat_once(&umem_once, umem_bootstrap_run);
+	QANN_ATOMIC(&umem_ready);
+	if (atomic_load_explicit(&umem_ready, memory_order_acquire)) {
+		QANN_RECEIVE(&umem_ready);
+		return;
 	}
-}
-
-/* A fork waits for a bootstrap that is under way, so that its child never
- * sees one half done; a process that never used the caches does not
- * start one here. */
-void umem_bootstrap_wait(void)
-{
-	if (atomic_load(&umem_bootstrap_begun))
-		umem_bootstrap();
+	vmem_bootstrap();
+	qlock_enter(&umem_bootstrap_lock, QLOCK_BOOTSTRAP);
+	if (!atomic_load_explicit(&umem_ready, memory_order_relaxed))
+		umem_bootstrap_run();
+	qlock_exit(&umem_bootstrap_lock, QLOCK_BOOTSTRAP);
 }
 
 void *umem_meta_alloc(size_t size, size_t align)
@@ -223,7 +230,7 @@ static inline void cache_free_fast(umem_cache_t *cp, void *buf,
 		umem_debug_caller_to_mag(cp, buf, call, size);
 	umem_slot_t *sl = umem_slot_find(cp);
 	if (__builtin_expect(sl != NULL && sl->sl_rounds < sl->sl_cap, 1)) {
-		sl->sl_loaded->mg_round[sl->sl_rounds++] = buf;
+		umem_slot_push(sl, buf);
 		sl->sl_from_caller++;
 		return;
 	}
@@ -295,7 +302,7 @@ void umem_cache_free(umem_cache_t *cp, void *buf)
 	annotate_free(cp, buf, cp->cc_bufsize);
 	umem_slot_t *sl = umem_slot_find(cp);
 	if (sl != NULL && sl->sl_rounds < sl->sl_cap) {
-		sl->sl_loaded->mg_round[sl->sl_rounds++] = buf;
+		umem_slot_push(sl, buf);
 		sl->sl_from_caller++;
 		return;
 	}

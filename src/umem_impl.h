@@ -145,6 +145,26 @@ typedef struct umem_slot {
 _Static_assert(sizeof(umem_slot_t) == UMEM_CACHE_LINE,
     "a slot fills one cache line, so no two threads share a line");
 
+/*
+ * Push a round onto the loaded magazine (room checked by the caller): the
+ * round first, then the count, in that order in memory too — a release
+ * store, which on x86 is a plain store the compiler may not hoist above
+ * the round's.  No other thread reads a slot; the child of a fork another
+ * thread takes at this instant does: it sees a prefix of this thread's
+ * stores, and a count stored before its round would give it a stale
+ * pointer in the magazine — a buffer that is elsewhere, freed twice when
+ * the child empties the slot.  (The compilers did store the count first;
+ * test_fork's tight-loop test caught it.)  Popping needs nothing: a child
+ * that sees the old count has the buffer still in the magazine, one that
+ * sees the new count lost it with the thread.
+ */
+static inline void umem_slot_push(umem_slot_t *sl, void *buf)
+{
+	uint32_t r = sl->sl_rounds;
+	sl->sl_loaded->mg_round[r] = buf;
+	__atomic_store_n(&sl->sl_rounds, r + 1, __ATOMIC_RELEASE);
+}
+
 typedef struct umem_slot_chunk {
 	umem_slot_t sc_slot[UMEM_SLOTS_PER_CHUNK];
 } umem_slot_chunk_t;
@@ -369,8 +389,9 @@ void umem_release(void);
 void umem_child_fixup(void);
 void umem_thread_child_fixup(void);
 extern void (*umem_test_reap_hook)(void);
-/* Wait for a bootstrap another thread has begun (the fork prepare). */
-void umem_bootstrap_wait(void);
+/* Held across the cache layer's bootstrap (rank 1); the fork prepare
+ * takes it first, so no child sees a bootstrap half done. */
+extern plat_mutex_t umem_bootstrap_lock;
 
 /* ---- quantum caches (the lead's vmem_create / vmem_alloc / vmem_free) ------
  * umem_qcache_create(arena, size): a cache of size-byte pieces of arena

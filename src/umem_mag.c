@@ -302,7 +302,7 @@ void umem_free_slow(umem_cache_t *cp, umem_slot_t *sl, void *buf,
 	slot_busy_enter(sl);
 	for (int pass = 0; sl != NULL && pass < 3; pass++) {
 		if (sl->sl_rounds < sl->sl_cap) {
-			sl->sl_loaded->mg_round[sl->sl_rounds++] = buf;
+			umem_slot_push(sl, buf);
 			sl->sl_from_caller++;
 			slot_busy_exit(sl);
 			return;

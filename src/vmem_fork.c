@@ -11,13 +11,14 @@
  * (prepare) and drops them after, in the parent and in the child.  It takes
  * them in rank order (lockrank.h, where the ranks are written once; the
  * debug witness checks this code against them like any other):
- *   1. the cache-list lock (no cache is created, destroyed or reaped);
- *   2. every cache's depot lock, then 3. every cache's slab lock, in list
+ *   1. the cache layer's bootstrap lock (no bootstrap is half done);
+ *   2. the cache-list lock (no cache is created, destroyed or reaped);
+ *   3. every cache's depot lock, then 4. every cache's slab lock, in list
  *      order (no magazine or slab operation is half done);
- *   4. the arena-list lock (no arena is created or destroyed);
- *   5. the populate lock (no populate is half done);
- *   6. every arena's lock, in arena-list order (no operation is half done);
- *   7. the global tag-list lock.
+ *   5. the arena-list lock (no arena is created or destroyed);
+ *   6. the populate lock (no populate is half done);
+ *   7. every arena's lock, in arena-list order (no operation is half done);
+ *   8. the global tag-list lock.
  * Lock-free state is what the locks cannot freeze; the child repairs it:
  * the thread slots of the threads it lacks give their magazines and ids
  * back (umem_thread_child_fixup), and their reentrant walks come off the
@@ -26,11 +27,12 @@
  * The handlers are installed once, first thing in the vmem bootstrap (a
  * pthread_once), so a program that only calls umem_alloc gets them too
  * (the caches bootstrap over the heap arena, which bootstraps vmem), and a
- * process that never used the library runs none.  Prepare first waits for
- * a bootstrap that another thread has begun, so no child sees one half
- * done.  vmem_fork_handlers_installed counts the installs (tests: 1).
+ * process that never used the library runs none.  Prepare first finishes
+ * (or waits for) the vmem bootstrap — a pthread_once that begins by
+ * installing these handlers — then takes the cache layer's bootstrap lock,
+ * so no child sees either bootstrap half done.  vmem_fork_handlers_installed counts the installs (tests: 1).
  *
- * Cost: prepare takes 3 + 2 x caches + arenas locks, uncontended in the
+ * Cost: prepare takes 4 + 2 x caches + arenas locks, uncontended in the
  * common case — some tens of nanoseconds each (bench/bench_fork.c).
  *
  * _Fork and vfork run no handlers.  Their child may call no quanta function
@@ -40,6 +42,14 @@
  */
 #include "umem_impl.h"
 #include "vmem_impl.h"
+
+#if defined(__has_include)
+#if __has_include(<valgrind/helgrind.h>)
+#include <link.h>
+#include <valgrind/helgrind.h>
+#define VMEM_HAVE_HELGRIND 1
+#endif
+#endif
 
 _Atomic unsigned vmem_fork_handlers_installed;
 #if QLOCK_WITNESS
@@ -71,10 +81,67 @@ void vmem_release(void)
 	qlock_exit(&vmem_list_lock, QLOCK_VMEM_LIST);
 }
 
+#ifdef VMEM_HAVE_HELGRIND
+/* Clean the writable segments of the object that holds quanta's data. */
+static int child_clean_object(struct dl_phdr_info *info, size_t size,
+    void *arg)
+{
+	(void)size;
+	uintptr_t mine = (uintptr_t)arg;
+	bool found = false;
+	for (int k = 0; k < info->dlpi_phnum && !found; k++) {
+		const ElfW(Phdr) *ph = &info->dlpi_phdr[k];
+		uintptr_t lo = info->dlpi_addr + ph->p_vaddr;
+		found = ph->p_type == PT_LOAD && mine >= lo &&
+		    mine - lo < ph->p_memsz;
+	}
+	if (!found)
+		return 0;
+	for (int k = 0; k < info->dlpi_phnum; k++) {
+		const ElfW(Phdr) *ph = &info->dlpi_phdr[k];
+		if (ph->p_type == PT_LOAD && (ph->p_flags & PF_W) != 0)
+			VALGRIND_HG_CLEAN_MEMORY(info->dlpi_addr + ph->p_vaddr,
+			    ph->p_memsz);
+	}
+	return 1;
+}
+#endif
+
+/*
+ * Under Helgrind: the child's one thread owns all memory.  Helgrind keeps
+ * the parent's threads in its happens-before graph across a fork, so what
+ * they wrote without a lock the forking thread later took (their slots,
+ * magazines, buffers) looks racy to the child, though those threads do
+ * not exist here and everything they did precedes everything the child
+ * does.  Telling Helgrind the memory is this thread's is exact for a
+ * fork's child: quanta's static data and, once bootstrapped, every span of
+ * the heap arena (which holds all its metadata and buffers).  Without
+ * Valgrind this is one unlikely branch.
+ */
+void vmem_fork_child_owns_memory(bool heap_too)
+{
+#ifdef VMEM_HAVE_HELGRIND
+	if (!RUNNING_ON_VALGRIND)
+		return;
+	(void)dl_iterate_phdr(child_clean_object, (void *)&vmem_list);
+	if (!heap_too)
+		return;
+	vmem_t *heap = vmem_heap_arena();
+	vmem_seg_t *seg0 = &heap->ar_sentinel;
+	qlock_enter(&heap->ar_lock, QLOCK_ARENA);
+	for (vmem_seg_t *s = seg0->sg_next; s != seg0; s = s->sg_next)
+		if (seg_is_span(s))
+			VALGRIND_HG_CLEAN_MEMORY(s->sg_start, seg_size(s));
+	qlock_exit(&heap->ar_lock, QLOCK_ARENA);
+#else
+	(void)heap_too;
+#endif
+}
+
 static void fork_prepare(void)
 {
 	vmem_bootstrap();
-	umem_bootstrap_wait();
+	qlock_enter(&umem_bootstrap_lock, QLOCK_BOOTSTRAP);
 	umem_lockup();
 	vmem_lockup();
 }
@@ -83,12 +150,15 @@ static void fork_parent(void)
 {
 	vmem_release();
 	umem_release();
+	qlock_exit(&umem_bootstrap_lock, QLOCK_BOOTSTRAP);
 }
 
 static void fork_child(void)
 {
 	vmem_release();
 	umem_release();
+	qlock_exit(&umem_bootstrap_lock, QLOCK_BOOTSTRAP);
+	vmem_fork_child_owns_memory(true);
 	umem_child_fixup();
 	uintptr_t self = plat_thread_self();
 	qlock_enter(&vmem_list_lock, QLOCK_VMEM_LIST);

@@ -35,6 +35,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "annotate.h"
 #include "lockrank.h"
 #include "platform.h"
 #include "vmem.h"
@@ -245,6 +246,9 @@ static inline void vmem_seg_put(vmem_t *vmp, vmem_seg_t *s)
 void vmem_lockup(void);
 void vmem_release(void);
 void vmem_fork_install(void);
+/* In a fork's child, under Helgrind: this thread owns quanta's static data
+ * and (heap_too) the heap arena's spans; elsewhere nothing. */
+void vmem_fork_child_owns_memory(bool heap_too);
 void vmem_tag_lock_enter(void);
 void vmem_tag_lock_exit(void);
 extern plat_mutex_t vmem_populate_lock;
@@ -254,6 +258,9 @@ void vmem_child_fixup_arena(vmem_t *vmp, uintptr_t self);
 extern _Atomic unsigned vmem_fork_handlers_installed;
 /* Tests: called inside a populate, with the populate lock held. */
 extern void (*vmem_test_populate_hook)(void);
+/* Tests: called first thing in the vmem bootstrap, before the fork
+ * handlers are installed (a fork mid-bootstrap, arranged). */
+extern void (*vmem_test_bootstrap_hook)(void);
 #if QLOCK_WITNESS
 /* Tests: the prepare handler takes the populate lock before the list lock
  * (a wrong order, for the witness to catch). */

@@ -47,8 +47,9 @@ static size_t vmem_npopulators;
 
 static vmem_seg_t vmem_bootstrap_segs[VMEM_BOOTSTRAP_SEGS];
 static vmem_t vmem_bootstrap_arenas[3];
-static plat_once_t vmem_bootstrap_once = PLAT_ONCE_INIT;
+static _Atomic long vmem_boot_owner; /* the gate: see vmem_bootstrap */
 void (*vmem_test_populate_hook)(void);
+void (*vmem_test_bootstrap_hook)(void);
 
 /* Move tags from the global list until the arena holds want (lock held). */
 static void tags_take_global(vmem_t *vmp, size_t want)
@@ -257,6 +258,8 @@ void vmem_populator_thread_set(uintptr_t id)
 
 static void vmem_bootstrap_run(void)
 {
+	if (vmem_test_bootstrap_hook != NULL)
+		vmem_test_bootstrap_hook();
 	/* First: a fork from here on runs the handlers, whose prepare waits
 	 * for this bootstrap to finish (vmem_fork.c). */
 	vmem_fork_install();
@@ -289,7 +292,54 @@ static void vmem_bootstrap_run(void)
 	}
 }
 
+/*
+ * The gate.  vmem_boot_owner is 0 before the bootstrap, the id of the
+ * process running it while it runs, and -1 once it is done.  A thread
+ * that finds it running in its own process waits (it takes microseconds);
+ * one that finds it running in another process is in the child of a fork
+ * taken mid-bootstrap — before the handlers were installed, so no prepare
+ * froze it — and runs it over: the thread that began it does not exist
+ * here.  Installing the handlers is the run's first step, so such a run
+ * had changed nothing yet, and nothing needs undoing.  glibc's
+ * pthread_once restarts a once the same way (by fork generation), but a
+ * sanitizer's interceptor of it does not, and the child would wait
+ * forever; so the gate is ours.  Its one blind spot: a grandchild whose
+ * process id is that of its grandparent, dead by then and caught
+ * mid-bootstrap by the first fork, with the library unused in the child
+ * between the two forks — it would wait.
+ */
 void vmem_bootstrap(void)
 {
-	plat_once(&vmem_bootstrap_once, vmem_bootstrap_run);
+	QANN_ATOMIC(&vmem_boot_owner);
+	if (atomic_load_explicit(&vmem_boot_owner, memory_order_acquire) ==
+	    -1) {
+		QANN_RECEIVE(&vmem_boot_owner);
+		return;
+	}
+	long me = plat_process_id();
+	for (;;) {
+		long owner = 0;
+		if (atomic_compare_exchange_strong(&vmem_boot_owner, &owner,
+		    me)) {
+			vmem_bootstrap_run();
+			break;
+		}
+		if (owner == -1) {
+			QANN_RECEIVE(&vmem_boot_owner);
+			return;
+		}
+		if (owner != me) {
+			/* Claim the parent's stale run; one thread wins. */
+			if (atomic_compare_exchange_strong(&vmem_boot_owner,
+			    &owner, me)) {
+				vmem_fork_child_owns_memory(false);
+				vmem_bootstrap_run();
+				break;
+			}
+			continue;
+		}
+		plat_yield();
+	}
+	QANN_PUBLISH(&vmem_boot_owner);
+	atomic_store_explicit(&vmem_boot_owner, -1L, memory_order_release);
 }

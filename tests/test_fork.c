@@ -457,6 +457,15 @@ static int child_after_walk(vmem_t *vmp)
 	return child_work(NULL);
 }
 
+/* An arena's walker count, read under its lock (the walk drops it). */
+static size_t walkers_of(vmem_t *vmp)
+{
+	plat_mutex_lock(&vmp->ar_lock);
+	size_t n = vmp->ar_nwalkers;
+	plat_mutex_unlock(&vmp->ar_lock);
+	return n;
+}
+
 QTEST(fork_during_another_threads_reentrant_walk_drops_its_walker_in_the_child)
 {
 	pthread_t t;
@@ -469,7 +478,7 @@ QTEST(fork_during_another_threads_reentrant_walk_drops_its_walker_in_the_child)
 		QT_TRUE((piece[i] = vmem_alloc(vmp, 0x40, VM_NOSLEEP)) != NULL);
 	QT_EQ(pthread_create(&t, NULL, walker_thread, vmp), 0);
 	wait_for_hook();
-	QT_EQ(vmp->ar_nwalkers, 1);
+	QT_EQ(walkers_of(vmp), 1);
 	pid_t pid = fork();
 	if (pid == 0)
 		_exit(child_after_walk(vmp));
@@ -520,6 +529,65 @@ QTEST(fork_from_inside_a_reentrant_walk_keeps_that_walk_in_the_child)
 	QT_EQ(vmp->ar_nwalkers, 0);
 	vmem_free(vmp, a, 0x40);
 	vmem_free(vmp, b, 0x40);
+	QT_EQ(checker_clean(), 0);
+}
+
+/* ---- a fork between two stores of another thread's free --------------- */
+
+#define TIGHT_FORKS 300
+
+/* Allocates and frees the shared cache in a tight loop: a batch out, the
+ * batch back in another order, so rounds move between the magazines,
+ * the depot and the slabs, and a magazine's entries above its count are
+ * stale pointers to buffers that are elsewhere. */
+static void *tight_loop(void *arg)
+{
+	void *b[40];
+	unsigned n = 0;
+	(void)arg;
+	while (!atomic_load(&S.stop)) {
+		unsigned k = 8 + n++ % 33;
+		for (unsigned i = 0; i < k; i++)
+			if ((b[i] = umem_cache_alloc(S.cache, UMEM_DEFAULT)) ==
+			    NULL)
+				return (void *)1;
+		for (unsigned i = 0; i < k; i++)
+			umem_cache_free(S.cache, b[n % 2 != 0 ? i : k - 1 - i]);
+	}
+	return NULL;
+}
+
+/* In the child: the fixup has emptied the lost thread's slot into the
+ * slabs (a stale round would have died there as a double free); the
+ * cache must still be whole. */
+static int child_after_tight_loop(void)
+{
+	alarm(CHILD_ALARM_S);
+	void *p = umem_cache_alloc(S.cache, UMEM_DEFAULT);
+	if (p == NULL)
+		return 80;
+	umem_cache_free(S.cache, p);
+	return checker_clean_in(true) != 0 ? 81 : 0;
+}
+
+QTEST(fork_while_a_thread_frees_in_a_tight_loop_never_hands_the_child_a_stale_round)
+{
+	pthread_t t[2];
+	shared_init();
+	for (int k = 0; k < 2; k++)
+		QT_EQ(pthread_create(&t[k], NULL, tight_loop, NULL), 0);
+	for (int round = 0; round < TIGHT_FORKS; round++) {
+		pid_t pid = fork();
+		if (pid == 0)
+			_exit(child_after_tight_loop());
+		child_reap(pid, "tight loop fork", round);
+	}
+	atomic_store(&S.stop, 1);
+	for (int k = 0; k < 2; k++) {
+		void *rv = (void *)1;
+		QT_EQ(pthread_join(t[k], &rv), 0);
+		QT_PTR_EQ(rv, NULL);
+	}
 	QT_EQ(checker_clean(), 0);
 }
 
@@ -723,6 +791,93 @@ QTEST(first_use_racing_in_8_threads_with_a_fork_installs_the_handlers_once)
 	}
 }
 
+/* ---- a fork in the middle of the first bootstrap ----------------------- */
+
+/* 1: a thread is held in the vmem bootstrap, before the handlers exist;
+ * 2: let it go. */
+static atomic_int boot_stage;
+static pid_t boot_parent;
+
+static void boot_hold(void)
+{
+	if (getpid() != boot_parent)
+		return; /* the child's run over goes through */
+	atomic_store(&boot_stage, 1);
+	while (atomic_load(&boot_stage) != 2)
+		;
+}
+
+static void *boot_first_use(void *arg)
+{
+	(void)arg;
+	void *p = umem_alloc(64, UMEM_DEFAULT);
+	if (p == NULL)
+		return (void *)1;
+	umem_free(p, 64);
+	return NULL;
+}
+
+/* The arena checker over every arena: 0 when clean (no cache exists). */
+static int arenas_clean(void)
+{
+#ifdef QUANTA_CHECKER
+	static invariant_report_t r;
+	invariant_report_init(&r);
+	if (invariant_check_all(&r) != 0) {
+		invariant_report_print(&r, stderr, 0);
+		return 1;
+	}
+#endif
+	return 0;
+}
+
+/* In the child: the parent's bootstrap is half done and no handler ran
+ * (none was installed yet); the first call runs it over. */
+static int child_after_half_bootstrap(void)
+{
+	alarm(CHILD_ALARM_S);
+	if (atomic_load(&vmem_fork_handlers_installed) != 0)
+		return 70;
+	void *p = umem_alloc(100, UMEM_DEFAULT);
+	if (p == NULL)
+		return 71;
+	umem_free(p, 100);
+	if (atomic_load(&vmem_fork_handlers_installed) != 1)
+		return 72;
+	/* The handlers the child installed work: its own child allocates. */
+	pid_t pid = fork();
+	if (pid == 0) {
+		void *q = umem_alloc(200, UMEM_DEFAULT);
+		_exit(q == NULL ? 73 : 0);
+	}
+	int status = 0;
+	if (qt_wait(pid, &status) != pid || !WIFEXITED(status) ||
+	    WEXITSTATUS(status) != 0)
+		return 74;
+	return arenas_clean() != 0 ? 75 : 0;
+}
+
+QTEST(a_fork_in_the_middle_of_the_first_bootstrap_gives_a_child_that_bootstraps_anew)
+{
+	QT_EQ(atomic_load(&vmem_fork_handlers_installed), 0);
+	boot_parent = getpid();
+	vmem_test_bootstrap_hook = boot_hold;
+	pthread_t t;
+	QT_EQ(pthread_create(&t, NULL, boot_first_use, NULL), 0);
+	while (atomic_load(&boot_stage) != 1)
+		;
+	pid_t pid = fork();
+	if (pid == 0)
+		_exit(child_after_half_bootstrap());
+	atomic_store(&boot_stage, 2);
+	void *rv = (void *)1;
+	QT_EQ(pthread_join(t, &rv), 0);
+	QT_PTR_EQ(rv, NULL);
+	child_reap(pid, "half bootstrap", 0);
+	QT_EQ(atomic_load(&vmem_fork_handlers_installed), 1);
+	QT_EQ(arenas_clean(), 0);
+}
+
 QTEST(a_program_that_only_calls_umem_alloc_gets_the_fork_handlers)
 {
 	void *p = umem_alloc(32, UMEM_DEFAULT);
@@ -782,8 +937,8 @@ static void fork_with_prepare_misordered(void *arg)
 QTEST(a_wrong_order_in_prepare_is_caught_by_the_witness_naming_both_locks)
 {
 	QT_TRUE(qt_expect_abort(fork_with_prepare_misordered, NULL,
-	    "taking vmem_list_lock (rank 4) while holding "
-	    "vmem_populate_lock (rank 5)"));
+	    "taking vmem_list_lock (rank 5) while holding "
+	    "vmem_populate_lock (rank 6)"));
 }
 
 static void take_arena_then_populate(void *arg)
@@ -798,8 +953,8 @@ QTEST(taking_a_lower_ranked_lock_is_reported_with_both_names)
 	static plat_mutex_t m[2] = {PLAT_MUTEX_INITIALIZER,
 	    PLAT_MUTEX_INITIALIZER};
 	QT_TRUE(qt_expect_abort(take_arena_then_populate, m,
-	    "taking vmem_populate_lock (rank 5) while holding ar_lock "
-	    "(rank 6)"));
+	    "taking vmem_populate_lock (rank 6) while holding ar_lock "
+	    "(rank 7)"));
 }
 
 static void take_two_arenas(void *arg)
@@ -814,7 +969,7 @@ QTEST(two_arena_locks_outside_the_documented_exceptions_are_reported)
 	static plat_mutex_t m[2] = {PLAT_MUTEX_INITIALIZER,
 	    PLAT_MUTEX_INITIALIZER};
 	QT_TRUE(qt_expect_abort(take_two_arenas, m,
-	    "taking ar_lock (rank 6) while holding ar_lock (rank 6)"));
+	    "taking ar_lock (rank 7) while holding ar_lock (rank 7)"));
 }
 
 QTEST(the_lockup_order_passes_the_witness_and_leaves_nothing_held)
