@@ -8,7 +8,8 @@
  * loads and stores to it: a flag published with a release store and read
  * with an acquire load looks like a race on the flag, and the data it
  * publishes looks racy too.  Where src/ relies on such a pair on a path
- * Helgrind sees, the two sides say so:
+ * Helgrind sees (the two bootstrap flags; a cache's slot chunks, published
+ * with a compare-and-swap), the two sides say so:
  *   QANN_ATOMIC(p)   p is only ever accessed atomically: its own accesses
  *                    are not data races (Helgrind stops checking them);
  *   QANN_PUBLISH(p)  before the release store: what this thread did so far

@@ -343,8 +343,10 @@ static inline umem_slot_t *umem_slot_find(umem_cache_t *cp)
 		umem_slot_chunk_t *ch = atomic_load_explicit(
 		    &cp->cc_slotdir[id / UMEM_SLOTS_PER_CHUNK],
 		    memory_order_acquire);
-		if (ch != NULL)
+		if (ch != NULL) {
+			QANN_RECEIVE(&cp->cc_slotdir[id / UMEM_SLOTS_PER_CHUNK]);
 			return &ch->sc_slot[id % UMEM_SLOTS_PER_CHUNK];
+		}
 	}
 	return umem_slot_find_slow(cp);
 }

@@ -245,8 +245,13 @@ static void slot_load(umem_slot_t *sl, umem_mag_t *m, uint32_t rounds)
  * (umem_thread_child_fixup), before the first change and after the last. */
 static void slot_busy_enter(umem_slot_t *sl)
 {
-	if (sl != NULL)
-		atomic_store(&sl->sl_busy, 1u);
+	if (sl != NULL) {
+		atomic_store_explicit(&sl->sl_busy, 1u, memory_order_relaxed);
+		/* The mark is in memory before any change after it: a fork's
+		 * child sees a prefix of this thread's stores (umem_slot_push),
+		 * and a change without the mark would look finished. */
+		atomic_thread_fence(memory_order_seq_cst);
+	}
 }
 
 static void slot_busy_exit(umem_slot_t *sl)

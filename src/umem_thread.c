@@ -113,6 +113,7 @@ umem_slot_t *umem_slot_find_slow(umem_cache_t *cp)
 			return NULL;
 		memset(mine, 0, sizeof(*mine));
 		umem_slot_chunk_t *expected = NULL;
+		QANN_PUBLISH(&cp->cc_slotdir[c]);
 		if (atomic_compare_exchange_strong(&cp->cc_slotdir[c],
 		    &expected, mine)) {
 			ch = mine;
@@ -122,6 +123,7 @@ umem_slot_t *umem_slot_find_slow(umem_cache_t *cp)
 		}
 	}
 	VMEM_ASSERT(ch != NULL && ((uintptr_t)ch & (UMEM_CACHE_LINE - 1)) == 0);
+	QANN_RECEIVE(&cp->cc_slotdir[c]);
 	return &ch->sc_slot[(id - 1) % UMEM_SLOTS_PER_CHUNK];
 }
 
