@@ -24,13 +24,15 @@
  * back (umem_thread_child_fixup), and their reentrant walks come off the
  * arenas (vmem_child_fixup_arena), since their stacks will be reused.
  *
- * The handlers are installed once, first thing in the vmem bootstrap (a
- * pthread_once), so a program that only calls umem_alloc gets them too
- * (the caches bootstrap over the heap arena, which bootstraps vmem), and a
- * process that never used the library runs none.  Prepare first finishes
- * (or waits for) the vmem bootstrap — a pthread_once that begins by
- * installing these handlers — then takes the cache layer's bootstrap lock,
- * so no child sees either bootstrap half done.  vmem_fork_handlers_installed counts the installs (tests: 1).
+ * The handlers are installed once, first thing in the vmem bootstrap (its
+ * gate, vmem_tags.c), so a program that only calls umem_alloc gets them
+ * too (the caches bootstrap over the heap arena, which bootstraps vmem),
+ * and a process that never used the library runs none.  Prepare first
+ * finishes (or waits for) the vmem bootstrap, then takes the cache layer's
+ * bootstrap lock, so no child sees either bootstrap half done; a fork
+ * taken before the handlers existed leaves a child that runs the vmem
+ * bootstrap over.  vmem_fork_handlers_installed counts the installs
+ * (tests: 1).
  *
  * Cost: prepare takes 4 + 2 x caches + arenas locks, uncontended in the
  * common case — some tens of nanoseconds each (bench/bench_fork.c).
