@@ -159,18 +159,28 @@ static bool lost_with_a_thread(const umem_violation_t *v)
 }
 #endif
 
-/* The checker over every arena and the shared cache: 0 when clean.  In a
- * child, the Q1 count may miss what lost threads were carrying. */
-static int checker_clean_in(bool child)
+/* The arena checker over every arena: 0 when clean (no cache exists). */
+static int arenas_clean(void)
 {
 #ifdef QUANTA_CHECKER
 	static invariant_report_t r;
-	umem_violation_t uv[16];
 	invariant_report_init(&r);
 	if (invariant_check_all(&r) != 0) {
 		invariant_report_print(&r, stderr, 0);
 		return 1;
 	}
+#endif
+	return 0;
+}
+
+/* The checker over every arena and the shared cache: 0 when clean.  In a
+ * child, the Q1 count may miss what lost threads were carrying. */
+static int checker_clean_in(bool child)
+{
+#ifdef QUANTA_CHECKER
+	umem_violation_t uv[16];
+	if (arenas_clean() != 0)
+		return 1;
 	size_t n = invariant_umem_cache(S.cache, uv, 16);
 	for (size_t i = 0; i < n && i < 16; i++) {
 		if (child && lost_with_a_thread(&uv[i]))
@@ -815,20 +825,6 @@ static void *boot_first_use(void *arg)
 		return (void *)1;
 	umem_free(p, 64);
 	return NULL;
-}
-
-/* The arena checker over every arena: 0 when clean (no cache exists). */
-static int arenas_clean(void)
-{
-#ifdef QUANTA_CHECKER
-	static invariant_report_t r;
-	invariant_report_init(&r);
-	if (invariant_check_all(&r) != 0) {
-		invariant_report_print(&r, stderr, 0);
-		return 1;
-	}
-#endif
-	return 0;
 }
 
 /* In the child: the parent's bootstrap is half done and no handler ran
