@@ -137,6 +137,17 @@ static inline long plat_process_id(void)
 	return (long)getpid();
 }
 
+/*
+ * A place where a real processor could be preempted between two stores
+ * that another thread (or a fork's child) may observe apart: the magazine
+ * push, the bootstrap gate, flag publications.  Nothing here; the
+ * simulator's seam makes each one a scheduling point, named for its trace.
+ */
+static inline void plat_preempt_point(const char *where)
+{
+	(void)where;
+}
+
 /* Give the processor to another thread (a short wait with no lock). */
 static inline void plat_yield(void)
 {

@@ -67,6 +67,7 @@ static void umem_bootstrap_run(void)
 		    "arenas");
 	umem_thread_init();
 	umem_classes_init();
+	plat_preempt_point("umem bootstrap: run, not yet published");
 	QANN_PUBLISH(&umem_ready);
 	atomic_store_explicit(&umem_ready, true, memory_order_release);
 }

@@ -162,6 +162,7 @@ static inline void umem_slot_push(umem_slot_t *sl, void *buf)
 {
 	uint32_t r = sl->sl_rounds;
 	sl->sl_loaded->mg_round[r] = buf;
+	plat_preempt_point("magazine push: round stored, count not yet");
 	__atomic_store_n(&sl->sl_rounds, r + 1, __ATOMIC_RELEASE);
 }
 

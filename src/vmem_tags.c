@@ -263,6 +263,7 @@ static void vmem_bootstrap_run(void)
 	/* First: a fork from here on runs the handlers, whose prepare waits
 	 * for this bootstrap to finish (vmem_fork.c). */
 	vmem_fork_install();
+	plat_preempt_point("vmem bootstrap: handlers installed, tags not yet");
 	for (size_t i = 0; i < VMEM_BOOTSTRAP_SEGS; i++) {
 		vmem_bootstrap_segs[i].sg_next = vmem_tag_free;
 		vmem_tag_free = &vmem_bootstrap_segs[i];
@@ -289,6 +290,7 @@ static void vmem_bootstrap_run(void)
 		vmem_populators[vmem_npopulators++] = vmp;
 		tags_take_global(vmp, VMEM_MINFREE);
 		vmem_list_insert(vmp);
+		plat_preempt_point("vmem bootstrap: an arena inserted");
 	}
 }
 
@@ -340,6 +342,7 @@ void vmem_bootstrap(void)
 		}
 		plat_yield();
 	}
+	plat_preempt_point("vmem bootstrap: run, not yet published");
 	QANN_PUBLISH(&vmem_boot_owner);
 	atomic_store_explicit(&vmem_boot_owner, -1L, memory_order_release);
 }
