@@ -31,6 +31,7 @@
  * the cache-list lock is held across the reap of all caches (so no cache is
  * destroyed under it); callbacks must not create or destroy caches.
  */
+#include "bugs.h"
 #include "umem_impl.h"
 
 static _Atomic bool umem_reap_wanted;
@@ -66,7 +67,8 @@ static void reap_all(void)
 /* Run now, or defer when a populate is in progress. */
 static void reap_or_defer(void)
 {
-	if (umem_populate_probe()) {
+	/* planted bug QB_REAP_IN_POPULATE: the reap runs inside a populate */
+	if (umem_populate_probe() && !QUANTA_BUG(QB_REAP_IN_POPULATE)) {
 		atomic_store(&umem_reap_wanted, true);
 		return;
 	}
@@ -94,7 +96,9 @@ bool umem_reap_pending(void)
 
 void umem_reap_pending_run(void)
 {
-	if (!umem_reap_pending() || umem_populate_probe())
+	/* planted bug QB_REAP_IN_POPULATE: the deferred reap runs in a populate */
+	if (!umem_reap_pending() ||
+	    (umem_populate_probe() && !QUANTA_BUG(QB_REAP_IN_POPULATE)))
 		return;
 	if (!atomic_exchange(&umem_reap_wanted, false))
 		return;
