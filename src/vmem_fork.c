@@ -42,6 +42,7 @@
  * and async-signal-safe calls, as POSIX already requires after a fork of a
  * multi-threaded process (docs/fork.md).
  */
+#include "bugs.h"
 #include "umem_impl.h"
 #include "vmem_impl.h"
 
@@ -60,6 +61,10 @@ _Atomic bool vmem_fork_test_misorder;
 
 void vmem_lockup(void)
 {
+	/* planted bug QB_LOCKUP_ORDER: the populate lock before the list lock */
+	bool swapped = QUANTA_BUG(QB_LOCKUP_ORDER);
+	if (swapped)
+		qlock_enter(&vmem_populate_lock, QLOCK_POPULATE);
 #if QLOCK_WITNESS
 	if (atomic_load(&vmem_fork_test_misorder))
 		qlock_enter(&vmem_populate_lock, QLOCK_POPULATE);
@@ -68,19 +73,27 @@ void vmem_lockup(void)
 #if QLOCK_WITNESS
 	if (!atomic_load(&vmem_fork_test_misorder))
 #endif
-		qlock_enter(&vmem_populate_lock, QLOCK_POPULATE);
+		if (!swapped)
+			qlock_enter(&vmem_populate_lock, QLOCK_POPULATE);
 	for (vmem_t *vmp = vmem_list; vmp != NULL; vmp = vmp->ar_next)
 		qlock_enter_nested(&vmp->ar_lock, QLOCK_ARENA);
 	vmem_tag_lock_enter();
 }
 
-void vmem_release(void)
+static void vmem_release_locks(bool child)
 {
-	vmem_tag_lock_exit();
+	/* planted bug QB_CHILD_LOCK_HELD: the child never drops the tag lock */
+	if (!(child && QUANTA_BUG(QB_CHILD_LOCK_HELD)))
+		vmem_tag_lock_exit();
 	for (vmem_t *vmp = vmem_list; vmp != NULL; vmp = vmp->ar_next)
 		qlock_exit(&vmp->ar_lock, QLOCK_ARENA);
 	qlock_exit(&vmem_populate_lock, QLOCK_POPULATE);
 	qlock_exit(&vmem_list_lock, QLOCK_VMEM_LIST);
+}
+
+void vmem_release(void)
+{
+	vmem_release_locks(false);
 }
 
 #ifdef VMEM_HAVE_HELGRIND
@@ -157,7 +170,7 @@ static void fork_parent(void)
 
 static void fork_child(void)
 {
-	vmem_release();
+	vmem_release_locks(true);
 	umem_release();
 	qlock_exit(&umem_bootstrap_lock, QLOCK_BOOTSTRAP);
 	vmem_fork_child_owns_memory(true);
