@@ -786,7 +786,8 @@ static void *vmem_alloc_req(vmem_t *vmp, const vmem_req_t *r)
 	if (mtbf_fires(vmp, r->vmflag))
 		return vmem_alloc_fail(vmp, r);
 	for (;;) {
-		if (vmp->ar_nspares >= VMEM_MINFREE ||
+		/* planted bug QB_RESERVE_SHORT: VMEM_MINFREE_CHECK is one short */
+		if (vmp->ar_nspares >= VMEM_MINFREE_CHECK ||
 		    vmem_reserve(vmp, r->vmflag)) {
 			s = vmem_find_or_import(vmp, r, &addr, &pend);
 			if (s != NULL)

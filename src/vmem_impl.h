@@ -36,6 +36,7 @@
 #include <stdint.h>
 
 #include "annotate.h"
+#include "bugs.h"
 #include "lockrank.h"
 #include "platform.h"
 #include "vmem.h"
@@ -127,6 +128,9 @@ static inline bool seg_is_marker(const vmem_seg_t *s)
  */
 #define VMEM_SEGS_PER_OP 4
 #define VMEM_MINFREE (1 * VMEM_SEGS_PER_OP + VMEM_SEGS_PER_OP)
+/* planted bug QB_RESERVE_SHORT: the reserve checks accept one tag less */
+#define VMEM_MINFREE_CHECK \
+	((size_t)VMEM_MINFREE - (QUANTA_BUG(QB_RESERVE_SHORT) ? 1u : 0u))
 /* An arena whose spare list exceeds this gives the surplus back. */
 #define VMEM_SPARES_MAX 64
 #define VMEM_SPARES_KEEP 32

@@ -194,13 +194,13 @@ static bool vmem_populate(vmem_t *vmp)
 		}
 		qlock_enter(&vmp->ar_lock, QLOCK_ARENA);
 		tags_take_global(vmp, VMEM_MINFREE);
-		ok = vmp->ar_nspares >= VMEM_MINFREE;
+		ok = vmp->ar_nspares >= VMEM_MINFREE_CHECK;
 		if (!ok && tries + 1 < VMEM_POPULATE_TRIES)
 			qlock_exit(&vmp->ar_lock, QLOCK_ARENA);
 	}
 	atomic_store(&vmem_populator, (uintptr_t)0);
 	qlock_exit(&vmem_populate_lock, QLOCK_POPULATE);
-	VMEM_ASSERT(!ok || vmp->ar_nspares >= VMEM_MINFREE);
+	VMEM_ASSERT(!ok || vmp->ar_nspares >= VMEM_MINFREE_CHECK);
 	/* A reap the populate deferred may run now — but not here, with vmp
 	 * locked: it is run by the next cache slow path or failure. */
 	if (!ok)
@@ -211,7 +211,8 @@ static bool vmem_populate(vmem_t *vmp)
 bool vmem_reserve(vmem_t *vmp, int vmflag)
 {
 	(void)vmflag;
-	if (vmp->ar_nspares >= VMEM_MINFREE)
+	/* planted bug QB_RESERVE_SHORT: VMEM_MINFREE_CHECK is one short */
+	if (vmp->ar_nspares >= VMEM_MINFREE_CHECK)
 		return true;
 	if (vmem_populating_self()) {
 		/* Inside this thread's populate: live on the reserve. */
@@ -221,7 +222,7 @@ bool vmem_reserve(vmem_t *vmp, int vmflag)
 		return vmp->ar_nspares >= VMEM_SEGS_PER_OP;
 	}
 	tags_take_global(vmp, 2 * VMEM_MINFREE);
-	if (vmp->ar_nspares >= VMEM_MINFREE)
+	if (vmp->ar_nspares >= VMEM_MINFREE_CHECK)
 		return true;
 	return vmem_populate(vmp);
 }
