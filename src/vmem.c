@@ -57,6 +57,7 @@
  */
 #include <string.h>
 
+#include "bugs.h"
 #include "umem_impl.h"
 #include "vmem_impl.h"
 
@@ -164,7 +165,9 @@ QUANTA_HOT static void freelist_remove(vmem_t *vmp, vmem_seg_t *s)
 	p->sg_link.next = n;
 	n->sg_link.prev = p;
 	/* Both neighbours heads: p heads a list that is now empty. */
-	if (seg_type(p) == SEG_HEAD && seg_type(n) == SEG_HEAD)
+	/* planted bug QB_FREEMAP_STALE: an emptied list keeps its freemap bit */
+	if (seg_type(p) == SEG_HEAD && seg_type(n) == SEG_HEAD &&
+	    !QUANTA_BUG(QB_FREEMAP_STALE))
 		vmp->ar_freemap &= ~((uint64_t)1 << (p - vmp->ar_freelist));
 }
 
@@ -424,12 +427,16 @@ static void vmem_release_pending(vmem_t *vmp, vmem_pending_t *pend)
 {
 	for (unsigned i = 0; i < pend->n; i++) {
 		void *addr = (void *)pend->rel[i].addr;
-		if (vmp->ar_source_free == vmem_free &&
-		    vmp->ar_source_alloc == vmem_alloc)
-			vmem_xfree(vmp->ar_source, addr, pend->rel[i].size);
-		else
-			vmp->ar_source_free(vmp->ar_source, addr,
-			    pend->rel[i].size);
+		/* planted bug QB_SPAN_TWICE: each span is given back twice */
+		for (int k = QUANTA_BUG(QB_SPAN_TWICE) ? 2 : 1; k > 0; k--) {
+			if (vmp->ar_source_free == vmem_free &&
+			    vmp->ar_source_alloc == vmem_alloc)
+				vmem_xfree(vmp->ar_source, addr,
+				    pend->rel[i].size);
+			else
+				vmp->ar_source_free(vmp->ar_source, addr,
+				    pend->rel[i].size);
+		}
 	}
 	pend->n = 0;
 }
@@ -783,8 +790,12 @@ static void *vmem_alloc_req(vmem_t *vmp, const vmem_req_t *r)
 	uintptr_t addr = 0;
 	vmem_seg_t *s;
 	qlock_enter(&vmp->ar_lock, QLOCK_ARENA);
-	if (mtbf_fires(vmp, r->vmflag))
+	if (mtbf_fires(vmp, r->vmflag)) {
+		/* planted bug QB_MTBF_TAG_LEAK: a spare tag is dropped */
+		if (QUANTA_BUG(QB_MTBF_TAG_LEAK) && vmp->ar_nspares != 0)
+			(void)vmem_seg_get(vmp);
 		return vmem_alloc_fail(vmp, r);
+	}
 	for (;;) {
 		/* planted bug QB_RESERVE_SHORT: VMEM_MINFREE_CHECK is one short */
 		if (vmp->ar_nspares >= VMEM_MINFREE_CHECK ||
@@ -813,7 +824,11 @@ static void *vmem_alloc_req(vmem_t *vmp, const vmem_req_t *r)
 	}
 	vmem_seg_t *a = seg_cut(vmp, s, addr, r->size);
 	if (r->vmflag & VM_NEXTFIT) {
-		marker_unlink(vmp, &vmp->ar_rotor, &pend);
+		/* planted bug QB_ROTOR_STALE: the pieces it held apart stay so */
+		if (QUANTA_BUG(QB_ROTOR_STALE))
+			seg_unlink(&vmp->ar_rotor);
+		else
+			marker_unlink(vmp, &vmp->ar_rotor, &pend);
 		seg_link_after(a, &vmp->ar_rotor);
 	}
 	bool rescale = hash_wanted(vmp) != 0;
