@@ -44,6 +44,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "bugs.h"
 #include "platform.h"
 #include "umem.h"
 #include "vmem.h"
@@ -161,9 +162,17 @@ _Static_assert(sizeof(umem_slot_t) == UMEM_CACHE_LINE,
 static inline void umem_slot_push(umem_slot_t *sl, void *buf)
 {
 	uint32_t r = sl->sl_rounds;
-	sl->sl_loaded->mg_round[r] = buf;
+	/* planted bug QB_PUSH_COUNT_FIRST: the count is stored before the round */
+	bool count_first = QUANTA_BUG(QB_PUSH_COUNT_FIRST);
+	if (count_first)
+		__atomic_store_n(&sl->sl_rounds, r + 1, __ATOMIC_RELEASE);
+	else
+		sl->sl_loaded->mg_round[r] = buf;
 	plat_preempt_point("magazine push: round stored, count not yet");
-	__atomic_store_n(&sl->sl_rounds, r + 1, __ATOMIC_RELEASE);
+	if (count_first)
+		sl->sl_loaded->mg_round[r] = buf;
+	else
+		__atomic_store_n(&sl->sl_rounds, r + 1, __ATOMIC_RELEASE);
 }
 
 typedef struct umem_slot_chunk {

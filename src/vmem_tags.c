@@ -331,7 +331,8 @@ void vmem_bootstrap(void)
 			QANN_RECEIVE(&vmem_boot_owner);
 			return;
 		}
-		if (owner != me) {
+		/* planted bug QB_BOOT_GATE_NOPID: another process's run looks ours */
+		if (owner != me && !QUANTA_BUG(QB_BOOT_GATE_NOPID)) {
 			/* Claim the parent's stale run; one thread wins. */
 			if (atomic_compare_exchange_strong(&vmem_boot_owner,
 			    &owner, me)) {
