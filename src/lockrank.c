@@ -26,8 +26,11 @@ static const char *const qlock_names[QLOCK_RANKS] = {
 };
 
 /* Locks held by this thread, per rank.  The fork lockup holds one depot
- * and one slab per cache: an unsigned count has room for any number. */
-static _Thread_local unsigned qlock_held_n[QLOCK_RANKS];
+ * and one slab per cache: an unsigned count has room for any number.
+ * The book is the platform's (a simulated thread has its own). */
+_Static_assert(QLOCK_RANKS <= PLAT_LOCK_BOOK_SLOTS,
+    "the platform's lock book has a counter per rank");
+#define qlock_held_n (plat_thread_lock_book())
 
 const char *qlock_rank_name(qlock_rank_t rank)
 {
@@ -84,7 +87,9 @@ unsigned qlock_witness_held(qlock_rank_t rank)
 {
 	return (unsigned)rank < QLOCK_RANKS ? qlock_held_n[rank] : 0;
 }
-#else
-/* ISO C wants a translation unit to declare something. */
-typedef int qlock_witness_absent_t;
+#endif
+
+#ifndef QUANTA_SIM
+/* The pthread seam's per-thread lock book (platform.h). */
+_Thread_local unsigned plat_lock_book_tls[PLAT_LOCK_BOOK_SLOTS];
 #endif

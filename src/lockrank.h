@@ -81,6 +81,7 @@ static inline void qlock_witness_exit(qlock_rank_t rank)
 static inline void qlock_enter(plat_mutex_t *m, qlock_rank_t rank)
 {
 	qlock_witness_enter(rank, 0);
+	plat_lock_rank_note((int)rank);
 	plat_mutex_lock(m);
 }
 
@@ -88,6 +89,7 @@ static inline void qlock_enter(plat_mutex_t *m, qlock_rank_t rank)
 static inline void qlock_enter_nested(plat_mutex_t *m, qlock_rank_t rank)
 {
 	qlock_witness_enter(rank, 1);
+	plat_lock_rank_note((int)rank);
 	plat_mutex_lock(m);
 }
 
@@ -95,6 +97,7 @@ static inline void qlock_enter_nested(plat_mutex_t *m, qlock_rank_t rank)
 static inline int qlock_tryenter(plat_mutex_t *m, qlock_rank_t rank)
 {
 	qlock_witness_enter(rank, 0);
+	plat_lock_rank_note((int)rank);
 	if (plat_mutex_trylock(m))
 		return 1;
 	qlock_witness_exit(rank);
@@ -104,6 +107,7 @@ static inline int qlock_tryenter(plat_mutex_t *m, qlock_rank_t rank)
 /* Try m in any order: never waits, so never checked. */
 static inline int qlock_tryenter_any(plat_mutex_t *m, qlock_rank_t rank)
 {
+	plat_lock_rank_note((int)rank);
 	if (!plat_mutex_trylock(m))
 		return 0;
 	qlock_witness_enter(rank, 2);

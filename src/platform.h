@@ -148,6 +148,25 @@ static inline void plat_preempt_point(const char *where)
 	(void)where;
 }
 
+/*
+ * The calling thread's lock book: PLAT_LOCK_BOOK_SLOTS counters that the
+ * lock-order witness of debug builds keeps per thread (lockrank.c owns
+ * the storage); and a note of the rank of the lock about to be taken,
+ * which only the simulator reads (its lock-order coverage and L1).
+ */
+#define PLAT_LOCK_BOOK_SLOTS 16
+extern _Thread_local unsigned plat_lock_book_tls[PLAT_LOCK_BOOK_SLOTS];
+
+static inline unsigned *plat_thread_lock_book(void)
+{
+	return plat_lock_book_tls;
+}
+
+static inline void plat_lock_rank_note(int rank)
+{
+	(void)rank;
+}
+
 /* Give the processor to another thread (a short wait with no lock). */
 static inline void plat_yield(void)
 {
