@@ -392,6 +392,17 @@ void umem_release(void);
 void umem_child_fixup(void);
 void umem_thread_child_fixup(void);
 extern void (*umem_test_reap_hook)(void);
+/* Tests: called by a slow path at a moment when its slot is busy with
+ * magazines in motion (UMEM_HOOK_*), so that a test can hold a thread
+ * there while another forks.  NULL (one load and branch, slow paths only)
+ * in every program but test_fork. */
+enum {
+	UMEM_HOOK_ALLOC_EXCHANGE = 1, /* alloc: a full magazine came from the depot */
+	UMEM_HOOK_FREE_EXCHANGE = 2,  /* free: an empty magazine was found */
+	UMEM_HOOK_SWAP = 3,           /* loaded and previous half swapped */
+};
+extern void (*umem_test_slow_hook)(umem_cache_t *cp, umem_slot_t *sl,
+    int where);
 /* Held across the cache layer's bootstrap (rank 1); the fork prepare
  * takes it first, so no child sees a bootstrap half done. */
 extern plat_mutex_t umem_bootstrap_lock;

@@ -218,11 +218,20 @@ static void depot_put(umem_cache_t *cp, umem_mag_t *m, uint32_t rounds)
 
 /* ---- slot exchanges ------------------------------------------------------- */
 
-static void slot_swap(umem_slot_t *sl)
+void (*umem_test_slow_hook)(umem_cache_t *cp, umem_slot_t *sl, int where);
+
+static void slow_hook(umem_cache_t *cp, umem_slot_t *sl, int where)
+{
+	if (umem_test_slow_hook != NULL)
+		umem_test_slow_hook(cp, sl, where);
+}
+
+static void slot_swap(umem_cache_t *cp, umem_slot_t *sl)
 {
 	umem_mag_t *m = sl->sl_loaded;
 	uint32_t r = sl->sl_rounds, c = sl->sl_cap;
 	sl->sl_loaded = sl->sl_prev;
+	slow_hook(cp, sl, UMEM_HOOK_SWAP);
 	sl->sl_rounds = sl->sl_prounds;
 	sl->sl_cap = sl->sl_pcap;
 	sl->sl_prev = m;
@@ -280,12 +289,13 @@ void *umem_alloc_slow(umem_cache_t *cp, umem_slot_t *sl, int vmflag)
 			return buf;
 		}
 		if (sl->sl_prounds > 0) {
-			slot_swap(sl);
+			slot_swap(cp, sl);
 			continue;
 		}
 		umem_mag_t *full = depot_get(cp, &cp->cc_full);
 		if (full == NULL)
 			break;
+		slow_hook(cp, sl, UMEM_HOOK_ALLOC_EXCHANGE);
 		VMEM_ASSERT(sl->sl_prev == NULL || sl->sl_prounds == 0);
 		if (sl->sl_prev != NULL)
 			depot_put(cp, sl->sl_prev, 0);
@@ -313,7 +323,7 @@ void umem_free_slow(umem_cache_t *cp, umem_slot_t *sl, void *buf,
 			return;
 		}
 		if (sl->sl_prev != NULL && sl->sl_prounds == 0) {
-			slot_swap(sl);
+			slot_swap(cp, sl);
 			continue;
 		}
 		umem_mag_t *empty = depot_get(cp, &cp->cc_empty);
@@ -321,6 +331,7 @@ void umem_free_slow(umem_cache_t *cp, umem_slot_t *sl, void *buf,
 			empty = mag_create(atomic_load(&cp->cc_magsize));
 		if (empty == NULL)
 			break;
+		slow_hook(cp, sl, UMEM_HOOK_FREE_EXCHANGE);
 		VMEM_ASSERT(sl->sl_prev == NULL ||
 		    sl->sl_prounds == sl->sl_pcap);
 		if (sl->sl_prev != NULL)

@@ -641,8 +641,22 @@ static bool vmem_can_import(const vmem_t *vmp, const vmem_req_t *r)
  * Set aside n spares for an operation that drops the lock around a source
  * call, so that no other thread can take them meanwhile.  The stash stays on
  * the arena (ar_stash) so that every tag remains accounted for (R3).
+ *
+ * Each stash is also recorded on the calling thread (a node on its stack,
+ * linked from a thread-local head), for the child of a fork: the stash of
+ * an arena mixes the tags of every thread inside a source call, and the
+ * child gives back those of the threads it lacks and keeps exactly those of
+ * the forking thread (vmem_child_fixup_arena).  Two thread-local stores per
+ * import; nothing on the paths that do not import.
  */
-static void spares_stash(vmem_t *vmp, unsigned n)
+typedef struct stash_rec {
+	const vmem_t *vmp;
+	struct stash_rec *next;
+} stash_rec_t;
+
+static _Thread_local stash_rec_t *stash_self;
+
+static void spares_stash(vmem_t *vmp, unsigned n, stash_rec_t *rec)
 {
 	for (unsigned i = 0; i < n; i++) {
 		vmem_seg_t *s = vmem_seg_get(vmp);
@@ -650,10 +664,15 @@ static void spares_stash(vmem_t *vmp, unsigned n)
 		vmp->ar_stash = s;
 		vmp->ar_nstash++;
 	}
+	rec->vmp = vmp;
+	rec->next = stash_self;
+	stash_self = rec;
 }
 
-static void spares_unstash(vmem_t *vmp, unsigned n)
+static void spares_unstash(vmem_t *vmp, unsigned n, stash_rec_t *rec)
 {
+	VMEM_ASSERT(stash_self == rec && rec->vmp == vmp);
+	stash_self = rec->next;
 	for (unsigned i = 0; i < n; i++) {
 		vmem_seg_t *s = vmp->ar_stash;
 		VMEM_ASSERT(s != NULL && vmp->ar_nstash > 0);
@@ -661,6 +680,16 @@ static void spares_unstash(vmem_t *vmp, unsigned n)
 		vmp->ar_nstash--;
 		vmem_seg_put(vmp, s);
 	}
+}
+
+/* The tags the calling thread has stashed on vmp (its source calls in
+ * progress on that arena, nested through sources, times the stash each). */
+static size_t stash_held_by_self(const vmem_t *vmp)
+{
+	size_t n = 0;
+	for (const stash_rec_t *r = stash_self; r != NULL; r = r->next)
+		n += r->vmp == vmp ? VMEM_SEGS_PER_OP : 0;
+	return n;
 }
 
 /*
@@ -682,7 +711,8 @@ static vmem_seg_t *vmem_import(vmem_t *vmp, const vmem_req_t *r)
 	    &asize))
 		return NULL;
 	int iflag = r->vmflag & VM_NOSLEEP;
-	spares_stash(vmp, VMEM_SEGS_PER_OP);
+	stash_rec_t rec;
+	spares_stash(vmp, VMEM_SEGS_PER_OP, &rec);
 	qlock_exit(&vmp->ar_lock, QLOCK_ARENA);
 
 	void *addr;
@@ -693,7 +723,7 @@ static vmem_seg_t *vmem_import(vmem_t *vmp, const vmem_req_t *r)
 		addr = vmp->ar_source_alloc(src, asize, iflag);
 
 	qlock_enter(&vmp->ar_lock, QLOCK_ARENA);
-	spares_unstash(vmp, VMEM_SEGS_PER_OP);
+	spares_unstash(vmp, VMEM_SEGS_PER_OP, &rec);
 	if (addr == NULL)
 		return NULL;
 	if (((uintptr_t)addr & (vmp->ar_quantum - 1)) != 0)
@@ -729,7 +759,8 @@ QUANTA_HOT static vmem_seg_t *vmem_find_or_import(vmem_t *vmp, const vmem_req_t 
 		return s;
 	if (vmp->ar_grow != NULL) {
 		/* The heap grows in place: map, then join. */
-		spares_stash(vmp, VMEM_SEGS_PER_OP);
+		stash_rec_t rec;
+		spares_stash(vmp, VMEM_SEGS_PER_OP, &rec);
 		size_t need, len = 0;
 		if (!roundup_q(r->size + r->phase + r->align, vmp->ar_quantum,
 		    &need))
@@ -737,7 +768,7 @@ QUANTA_HOT static vmem_seg_t *vmem_find_or_import(vmem_t *vmp, const vmem_req_t 
 		qlock_exit(&vmp->ar_lock, QLOCK_ARENA);
 		void *p = need != 0 ? vmp->ar_grow(need, &len) : NULL;
 		qlock_enter(&vmp->ar_lock, QLOCK_ARENA);
-		spares_unstash(vmp, VMEM_SEGS_PER_OP);
+		spares_unstash(vmp, VMEM_SEGS_PER_OP, &rec);
 		if (p == NULL)
 			return NULL;
 		(void)vmem_extend_locked(vmp, (uintptr_t)p, len, r->caller);
@@ -1214,8 +1245,33 @@ void vmem_walk(vmem_t *vmp, int typemask,
 }
 
 /*
+ * The stash of the threads the child lacks goes back to the spares.  A
+ * thread inside a source call at the fork had stashed VMEM_SEGS_PER_OP
+ * tags (spares_stash) and would have put them back after the call; it
+ * never will, and without this they would stay stranded on ar_stash for
+ * the child's life (and be lost to R3 when the arena is destroyed, since a
+ * destroy gives back only the spares).  The forking thread's own stashes
+ * — it may fork from inside a source function — stay: it unstashes them
+ * when its call returns.  Lock held; moves tags only between two lists of
+ * this arena, so R1 and R3 hold throughout.
+ */
+static void stash_child_reclaim(vmem_t *vmp)
+{
+	size_t keep = stash_held_by_self(vmp);
+	VMEM_ASSERT(vmp->ar_nstash >= keep &&
+	    (vmp->ar_nstash - keep) % VMEM_SEGS_PER_OP == 0);
+	while (vmp->ar_nstash > keep) {
+		vmem_seg_t *s = vmp->ar_stash;
+		vmp->ar_stash = s->sg_next;
+		vmp->ar_nstash--;
+		vmem_seg_put(vmp, s);
+	}
+}
+
+/*
  * In the child of a fork, only the forking thread (self) exists: take the
- * walkers of every other thread off the arena (their stacks will be reused)
+ * walkers of every other thread off the arena (their stacks will be reused),
+ * give the tags they had stashed across a source call back to the spares,
  * and forget the waiters and the rescale that those threads were in.  One
  * walker per pass, from the start again, since taking one off may coalesce
  * (or give back) its neighbours; the passes are bounded by ar_nwalkers.
@@ -1226,6 +1282,7 @@ void vmem_child_fixup_arena(vmem_t *vmp, uintptr_t self)
 	qlock_enter(&vmp->ar_lock, QLOCK_ARENA);
 	vmp->ar_nwaiters = 0;
 	vmp->ar_htab_rescaling = false;
+	stash_child_reclaim(vmp);
 	for (size_t pass = 0, n = vmp->ar_nwalkers; pass < n; pass++) {
 		vmem_pending_t pend = {.n = 0};
 		vmem_seg_t *s = seg0->sg_next;
