@@ -124,7 +124,11 @@ typedef struct umem_mag umem_mag_t;
 struct umem_mag {
 	umem_mag_t *mg_next;  /* depot list link */
 	uint32_t mg_cap;      /* rounds when full */
-	uint32_t mg_unused;
+	/* Rounds held, kept for the child of a fork: exact for a magazine
+	 * in the depot or a slot's previous place, and for a busy slot's
+	 * loaded one (slot_busy_enter stores it); the fast path keeps a
+	 * loaded magazine's count in the slot only (sl_rounds). */
+	uint32_t mg_rounds;
 	void *mg_round[];     /* mg_cap entries */
 };
 
@@ -137,8 +141,12 @@ typedef struct umem_slot {
 	uint32_t sl_pcap;
 	uint64_t sl_to_caller;   /* buffers handed out through this slot */
 	uint64_t sl_from_caller; /* buffers taken back through this slot */
+	/* The magazine a swap holds between its stores, NULL otherwise: a
+	 * fork's child finds it here (umem_slot_child_reclaim). */
+	umem_mag_t *sl_transit;
 	/* Non-zero while a slow path or a flush changes several fields: the
-	 * child of a fork leaves such a slot of a lost thread alone. */
+	 * child of a fork then takes the slot's magazines from sl_loaded,
+	 * sl_prev and sl_transit, each with its mg_rounds. */
 	_Atomic uint32_t sl_busy;
 } umem_slot_t;
 
@@ -293,6 +301,13 @@ void *umem_slab_alloc(umem_cache_t *cp, int vmflag);
 void umem_slab_free(umem_cache_t *cp, void *buf, umem_call_t call,
     size_t size);
 void umem_slab_free_batch(umem_cache_t *cp, void *const *bufs, size_t n);
+/* The rounds of m (mg_rounds of them) into their slabs, m->mg_rounds set to
+ * 0 in the same critical section; slabs to give back are added to *chain
+ * (umem_slab_give_back, once no lock is held).  May be called with the
+ * depot lock held. */
+void umem_slab_free_rounds(umem_cache_t *cp, umem_mag_t *m,
+    umem_slab_t **chain);
+void umem_slab_give_back(umem_cache_t *cp, umem_slab_t *chain);
 umem_slab_t *umem_slab_lookup(const umem_cache_t *cp, uintptr_t addr);
 size_t umem_slab_index(const umem_cache_t *cp, const umem_slab_t *sp,
     uintptr_t addr);
@@ -317,6 +332,9 @@ void *umem_alloc_slow(umem_cache_t *cp, umem_slot_t *sl, int vmflag);
 void umem_free_slow(umem_cache_t *cp, umem_slot_t *sl, void *buf,
     umem_call_t call, size_t size);
 void umem_slot_flush(umem_cache_t *cp, umem_slot_t *sl);
+/* In a fork's child: the slot of a thread that is gone gives back every
+ * magazine it holds, busy or not (umem_thread_child_fixup). */
+void umem_slot_child_reclaim(umem_cache_t *cp, umem_slot_t *sl);
 void umem_depot_reap(umem_cache_t *cp);
 void umem_depot_purge(umem_cache_t *cp);
 size_t umem_mag_bytes(uint32_t cap);
