@@ -402,7 +402,7 @@ extern _Atomic uint64_t umem_reap_count;  /* reaps that ran */
  * umem_thread_child_fixup(): in the child, after umem_child_fixup: the slots
  *   of the threads that did not survive give their magazines back to the
  *   depots and their ids to the id arena; a slot that its thread was
- *   changing at the fork (sl_busy) forgets its magazines instead.
+ *   changing at the fork (sl_busy) too (umem_slot_child_reclaim).
  * umem_test_reap_hook: when set, a reap of every cache calls it with the
  *   cache-list lock held (tests arrange a fork during a reap with it). */
 void umem_lockup(void);

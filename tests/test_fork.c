@@ -144,11 +144,13 @@ static void churn_stop(pthread_t *t, int n)
 /*
  * Whether a violation of the cache checker is one that a fork's child may
  * show: the count of Q1 (buffers in slabs = free + in magazines + with
- * callers) misses what a thread that did not survive the fork was carrying
- * in a local variable — a buffer between its slot and its slab, a full
- * magazine between the depot and its slot.  Those are lost with the thread
- * (docs/fork.md); anything else (a buffer in two places, a bad round, a
- * slab count, a quantum-cache slab) is a fault.
+ * callers, and in debug builds the state bytes) misses a buffer of a
+ * thread that did not survive the fork when the fork fell between the two
+ * stores of a fast-path pop or push (the round count and the caller
+ * counter).  That window alone cannot be reclaimed (docs/fork.md); the
+ * slow paths' are, and the tests that hold a thread in them check the
+ * child with no tolerance (caches_clean).  Anything else (a buffer in two
+ * magazines, a bad round, a slab count, a quantum-cache slab) is a fault.
  */
 static bool lost_with_a_thread(const umem_violation_t *v)
 {
