@@ -560,8 +560,15 @@ static void world_teardown(void)
 	sim_check_now("end", true);
 }
 
+static int nofail_retry(void)
+{
+	return UMEM_CALLBACK_RETRY;
+}
+
 static void world_init(void)
 {
+	/* UMEM_NOFAIL waits out injected failures instead of exiting. */
+	umem_nofail_callback(nofail_retry);
 	memset(&W, 0, sizeof(W));
 	memset(shadows, 0, sizeof(shadows));
 	W.ush = shadow_new("umem_alloc");
@@ -679,6 +686,7 @@ static void boot_child(void *arg)
 static void sc_fork_boot(void *arg)
 {
 	(void)arg;
+	umem_nofail_callback(nofail_retry);
 	unsigned t = sim_spawn(boot_worker, NULL);
 	unsigned delay = rnd(40);
 	for (unsigned i = 0; i < delay; i++)

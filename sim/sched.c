@@ -95,7 +95,7 @@ typedef struct sim_thread {
 	uint64_t deadline;
 	unsigned wjoin;
 	void *tsd[SIM_TSD_KEYS];
-	unsigned book[PLAT_LOCK_BOOK_SLOTS];
+	plat_thread_area_t area;
 	unsigned held[SIM_RANKS];  /* locks held, per rank (the sim's view) */
 	int next_rank;
 	unsigned prio;
@@ -126,7 +126,7 @@ static struct sim_state {
 	unsigned next_lock_id, next_cond_id;
 	unsigned locks_held;        /* by anyone */
 	int quiet;                  /* the checker runs: no points */
-	unsigned checker_book[PLAT_LOCK_BOOK_SLOTS];
+	plat_thread_area_t checker_area;
 	long pid;
 	bool in_child;
 	int child_fd;               /* in a fork child: the pipe to the parent */
@@ -617,9 +617,9 @@ void sim_tsd_set(plat_tsd_key_t key, const void *value)
 		S.cur->tsd[key] = (void *)(uintptr_t)value;
 }
 
-unsigned *sim_thread_lock_book(void)
+plat_thread_area_t *sim_thread_area(void)
 {
-	return S.quiet || S.cur == NULL ? S.checker_book : S.cur->book;
+	return S.quiet || S.cur == NULL ? &S.checker_area : &S.cur->area;
 }
 
 long sim_process_id(void)

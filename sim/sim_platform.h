@@ -41,6 +41,13 @@ typedef struct plat_cond {
 
 typedef unsigned plat_tsd_key_t;
 #define PLAT_LOCK_BOOK_SLOTS 16
+#define PLAT_THREAD_PTRS 2
+#define PLAT_PTR_STASH 0
+typedef struct plat_thread_area {
+	unsigned lock_book[PLAT_LOCK_BOOK_SLOTS];
+	void *ptr[PLAT_THREAD_PTRS];
+} plat_thread_area_t;
+plat_thread_area_t *sim_thread_area(void);
 
 void sim_mutex_init(plat_mutex_t *m);
 void sim_mutex_lock(plat_mutex_t *m);
@@ -61,7 +68,6 @@ void sim_yield(void);
 void sim_preempt_point(const char *where);
 void *sim_pages_map(size_t size);
 void sim_pages_unmap(void *addr, size_t size);
-unsigned *sim_thread_lock_book(void);
 void sim_lock_rank_note(int rank);
 
 static inline void plat_mutex_init(plat_mutex_t *m) { sim_mutex_init(m); }
@@ -114,7 +120,11 @@ static inline void plat_pages_unmap(void *addr, size_t size)
 }
 static inline unsigned *plat_thread_lock_book(void)
 {
-	return sim_thread_lock_book();
+	return sim_thread_area()->lock_book;
+}
+static inline plat_thread_area_t *plat_thread_area(void)
+{
+	return sim_thread_area();
 }
 static inline void plat_lock_rank_note(int rank) { sim_lock_rank_note(rank); }
 

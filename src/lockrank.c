@@ -90,6 +90,6 @@ unsigned qlock_witness_held(qlock_rank_t rank)
 #endif
 
 #ifndef QUANTA_SIM
-/* The pthread seam's per-thread lock book (platform.h). */
-_Thread_local unsigned plat_lock_book_tls[PLAT_LOCK_BOOK_SLOTS];
+/* The pthread seam's per-thread area (platform.h). */
+_Thread_local plat_thread_area_t plat_thread_area_tls;
 #endif

@@ -149,17 +149,30 @@ static inline void plat_preempt_point(const char *where)
 }
 
 /*
- * The calling thread's lock book: PLAT_LOCK_BOOK_SLOTS counters that the
- * lock-order witness of debug builds keeps per thread (lockrank.c owns
- * the storage); and a note of the rank of the lock about to be taken,
- * which only the simulator reads (its lock-order coverage and L1).
+ * The calling thread's own words: the lock book (PLAT_LOCK_BOOK_SLOTS
+ * counters the debug lock-order witness keeps per thread) and
+ * PLAT_THREAD_PTRS pointers (vmem.c keeps the list of its source calls in
+ * progress in one, for a fork's child).  lockrank.c owns the storage.  A
+ * simulated thread has its own area (sim_platform.h).  Also a note of the
+ * rank of the lock about to be taken, which only the simulator reads.
  */
 #define PLAT_LOCK_BOOK_SLOTS 16
-extern _Thread_local unsigned plat_lock_book_tls[PLAT_LOCK_BOOK_SLOTS];
+#define PLAT_THREAD_PTRS 2
+#define PLAT_PTR_STASH 0
+typedef struct plat_thread_area {
+	unsigned lock_book[PLAT_LOCK_BOOK_SLOTS];
+	void *ptr[PLAT_THREAD_PTRS];
+} plat_thread_area_t;
+extern _Thread_local plat_thread_area_t plat_thread_area_tls;
+
+static inline plat_thread_area_t *plat_thread_area(void)
+{
+	return &plat_thread_area_tls;
+}
 
 static inline unsigned *plat_thread_lock_book(void)
 {
-	return plat_lock_book_tls;
+	return plat_thread_area_tls.lock_book;
 }
 
 static inline void plat_lock_rank_note(int rank)

@@ -125,7 +125,11 @@ typedef struct umem_mag umem_mag_t;
 struct umem_mag {
 	umem_mag_t *mg_next;  /* depot list link */
 	uint32_t mg_cap;      /* rounds when full */
-	uint32_t mg_unused;
+	/* Rounds held, kept for the child of a fork: exact for a magazine
+	 * in the depot or a slot's previous place, and for a busy slot's
+	 * loaded one (slot_busy_enter stores it); the fast path keeps a
+	 * loaded magazine's count in the slot only (sl_rounds). */
+	uint32_t mg_rounds;
 	void *mg_round[];     /* mg_cap entries */
 };
 
@@ -138,8 +142,12 @@ typedef struct umem_slot {
 	uint32_t sl_pcap;
 	uint64_t sl_to_caller;   /* buffers handed out through this slot */
 	uint64_t sl_from_caller; /* buffers taken back through this slot */
+	/* The magazine a swap holds between its stores, NULL otherwise: a
+	 * fork's child finds it here (umem_slot_child_reclaim). */
+	umem_mag_t *sl_transit;
 	/* Non-zero while a slow path or a flush changes several fields: the
-	 * child of a fork leaves such a slot of a lost thread alone. */
+	 * child of a fork then takes the slot's magazines from sl_loaded,
+	 * sl_prev and sl_transit, each with its mg_rounds. */
 	_Atomic uint32_t sl_busy;
 } umem_slot_t;
 
@@ -302,6 +310,13 @@ void *umem_slab_alloc(umem_cache_t *cp, int vmflag);
 void umem_slab_free(umem_cache_t *cp, void *buf, umem_call_t call,
     size_t size);
 void umem_slab_free_batch(umem_cache_t *cp, void *const *bufs, size_t n);
+/* The rounds of m (mg_rounds of them) into their slabs, m->mg_rounds set to
+ * 0 in the same critical section; slabs to give back are added to *chain
+ * (umem_slab_give_back, once no lock is held).  May be called with the
+ * depot lock held. */
+void umem_slab_free_rounds(umem_cache_t *cp, umem_mag_t *m,
+    umem_slab_t **chain);
+void umem_slab_give_back(umem_cache_t *cp, umem_slab_t *chain);
 umem_slab_t *umem_slab_lookup(const umem_cache_t *cp, uintptr_t addr);
 size_t umem_slab_index(const umem_cache_t *cp, const umem_slab_t *sp,
     uintptr_t addr);
@@ -326,6 +341,9 @@ void *umem_alloc_slow(umem_cache_t *cp, umem_slot_t *sl, int vmflag);
 void umem_free_slow(umem_cache_t *cp, umem_slot_t *sl, void *buf,
     umem_call_t call, size_t size);
 void umem_slot_flush(umem_cache_t *cp, umem_slot_t *sl);
+/* In a fork's child: the slot of a thread that is gone gives back every
+ * magazine it holds, busy or not (umem_thread_child_fixup). */
+void umem_slot_child_reclaim(umem_cache_t *cp, umem_slot_t *sl);
 void umem_depot_reap(umem_cache_t *cp);
 void umem_depot_purge(umem_cache_t *cp);
 size_t umem_mag_bytes(uint32_t cap);
@@ -393,7 +411,7 @@ extern _Atomic uint64_t umem_reap_count;  /* reaps that ran */
  * umem_thread_child_fixup(): in the child, after umem_child_fixup: the slots
  *   of the threads that did not survive give their magazines back to the
  *   depots and their ids to the id arena; a slot that its thread was
- *   changing at the fork (sl_busy) forgets its magazines instead.
+ *   changing at the fork (sl_busy) too (umem_slot_child_reclaim).
  * umem_test_reap_hook: when set, a reap of every cache calls it with the
  *   cache-list lock held (tests arrange a fork during a reap with it). */
 void umem_lockup(void);
@@ -401,6 +419,17 @@ void umem_release(void);
 void umem_child_fixup(void);
 void umem_thread_child_fixup(void);
 extern void (*umem_test_reap_hook)(void);
+/* Tests: called by a slow path at a moment when its slot is busy with
+ * magazines in motion (UMEM_HOOK_*), so that a test can hold a thread
+ * there while another forks.  NULL (one load and branch, slow paths only)
+ * in every program but test_fork. */
+enum {
+	UMEM_HOOK_ALLOC_EXCHANGE = 1, /* alloc: a full magazine came from the depot */
+	UMEM_HOOK_FREE_EXCHANGE = 2,  /* free: an empty magazine was found */
+	UMEM_HOOK_SWAP = 3,           /* loaded and previous half swapped */
+};
+extern void (*umem_test_slow_hook)(umem_cache_t *cp, umem_slot_t *sl,
+    int where);
 /* Held across the cache layer's bootstrap (rank 1); the fork prepare
  * takes it first, so no child sees a bootstrap half done. */
 extern plat_mutex_t umem_bootstrap_lock;

@@ -85,6 +85,7 @@ static umem_mag_t *mag_create(uint32_t cap)
 		return NULL;
 	m->mg_next = NULL;
 	m->mg_cap = cap;
+	m->mg_rounds = 0;
 	return m;
 }
 
@@ -95,16 +96,6 @@ static void mag_destroy(umem_cache_t *cp, umem_mag_t *m, uint32_t rounds)
 	if (rounds != 0)
 		umem_slab_free_batch(cp, m->mg_round, rounds);
 	umem_meta_free(m, umem_mag_bytes(m->mg_cap));
-}
-
-/* Destroy a detached chain; full says whether its magazines hold rounds. */
-static void mag_destroy_chain(umem_cache_t *cp, umem_mag_t *m, bool full)
-{
-	for (size_t n = 0; m != NULL && n < SIZE_MAX; n++) {
-		umem_mag_t *next = m->mg_next;
-		mag_destroy(cp, m, full ? m->mg_cap : 0);
-		m = next;
-	}
 }
 
 /* ---- depot lists ----------------------------------------------------------- */
@@ -131,22 +122,18 @@ static void maglist_put(umem_maglist_t *ml, umem_mag_t *m)
 	ml->ml_count++;
 }
 
-/* Detach up to n magazines of ml (depot lock held). */
-static umem_mag_t *maglist_detach(umem_maglist_t *ml, size_t n)
-{
-	umem_mag_t *chain = NULL;
-	for (size_t i = 0; i < n && ml->ml_head != NULL; i++) {
-		umem_mag_t *m = maglist_get(ml);
-		m->mg_next = chain;
-		chain = m;
-	}
-	return chain;
-}
-
-/* Magazines that the depot's unlock must destroy, once unlocked. */
+/*
+ * What a depot critical section leaves for after its unlock: empty
+ * magazines to free (linked by mg_next) and slabs to give back.  Nothing
+ * in it holds a buffer: a magazine that leaves the depot or a slot for
+ * good is emptied into its slabs before the depot lock drops
+ * (umem_slab_free_rounds), so that at any instant a fork can see, every
+ * round is in a slot, in the depot or in a slab — never only in a local
+ * variable of a thread the child will not have.
+ */
 typedef struct depot_drop {
-	umem_mag_t *full;
-	umem_mag_t *empty;
+	umem_mag_t *mags;
+	umem_slab_t *slabs;
 } depot_drop_t;
 
 static void depot_lock(umem_cache_t *cp)
@@ -158,6 +145,25 @@ static void depot_lock(umem_cache_t *cp)
 	}
 	cp->cc_depot_ops++;
 	cp->cc_window_ops++;
+}
+
+/* A magazine leaves for good (depot lock held): its rounds to the slabs
+ * now, the magazine itself to the metadata arena after the unlock. */
+static void depot_drop_mag(umem_cache_t *cp, umem_mag_t *m,
+    depot_drop_t *drop)
+{
+	umem_slab_free_rounds(cp, m, &drop->slabs);
+	m->mg_next = drop->mags;
+	drop->mags = m;
+}
+
+static void depot_drop_list(umem_cache_t *cp, umem_maglist_t *ml,
+    depot_drop_t *drop)
+{
+	umem_mag_t *m;
+	while ((m = maglist_get(ml)) != NULL)
+		depot_drop_mag(cp, m, drop);
+	VMEM_ASSERT(ml->ml_head == NULL && ml->ml_count == 0);
 }
 
 /*
@@ -177,62 +183,97 @@ static void depot_window_close(umem_cache_t *cp, depot_drop_t *drop)
 		return;
 	cp->cc_magtype++;
 	atomic_store(&cp->cc_magsize, umem_magsizes[cp->cc_magtype]);
-	drop->full = maglist_detach(&cp->cc_full, cp->cc_full.ml_count);
-	drop->empty = maglist_detach(&cp->cc_empty, cp->cc_empty.ml_count);
+	depot_drop_list(cp, &cp->cc_full, drop);
+	depot_drop_list(cp, &cp->cc_empty, drop);
 	cp->cc_full.ml_min = cp->cc_empty.ml_min = 0;
 	VMEM_ASSERT(cp->cc_full.ml_count == 0 && cp->cc_empty.ml_count == 0);
 }
 
-static void depot_unlock(umem_cache_t *cp)
+static void depot_unlock(umem_cache_t *cp, depot_drop_t *drop)
 {
-	depot_drop_t drop = {NULL, NULL};
-	depot_window_close(cp, &drop);
+	depot_window_close(cp, drop);
 	qlock_exit(&cp->cc_depot_lock, QLOCK_DEPOT);
-	mag_destroy_chain(cp, drop.full, true);
-	mag_destroy_chain(cp, drop.empty, false);
+	umem_slab_give_back(cp, drop->slabs);
+	for (umem_mag_t *m = drop->mags, *next; m != NULL; m = next) {
+		next = m->mg_next;
+		VMEM_ASSERT(m->mg_rounds == 0);
+		umem_meta_free(m, umem_mag_bytes(m->mg_cap));
+	}
+	drop->mags = NULL;
+	drop->slabs = NULL;
 }
 
-static umem_mag_t *depot_get(umem_cache_t *cp, umem_maglist_t *ml)
-{
-	depot_lock(cp);
-	umem_mag_t *m = maglist_get(ml);
-	depot_unlock(cp);
-	VMEM_ASSERT(m == NULL || m->mg_next == NULL);
-	return m;
-}
-
-/* A full (rounds == cap) or empty (rounds == 0) magazine to the depot; one
- * of another size than the current is emptied and freed instead. */
-static void depot_put(umem_cache_t *cp, umem_mag_t *m, uint32_t rounds)
+/* A magazine with rounds (0 or its capacity) into the depot, or, of
+ * another size than the current, dropped (lock held). */
+static void depot_put_locked(umem_cache_t *cp, umem_mag_t *m, uint32_t rounds,
+    depot_drop_t *drop)
 {
 	VMEM_ASSERT(rounds == 0 || rounds == m->mg_cap);
+	m->mg_rounds = rounds;
+	if (m->mg_cap != atomic_load(&cp->cc_magsize))
+		depot_drop_mag(cp, m, drop);
+	else
+		maglist_put(rounds == 0 ? &cp->cc_empty : &cp->cc_full, m);
+}
+
+/* A full or empty magazine that is in no slot any more to the depot. */
+static void depot_put(umem_cache_t *cp, umem_mag_t *m, uint32_t rounds)
+{
+	depot_drop_t drop = {NULL, NULL};
 	depot_lock(cp);
-	if (m->mg_cap != atomic_load(&cp->cc_magsize)) {
-		depot_unlock(cp);
-		mag_destroy(cp, m, rounds);
-		return;
-	}
-	maglist_put(rounds == 0 ? &cp->cc_empty : &cp->cc_full, m);
-	depot_unlock(cp);
+	depot_put_locked(cp, m, rounds, &drop);
+	depot_unlock(cp, &drop);
 }
 
 /* ---- slot exchanges ------------------------------------------------------- */
 
-static void slot_swap(umem_slot_t *sl)
+void (*umem_test_slow_hook)(umem_cache_t *cp, umem_slot_t *sl, int where);
+
+static void slow_hook(umem_cache_t *cp, umem_slot_t *sl, int where)
 {
-	umem_mag_t *m = sl->sl_loaded;
-	uint32_t r = sl->sl_rounds, c = sl->sl_cap;
-	sl->sl_loaded = sl->sl_prev;
-	sl->sl_rounds = sl->sl_prounds;
-	sl->sl_cap = sl->sl_pcap;
-	sl->sl_prev = m;
-	sl->sl_prounds = r;
-	sl->sl_pcap = c;
+	if (umem_test_slow_hook != NULL)
+		umem_test_slow_hook(cp, sl, where);
 }
 
-/* loaded becomes previous, m becomes loaded with rounds. */
+/*
+ * What a fork's child can read of a busy slot (umem_slot_child_reclaim).
+ * The slot changes outside the depot lock in one way only, a swap, whose
+ * stores a fork may cut anywhere: the child sees a prefix of them.  So a
+ * swap parks the loaded magazine in sl_transit first and clears it last,
+ * each pointer a release store (ordered on every processor, and after the
+ * stores before it): at every cut, each of the slot's magazines is in
+ * sl_loaded, sl_prev or sl_transit (one may be in two).  The round counts
+ * in the slot may be cut too, so the child takes every count from the
+ * magazine (mg_rounds), which a busy slot keeps exact: slot_busy_enter
+ * stores the loaded one's, a previous one's is its count.  Exchanges with
+ * the depot change the slot inside the depot's critical section, which a
+ * fork never cuts (prepare holds the lock).  Round pops and pushes happen
+ * outside the busy mark, as on the fast path.
+ */
+static void slot_swap(umem_cache_t *cp, umem_slot_t *sl)
+{
+	umem_mag_t *a = sl->sl_loaded, *b = sl->sl_prev;
+	uint32_t r = sl->sl_rounds, c = sl->sl_cap;
+	VMEM_ASSERT(a == NULL || a->mg_rounds == r);
+	VMEM_ASSERT(b == NULL || b->mg_rounds == sl->sl_prounds);
+	__atomic_store_n(&sl->sl_transit, a, __ATOMIC_RELEASE);
+	__atomic_store_n(&sl->sl_loaded, b, __ATOMIC_RELEASE);
+	slow_hook(cp, sl, UMEM_HOOK_SWAP);
+	sl->sl_rounds = sl->sl_prounds;
+	sl->sl_cap = sl->sl_pcap;
+	__atomic_store_n(&sl->sl_prev, a, __ATOMIC_RELEASE);
+	sl->sl_prounds = r;
+	sl->sl_pcap = c;
+	__atomic_store_n(&sl->sl_transit, NULL, __ATOMIC_RELEASE);
+}
+
+/* loaded becomes previous, m becomes loaded with rounds; the previous
+ * place was emptied first (depot lock held). */
 static void slot_load(umem_slot_t *sl, umem_mag_t *m, uint32_t rounds)
 {
+	VMEM_ASSERT(sl->sl_prev == NULL && m->mg_rounds == rounds);
+	if (sl->sl_loaded != NULL)
+		sl->sl_loaded->mg_rounds = sl->sl_rounds;
 	sl->sl_prev = sl->sl_loaded;
 	sl->sl_prounds = sl->sl_rounds;
 	sl->sl_pcap = sl->sl_cap;
@@ -241,94 +282,167 @@ static void slot_load(umem_slot_t *sl, umem_mag_t *m, uint32_t rounds)
 	sl->sl_cap = m->mg_cap;
 }
 
-/* The slot is changed outside the fast path: mark it for a fork's child
- * (umem_thread_child_fixup), before the first change and after the last. */
+/* The previous magazine (full or empty) to the depot (depot lock held). */
+static void slot_prev_to_depot(umem_cache_t *cp, umem_slot_t *sl,
+    depot_drop_t *drop)
+{
+	umem_mag_t *p = sl->sl_prev;
+	if (p == NULL)
+		return;
+	depot_put_locked(cp, p, sl->sl_prounds, drop);
+	sl->sl_prev = NULL;
+	sl->sl_prounds = sl->sl_pcap = 0;
+}
+
+/*
+ * The slot is changed outside the fast path: mark it for a fork's child
+ * (umem_slot_child_reclaim), after storing the loaded magazine's count in
+ * it (the child of a busy slot reads counts from the magazines) and before
+ * the first change; unmark after the last.
+ */
 static void slot_busy_enter(umem_slot_t *sl)
 {
-	if (sl != NULL) {
-		atomic_store_explicit(&sl->sl_busy, 1u, memory_order_relaxed);
-		/* The mark is in memory before any change after it: a fork's
-		 * child sees a prefix of this thread's stores (umem_slot_push),
-		 * and a change without the mark would look finished. */
-		atomic_thread_fence(memory_order_seq_cst);
-	}
+	if (sl->sl_loaded != NULL)
+		sl->sl_loaded->mg_rounds = sl->sl_rounds;
+	atomic_store_explicit(&sl->sl_busy, 1u, memory_order_release);
+	/* The mark is in memory before any change after it: a fork's
+	 * child sees a prefix of this thread's stores (umem_slot_push),
+	 * and a change without the mark would look finished. */
+	atomic_thread_fence(memory_order_seq_cst);
 }
 
 static void slot_busy_exit(umem_slot_t *sl)
 {
-	if (sl != NULL)
-		atomic_store_explicit(&sl->sl_busy, 0u, memory_order_release);
+	VMEM_ASSERT(sl->sl_transit == NULL);
+	atomic_store_explicit(&sl->sl_busy, 0u, memory_order_release);
+}
+
+/* Loaded is empty and so is previous: a full magazine of the depot becomes
+ * loaded, loaded becomes previous, previous goes to the depot — in one
+ * critical section.  False when the depot has no full magazine. */
+static bool slot_exchange_full(umem_cache_t *cp, umem_slot_t *sl)
+{
+	depot_drop_t drop = {NULL, NULL};
+	depot_lock(cp);
+	umem_mag_t *full = maglist_get(&cp->cc_full);
+	if (full != NULL) {
+		VMEM_ASSERT(full->mg_rounds == full->mg_cap);
+		VMEM_ASSERT(sl->sl_prev == NULL || sl->sl_prounds == 0);
+		slot_prev_to_depot(cp, sl, &drop);
+		slot_load(sl, full, full->mg_cap);
+	}
+	depot_unlock(cp, &drop);
+	if (full != NULL)
+		slow_hook(cp, sl, UMEM_HOOK_ALLOC_EXCHANGE);
+	return full != NULL;
+}
+
+/* Loaded is full and previous full or absent: an empty magazine (the
+ * depot's, else a new one) becomes loaded, loaded becomes previous,
+ * previous goes to the depot — in one critical section.  A new magazine
+ * is made outside the lock (the metadata arena) and held in a local until
+ * the second critical section: empty, so a fork then loses its memory
+ * (one metadata piece), never a buffer.  False when there is none. */
+static bool slot_exchange_empty(umem_cache_t *cp, umem_slot_t *sl)
+{
+	umem_mag_t *fresh = NULL;
+	for (int pass = 0; pass < 2; pass++) {
+		depot_drop_t drop = {NULL, NULL};
+		depot_lock(cp);
+		umem_mag_t *empty = maglist_get(&cp->cc_empty);
+		if (empty == NULL) {
+			empty = fresh;
+			fresh = NULL;
+		}
+		if (empty != NULL) {
+			VMEM_ASSERT(empty->mg_rounds == 0);
+			VMEM_ASSERT(sl->sl_prev == NULL ||
+			    sl->sl_prounds == sl->sl_pcap);
+			slot_prev_to_depot(cp, sl, &drop);
+			slot_load(sl, empty, 0);
+		}
+		if (fresh != NULL) {
+			/* The depot had one after all: ours goes. */
+			fresh->mg_next = drop.mags;
+			drop.mags = fresh;
+		}
+		depot_unlock(cp, &drop);
+		if (empty != NULL) {
+			slow_hook(cp, sl, UMEM_HOOK_FREE_EXCHANGE);
+			return true;
+		}
+		if (pass == 0 &&
+		    (fresh = mag_create(atomic_load(&cp->cc_magsize))) == NULL)
+			return false;
+	}
+	return false;
 }
 
 /*
- * Allocation that loaded could not serve.  At most three passes: a swap,
- * then an exchange with the depot, then the round — after which loaded
- * holds rounds or the depot had no full magazine and the slabs serve.
+ * Allocation that loaded could not serve: swap with a full previous, else
+ * exchange for a full magazine of the depot; then the round is popped as
+ * on the fast path.  No full magazine anywhere: the slabs serve.
  */
 void *umem_alloc_slow(umem_cache_t *cp, umem_slot_t *sl, int vmflag)
 {
 	if (umem_reap_pending())
 		umem_reap_pending_run();
-	slot_busy_enter(sl);
-	for (int pass = 0; sl != NULL && pass < 3; pass++) {
-		if (sl->sl_rounds > 0) {
+	if (sl != NULL) {
+		bool ok = true;
+		slot_busy_enter(sl);
+		if (sl->sl_rounds == 0) {
+			if (sl->sl_prounds > 0)
+				slot_swap(cp, sl);
+			else
+				ok = slot_exchange_full(cp, sl);
+		}
+		slot_busy_exit(sl);
+		if (ok) {
+			VMEM_ASSERT(sl->sl_rounds > 0);
 			void *buf = sl->sl_loaded->mg_round[--sl->sl_rounds];
 			sl->sl_to_caller++;
-			slot_busy_exit(sl);
 			if (UMEM_DEBUG && cp->cc_debug)
 				umem_debug_mag_to_caller(cp, buf);
 			return buf;
 		}
-		if (sl->sl_prounds > 0) {
-			slot_swap(sl);
-			continue;
-		}
-		umem_mag_t *full = depot_get(cp, &cp->cc_full);
-		if (full == NULL)
-			break;
-		VMEM_ASSERT(sl->sl_prev == NULL || sl->sl_prounds == 0);
-		if (sl->sl_prev != NULL)
-			depot_put(cp, sl->sl_prev, 0);
-		sl->sl_prev = NULL;
-		slot_load(sl, full, full->mg_cap);
 	}
-	slot_busy_exit(sl);
 	return umem_slab_alloc(cp, vmflag);
 }
 
 /*
- * Free that loaded could not take: swap with an empty previous, or give
- * the full previous to the depot and load an empty magazine (from the
- * depot, else a new one).  No magazine to be had: straight to the slab.
+ * Free that loaded could not take: swap with an empty previous, else give
+ * the full previous to the depot and load an empty magazine; then the
+ * round is pushed as on the fast path.  No magazine to be had: straight
+ * to the slab.  Debug builds: the caller's path marked buf as in a
+ * magazine already; while the slot changes it is the caller's again
+ * (where the counters have it), so that a fork's child that loses this
+ * thread here finds every state byte where the counters say (Q1), and it
+ * is marked again just before its push, as on the fast path.
  */
 void umem_free_slow(umem_cache_t *cp, umem_slot_t *sl, void *buf,
     umem_call_t call, size_t size)
 {
-	slot_busy_enter(sl);
-	for (int pass = 0; sl != NULL && pass < 3; pass++) {
-		if (sl->sl_rounds < sl->sl_cap) {
+	if (sl != NULL) {
+		bool ok = true;
+		if (UMEM_DEBUG && cp->cc_debug)
+			umem_debug_mag_to_caller(cp, buf);
+		slot_busy_enter(sl);
+		if (sl->sl_rounds >= sl->sl_cap) {
+			if (sl->sl_prev != NULL && sl->sl_prounds == 0)
+				slot_swap(cp, sl);
+			else
+				ok = slot_exchange_empty(cp, sl);
+		}
+		slot_busy_exit(sl);
+		if (UMEM_DEBUG && cp->cc_debug)
+			umem_debug_caller_to_mag(cp, buf, call, size);
+		if (ok) {
+			VMEM_ASSERT(sl->sl_rounds < sl->sl_cap);
 			umem_slot_push(sl, buf);
 			sl->sl_from_caller++;
-			slot_busy_exit(sl);
 			return;
 		}
-		if (sl->sl_prev != NULL && sl->sl_prounds == 0) {
-			slot_swap(sl);
-			continue;
-		}
-		umem_mag_t *empty = depot_get(cp, &cp->cc_empty);
-		if (empty == NULL)
-			empty = mag_create(atomic_load(&cp->cc_magsize));
-		if (empty == NULL)
-			break;
-		VMEM_ASSERT(sl->sl_prev == NULL ||
-		    sl->sl_prounds == sl->sl_pcap);
-		if (sl->sl_prev != NULL)
-			depot_put(cp, sl->sl_prev, sl->sl_prounds);
-		sl->sl_prev = NULL;
-		slot_load(sl, empty, 0);
 	}
-	slot_busy_exit(sl);
 	umem_slab_free(cp, buf, call, size);
 }
 
@@ -360,33 +474,70 @@ void umem_slot_flush(umem_cache_t *cp, umem_slot_t *sl)
 	VMEM_ASSERT(sl->sl_loaded == NULL && sl->sl_prev == NULL);
 }
 
+/*
+ * In a fork's child, the slot of a thread that is gone.  Not busy: the
+ * slot is whole (its thread was on the fast path or outside the cache) and
+ * is flushed as at a thread exit.  Busy: its thread was in a slow path,
+ * between locks, and its magazines are in sl_loaded, sl_prev and
+ * sl_transit, possibly one in two of them (a swap cut short, slot_swap),
+ * each with its exact count in mg_rounds; none is in the depot as well,
+ * since every depot exchange is one critical section.  Each distinct one
+ * goes back once.  What the thread held in locals at that instant holds no
+ * buffer (a new empty magazine at most; slot_exchange_empty).  What the
+ * fast path's two stores leave (a round popped or pushed, its caller
+ * counter not yet changed) cannot be told from a finished operation: no
+ * slow path is involved (docs/fork.md).
+ */
+void umem_slot_child_reclaim(umem_cache_t *cp, umem_slot_t *sl)
+{
+	if (atomic_load(&sl->sl_busy) == 0) {
+		VMEM_ASSERT(sl->sl_transit == NULL);
+		umem_slot_flush(cp, sl);
+		return;
+	}
+	umem_mag_t *m[3] = {sl->sl_loaded, sl->sl_prev, sl->sl_transit};
+	sl->sl_loaded = sl->sl_prev = sl->sl_transit = NULL;
+	sl->sl_rounds = sl->sl_cap = sl->sl_prounds = sl->sl_pcap = 0;
+	atomic_store(&sl->sl_busy, 0u);
+	for (int i = 0; i < 3; i++) {
+		bool seen = m[i] == NULL;
+		for (int j = 0; j < i && !seen; j++)
+			seen = m[j] == m[i];
+		if (!seen)
+			slot_mag_return(cp, m[i], m[i]->mg_rounds);
+	}
+}
+
 /* ---- reap, purge ---------------------------------------------------------- */
 
-/* Release the magazines the last interval did not need; start another. */
+/* Release the magazines the last interval did not need; start another.
+ * The full ones are emptied before the lock drops, like every magazine
+ * leaving the depot (depot_drop_t). */
 void umem_depot_reap(umem_cache_t *cp)
 {
+	depot_drop_t drop = {NULL, NULL};
+	umem_mag_t *m;
 	depot_lock(cp);
-	umem_mag_t *full = maglist_detach(&cp->cc_full, cp->cc_full.ml_min);
-	umem_mag_t *empty = maglist_detach(&cp->cc_empty,
-	    cp->cc_empty.ml_min);
+	for (size_t n = cp->cc_full.ml_min; n > 0 &&
+	    (m = maglist_get(&cp->cc_full)) != NULL; n--)
+		depot_drop_mag(cp, m, &drop);
+	for (size_t n = cp->cc_empty.ml_min; n > 0 &&
+	    (m = maglist_get(&cp->cc_empty)) != NULL; n--)
+		depot_drop_mag(cp, m, &drop);
 	cp->cc_full.ml_min = cp->cc_full.ml_count;
 	cp->cc_empty.ml_min = cp->cc_empty.ml_count;
 	VMEM_ASSERT(cp->cc_full.ml_min <= cp->cc_full.ml_count);
-	depot_unlock(cp);
-	mag_destroy_chain(cp, full, true);
-	mag_destroy_chain(cp, empty, false);
+	depot_unlock(cp, &drop);
 }
 
 /* Release every depot magazine (cache destroy). */
 void umem_depot_purge(umem_cache_t *cp)
 {
+	depot_drop_t drop = {NULL, NULL};
 	depot_lock(cp);
-	umem_mag_t *full = maglist_detach(&cp->cc_full, cp->cc_full.ml_count);
-	umem_mag_t *empty = maglist_detach(&cp->cc_empty,
-	    cp->cc_empty.ml_count);
+	depot_drop_list(cp, &cp->cc_full, &drop);
+	depot_drop_list(cp, &cp->cc_empty, &drop);
 	cp->cc_full.ml_min = cp->cc_empty.ml_min = 0;
 	VMEM_ASSERT(cp->cc_full.ml_head == NULL && cp->cc_empty.ml_head == NULL);
-	depot_unlock(cp);
-	mag_destroy_chain(cp, full, true);
-	mag_destroy_chain(cp, empty, false);
+	depot_unlock(cp, &drop);
 }

@@ -585,6 +585,34 @@ void umem_slab_free_batch(umem_cache_t *cp, void *const *bufs, size_t n)
 	slab_destroy_chain(cp, chain);
 }
 
+/*
+ * A magazine leaving the depot or a slot for good: its rounds go to the
+ * slabs inside the depot's critical section (the caller holds the depot
+ * lock; slab after depot is the lock order), so that no buffer ever waits
+ * in a local variable, where a fork would lose it with the thread (the
+ * child finds every magazine in a slot or the depot: umem_mag.c).  The
+ * slabs that became free are given back by the caller after every lock is
+ * dropped: their destructors may use the cache.
+ */
+void umem_slab_free_rounds(umem_cache_t *cp, umem_mag_t *m,
+    umem_slab_t **chain)
+{
+	VMEM_ASSERT(m->mg_rounds <= m->mg_cap);
+	if (m->mg_rounds == 0)
+		return;
+	qlock_enter(&cp->cc_slab_lock, QLOCK_SLAB);
+	for (uint32_t k = 0; k < m->mg_rounds; k++)
+		slab_free_locked(cp, m->mg_round[k], UMEM_CALL_INTERNAL, 0,
+		    chain);
+	m->mg_rounds = 0;
+	qlock_exit(&cp->cc_slab_lock, QLOCK_SLAB);
+}
+
+void umem_slab_give_back(umem_cache_t *cp, umem_slab_t *chain)
+{
+	slab_destroy_chain(cp, chain);
+}
+
 /* ---- debug: every buffer's state, checked at each hand-over ----------------- */
 
 /* Find buf's slab and index under the lock, or die naming the call. */

@@ -172,11 +172,12 @@ static void thread_ids_mark(void *arg, void *start, size_t size)
 }
 
 /*
- * The slots of a thread the child lacks: each gives its magazines back to
- * its cache's depot, as at a thread exit — except one the thread was in
- * the middle of changing (sl_busy), whose magazines may also sit in the
- * depot already: it forgets them instead (a leak of at most two magazines,
- * never a buffer in two places).  The counters stay, like a flush's.
+ * The slots of a thread the child lacks: each gives back every magazine it
+ * holds, as at a thread exit — a slot its thread was in the middle of
+ * changing (sl_busy) too, from where the slow paths keep them findable
+ * (umem_slot_child_reclaim, umem_mag.c): no magazine and no buffer of a
+ * lost thread's slot stays lost.  The counters stay, like a flush's: the
+ * buffers the thread had taken are with its callers, gone with it.
  */
 static void thread_slots_reclaim(uintptr_t id)
 {
@@ -185,16 +186,8 @@ static void thread_slots_reclaim(uintptr_t id)
 	qlock_enter(&umem_cache_list_lock, QLOCK_CACHE_LIST);
 	for (umem_cache_t *cp = umem_cache_list; cp != NULL; cp = cp->cc_next) {
 		umem_slot_chunk_t *ch = atomic_load(&cp->cc_slotdir[c]);
-		if (ch == NULL)
-			continue;
-		umem_slot_t *sl = &ch->sc_slot[s];
-		if (atomic_load(&sl->sl_busy) != 0) {
-			sl->sl_loaded = sl->sl_prev = NULL;
-			sl->sl_rounds = sl->sl_cap = 0;
-			sl->sl_prounds = sl->sl_pcap = 0;
-			atomic_store(&sl->sl_busy, 0u);
-		}
-		umem_slot_flush(cp, sl);
+		if (ch != NULL)
+			umem_slot_child_reclaim(cp, &ch->sc_slot[s]);
 	}
 	qlock_exit(&umem_cache_list_lock, QLOCK_CACHE_LIST);
 }
@@ -203,9 +196,12 @@ static void thread_slots_reclaim(uintptr_t id)
  * In the child of a fork only the forking thread lives on; every other id
  * in use belongs to a thread that will never run its exit destructor.  Its
  * slots are reclaimed and its id goes back to the arena, as if it had
- * exited.  What such a thread held in its locals (a buffer on its way to a
- * slab, a magazine on its way to its slot) is lost with it.  The child is
- * single-threaded here.
+ * exited.  Its slow paths never hold a buffer in a local between locks,
+ * so nothing of a slot is lost with it (umem_slot_child_reclaim); what it
+ * can still take along is memory no allocator structure holds yet — a new
+ * empty magazine, a slab being imported (docs/fork.md).  The forking
+ * thread's own slots are whole: it is in fork(), on no slow path.  The
+ * child is single-threaded here.
  */
 void umem_thread_child_fixup(void)
 {

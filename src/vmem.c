@@ -648,8 +648,23 @@ static bool vmem_can_import(const vmem_t *vmp, const vmem_req_t *r)
  * Set aside n spares for an operation that drops the lock around a source
  * call, so that no other thread can take them meanwhile.  The stash stays on
  * the arena (ar_stash) so that every tag remains accounted for (R3).
+ *
+ * Each stash is also recorded on the calling thread (a node on its stack,
+ * linked from a thread-local head), for the child of a fork: the stash of
+ * an arena mixes the tags of every thread inside a source call, and the
+ * child gives back those of the threads it lacks and keeps exactly those of
+ * the forking thread (vmem_child_fixup_arena).  Two thread-local stores per
+ * import; nothing on the paths that do not import.
  */
-static void spares_stash(vmem_t *vmp, unsigned n)
+typedef struct stash_rec {
+	const vmem_t *vmp;
+	struct stash_rec *next;
+} stash_rec_t;
+
+/* The calling thread's list: a word of its platform area. */
+#define stash_self (*(stash_rec_t **)&plat_thread_area()->ptr[PLAT_PTR_STASH])
+
+static void spares_stash(vmem_t *vmp, unsigned n, stash_rec_t *rec)
 {
 	for (unsigned i = 0; i < n; i++) {
 		vmem_seg_t *s = vmem_seg_get(vmp);
@@ -657,10 +672,15 @@ static void spares_stash(vmem_t *vmp, unsigned n)
 		vmp->ar_stash = s;
 		vmp->ar_nstash++;
 	}
+	rec->vmp = vmp;
+	rec->next = stash_self;
+	stash_self = rec;
 }
 
-static void spares_unstash(vmem_t *vmp, unsigned n)
+static void spares_unstash(vmem_t *vmp, unsigned n, stash_rec_t *rec)
 {
+	VMEM_ASSERT(stash_self == rec && rec->vmp == vmp);
+	stash_self = rec->next;
 	for (unsigned i = 0; i < n; i++) {
 		vmem_seg_t *s = vmp->ar_stash;
 		VMEM_ASSERT(s != NULL && vmp->ar_nstash > 0);
@@ -670,6 +690,16 @@ static void spares_unstash(vmem_t *vmp, unsigned n)
 	}
 }
 
+/* The tags the calling thread has stashed on vmp (its source calls in
+ * progress on that arena, nested through sources, times the stash each). */
+static size_t stash_held_by_self(const vmem_t *vmp)
+{
+	size_t n = 0;
+	for (const stash_rec_t *r = stash_self; r != NULL; r = r->next)
+		n += r->vmp == vmp ? VMEM_SEGS_PER_OP : 0;
+	return n;
+}
+
 /*
  * Nothing fits: bring a span in from the source (an imported span, given
  * back when it is entirely free again).  Called and returns with the
@@ -677,7 +707,8 @@ static void spares_unstash(vmem_t *vmp, unsigned n)
  * worst case consumes so that no other thread can take them meanwhile.
  * Returns the new free piece, or NULL.
  */
-static vmem_seg_t *vmem_import(vmem_t *vmp, const vmem_req_t *r)
+static vmem_seg_t *vmem_import(vmem_t *vmp, const vmem_req_t *r,
+    bool with_slack)
 {
 	vmem_t *src = vmp->ar_source;
 	size_t srcq = src != NULL ? src->ar_quantum : vmp->ar_quantum;
@@ -685,11 +716,21 @@ static vmem_seg_t *vmem_import(vmem_t *vmp, const vmem_req_t *r)
 	size_t q = ialign > srcq ? ialign : srcq;
 	size_t asize;
 	bool xsrc = vmp->ar_source_alloc == vmem_alloc && src != NULL;
-	if (r->size > SIZE_MAX - r->phase || !roundup_q(r->size + r->phase, q,
-	    &asize))
+	/* with_slack: a source other than vmem_alloc promises only this
+	 * arena's quantum, and the span it returned for the exact size was
+	 * not aligned: the second try carries the slack in which an aligned
+	 * start must lie (found by the simulator: without it a VM_SLEEP
+	 * request aligned above the quantum imported unusable spans for
+	 * ever). */
+	size_t slack = with_slack && !xsrc && ialign > vmp->ar_quantum ?
+	    ialign - vmp->ar_quantum : 0;
+	if (r->size > SIZE_MAX - r->phase ||
+	    r->size + r->phase > SIZE_MAX - slack ||
+	    !roundup_q(r->size + r->phase + slack, q, &asize))
 		return NULL;
 	int iflag = r->vmflag & VM_NOSLEEP;
-	spares_stash(vmp, VMEM_SEGS_PER_OP);
+	stash_rec_t rec;
+	spares_stash(vmp, VMEM_SEGS_PER_OP, &rec);
 	qlock_exit(&vmp->ar_lock, QLOCK_ARENA);
 
 	void *addr;
@@ -700,7 +741,7 @@ static vmem_seg_t *vmem_import(vmem_t *vmp, const vmem_req_t *r)
 		addr = vmp->ar_source_alloc(src, asize, iflag);
 
 	qlock_enter(&vmp->ar_lock, QLOCK_ARENA);
-	spares_unstash(vmp, VMEM_SEGS_PER_OP);
+	spares_unstash(vmp, VMEM_SEGS_PER_OP, &rec);
 	if (addr == NULL)
 		return NULL;
 	if (((uintptr_t)addr & (vmp->ar_quantum - 1)) != 0)
@@ -736,7 +777,8 @@ QUANTA_HOT static vmem_seg_t *vmem_find_or_import(vmem_t *vmp, const vmem_req_t 
 		return s;
 	if (vmp->ar_grow != NULL) {
 		/* The heap grows in place: map, then join. */
-		spares_stash(vmp, VMEM_SEGS_PER_OP);
+		stash_rec_t rec;
+		spares_stash(vmp, VMEM_SEGS_PER_OP, &rec);
 		size_t need, len = 0;
 		if (!roundup_q(r->size + r->phase + r->align, vmp->ar_quantum,
 		    &need))
@@ -744,25 +786,30 @@ QUANTA_HOT static vmem_seg_t *vmem_find_or_import(vmem_t *vmp, const vmem_req_t 
 		qlock_exit(&vmp->ar_lock, QLOCK_ARENA);
 		void *p = need != 0 ? vmp->ar_grow(need, &len) : NULL;
 		qlock_enter(&vmp->ar_lock, QLOCK_ARENA);
-		spares_unstash(vmp, VMEM_SEGS_PER_OP);
+		spares_unstash(vmp, VMEM_SEGS_PER_OP, &rec);
 		if (p == NULL)
 			return NULL;
 		(void)vmem_extend_locked(vmp, (uintptr_t)p, len, r->caller);
 		return vmem_find(vmp, r, addrp);
 	}
-	vmem_seg_t *f = vmem_import(vmp, r);
-	if (f == NULL)
-		return NULL;
-	s = vmem_find(vmp, r, addrp);
-	if (s != f) {
+	for (int attempt = 0; attempt < 2; attempt++) {
+		vmem_seg_t *f = vmem_import(vmp, r, attempt == 1);
+		if (f == NULL)
+			return NULL;
+		s = vmem_find(vmp, r, addrp);
+		if (s == f)
+			return s;
 		/* The new span went unused: a source without xalloc returned
 		 * one the constraints do not fit in, or another thread freed
 		 * a fitting piece while the lock was dropped.  It goes back
-		 * whole at once (S3). */
+		 * whole at once (S3); in the first case once more, with the
+		 * slack an aligned start needs. */
 		VMEM_ASSERT(seg_type(f) == SEG_FREE &&
 		    seg_type(seg_prev(f)) == SEG_ISPAN);
 		freelist_remove(vmp, f);
 		(void)seg_merge_free(vmp, f, pend);
+		if (s != NULL || r->align <= vmp->ar_quantum)
+			return s;
 	}
 	return s;
 }
@@ -810,8 +857,18 @@ static void *vmem_alloc_req(vmem_t *vmp, const vmem_req_t *r)
 				vmem_release_pending(vmp, &pend);
 			return NULL;
 		}
-		/* VM_SLEEP: wait for a free (or a bounded while: the source
-		 * may have memory again) and try again. */
+		/* VM_SLEEP: give back what this try set aside (an imported
+		 * span that went unused: holding it across the wait would
+		 * keep it from both arenas, and a full pend would leave the
+		 * next one wholly free in the arena, against S3 — both found
+		 * by the simulator), then wait for a free (or a bounded
+		 * while: the source may have memory again) and try again. */
+		if (pend.n != 0) {
+			qlock_exit(&vmp->ar_lock, QLOCK_ARENA);
+			vmem_release_pending(vmp, &pend);
+			qlock_enter(&vmp->ar_lock, QLOCK_ARENA);
+		}
+		VMEM_ASSERT(pend.n == 0);
 		vmp->ar_kstat.wait++;
 		vmp->ar_nwaiters++;
 		if (vmp->ar_kstat.wait % 64 == 1) {
@@ -1230,8 +1287,33 @@ void vmem_walk(vmem_t *vmp, int typemask,
 }
 
 /*
+ * The stash of the threads the child lacks goes back to the spares.  A
+ * thread inside a source call at the fork had stashed VMEM_SEGS_PER_OP
+ * tags (spares_stash) and would have put them back after the call; it
+ * never will, and without this they would stay stranded on ar_stash for
+ * the child's life (and be lost to R3 when the arena is destroyed, since a
+ * destroy gives back only the spares).  The forking thread's own stashes
+ * — it may fork from inside a source function — stay: it unstashes them
+ * when its call returns.  Lock held; moves tags only between two lists of
+ * this arena, so R1 and R3 hold throughout.
+ */
+static void stash_child_reclaim(vmem_t *vmp)
+{
+	size_t keep = stash_held_by_self(vmp);
+	VMEM_ASSERT(vmp->ar_nstash >= keep &&
+	    (vmp->ar_nstash - keep) % VMEM_SEGS_PER_OP == 0);
+	while (vmp->ar_nstash > keep) {
+		vmem_seg_t *s = vmp->ar_stash;
+		vmp->ar_stash = s->sg_next;
+		vmp->ar_nstash--;
+		vmem_seg_put(vmp, s);
+	}
+}
+
+/*
  * In the child of a fork, only the forking thread (self) exists: take the
- * walkers of every other thread off the arena (their stacks will be reused)
+ * walkers of every other thread off the arena (their stacks will be reused),
+ * give the tags they had stashed across a source call back to the spares,
  * and forget the waiters and the rescale that those threads were in.  One
  * walker per pass, from the start again, since taking one off may coalesce
  * (or give back) its neighbours; the passes are bounded by ar_nwalkers.
@@ -1242,6 +1324,7 @@ void vmem_child_fixup_arena(vmem_t *vmp, uintptr_t self)
 	qlock_enter(&vmp->ar_lock, QLOCK_ARENA);
 	vmp->ar_nwaiters = 0;
 	vmp->ar_htab_rescaling = false;
+	stash_child_reclaim(vmp);
 	for (size_t pass = 0, n = vmp->ar_nwalkers; pass < n; pass++) {
 		vmem_pending_t pend = {.n = 0};
 		vmem_seg_t *s = seg0->sg_next;

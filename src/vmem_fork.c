@@ -21,8 +21,10 @@
  *   8. the global tag-list lock.
  * Lock-free state is what the locks cannot freeze; the child repairs it:
  * the thread slots of the threads it lacks give their magazines and ids
- * back (umem_thread_child_fixup), and their reentrant walks come off the
- * arenas (vmem_child_fixup_arena), since their stacks will be reused.
+ * back (umem_thread_child_fixup, busy slots included), and their reentrant
+ * walks come off the arenas, since their stacks will be reused, and the
+ * tags they had stashed across a source call go back to the arenas'
+ * spares (vmem_child_fixup_arena) — docs/fork.md, "What a child reclaims".
  *
  * The handlers are installed once, first thing in the vmem bootstrap (its
  * gate, vmem_tags.c), so a program that only calls umem_alloc gets them

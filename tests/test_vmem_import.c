@@ -290,6 +290,36 @@ refused_import_then_destroy(void *arg)
 	vmem_destroy(parent);
 }
 
+/*
+ * A source other than vmem_alloc promises only the arena's quantum: when
+ * the span imported for roundup(size + phase, align) comes back unaligned
+ * and unusable, it goes back at once and a second import carries the
+ * slack an aligned start needs (size + align - quantum, rounded).  Found
+ * by the simulator (corpus/sim): without the second try, this request
+ * imported a 0x1000 span at an odd 0x100 boundary, could not use it, gave
+ * it back, and a VM_SLEEP caller did so for ever.
+ */
+QTEST(custom_source_import_carries_the_slack_an_aligned_request_needs)
+{
+	vmem_t *parent = vmem_create("imp_odd", ADDR(PBASE + 0x100), PSIZE,
+	    0x100, NULL, NULL, NULL, 0, VM_SLEEP);
+	vmem_t *child = make_logged_child("imp_slack", 0x100, parent);
+	void *p = vmem_xalloc(child, 0x200, 0x1000, 0, 0, NULL, NULL,
+	    VM_NOSLEEP);
+	QT_EQ(UADDR(p), PBASE + 0x2000);
+	QT_EQ(import_log.alloc_calls, 2);
+	QT_EQ(import_log.last_alloc_size, 0x2000);
+	QT_EQ(import_log.free_calls, 1);
+	QT_EQ(import_log.last_free_addr, PBASE + 0x100);
+	QT_EQ(import_log.last_free_size, 0x1000);
+	vmem_xfree(child, p, 0x200);
+	QT_EQ(import_log.free_calls, 2);
+	QT_EQ(import_log.last_free_addr, PBASE + 0x1100);
+	QT_EQ(vmem_size(parent, VMEM_ALLOC), 0);
+	vmem_destroy(child);
+	vmem_destroy(parent);
+}
+
 QTEST(refusing_afunc_makes_nosleep_alloc_fail_and_leaks_nothing)
 {
 	int status = qt_capture_stderr(refused_import_then_destroy, NULL);
