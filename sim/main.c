@@ -301,6 +301,10 @@ static void signature(const char *msg, char *out, size_t len)
 {
 	const char *p = strstr(msg, ": ");
 	p = p != NULL && strncmp(msg, "step", 4) == 0 ? p + 2 : msg;
+	/* An abort: the allocator's own diagnostic says what went wrong. */
+	const char *diag = strstr(msg, "\nquanta: ");
+	if (strstr(msg, "killed by signal") != NULL && diag != NULL)
+		p = diag + 1;
 	size_t n = 0;
 	for (; *p != '\0' && *p != '\n' && n + 1 < len; p++) {
 		if ((*p >= '0' && *p <= '9') || (n > 0 && out[n - 1] == '#' &&
@@ -910,7 +914,19 @@ static int cmd_shrink(int argc, char **argv)
 	signature(r->msg, sig, sizeof(sig));
 	uint64_t steps0 = r->steps;
 	unsigned threads0 = c.threads, ops0 = c.ops, pre0 = preemptions_of(r);
-	unsigned runs = 0, runs_max = 400;
+	unsigned runs = 0, runs_max = 150;
+	/* A livelock fails only at its step budget: try a tenth of it. */
+	if (strstr(sig, "step budget") != NULL) {
+		t = c;
+		t.step_budget = c.step_budget / 10;
+		run_one(&t, r, NULL);
+		char s2[256];
+		signature(r->msg, s2, sizeof(s2));
+		if (r->failed && strstr(s2, "step budget") != NULL) {
+			c = t;
+			snprintf(sig, sizeof(sig), "%s", s2);
+		}
+	}
 	printf("shrink: failure \"%s\"\n  from %llu steps, %u threads, %u ops, "
 	    "%u preemptions\n", sig, (unsigned long long)steps0, threads0, ops0,
 	    pre0);

@@ -106,7 +106,7 @@ static struct world {
 	unsigned fork_worker;        /* worker that forks, 0 none */
 	unsigned fork_at;            /* at which of its operations */
 	bool nextfit_ok;
-	vmem_t *l0, *l1;             /* stacked */
+	bool mtbf_always;            /* chaos sets mtbf without faults */
 } W;
 
 static shadow_t shadows[ARENAS_MAX + CACHES_MAX + 1];
@@ -393,14 +393,20 @@ static void op_chaos(void)
 		mag_resize(W.cache[rnd(W.ncaches)]);
 		break;
 	case 2:
-		if (sim_config()->faults == 0 || W.narenas == 0)
+		/* A failing populate: the tag arena's NOSLEEP allocations
+		 * fail now and then (with faults, or in a populate storm). */
+		if (sim_config()->faults == 0 && !W.mtbf_always)
 			return;
 		sim_op("vmem_mtbf_set(tags, 5)");
 		vmem_mtbf_set(vmem_seg_arena, 5);
+		if (W.narenas != 0)
+			vmem_mtbf_set(W.arena[rnd(W.narenas)], 7);
 		break;
 	default:
 		sim_op("vmem_mtbf_set(tags, 0)");
 		vmem_mtbf_set(vmem_seg_arena, 0);
+		for (unsigned ai = 0; ai < W.narenas; ai++)
+			vmem_mtbf_set(W.arena[ai], 0);
 		break;
 	}
 	sim_op_end();
@@ -547,6 +553,9 @@ static void cache_teardown(unsigned ci)
 
 static void world_teardown(void)
 {
+	vmem_mtbf_set(vmem_seg_arena, 0);
+	for (unsigned ai = 0; ai < W.narenas; ai++)
+		vmem_mtbf_set(W.arena[ai], 0);
 	sim_check_now("workers joined", true);
 	sim_op("flush this thread's magazines");
 	umem_thread_flush_self();
@@ -776,6 +785,7 @@ static void sc_populate(void *arg)
 	(void)arg;
 	world_init();
 	plan = (worker_plan_t){0, 60, 40, 10};
+	W.mtbf_always = true;
 	shared_caches();
 	unsigned nw = sim_config()->threads;
 	unsigned tids[SIM_THREADS_MAX];

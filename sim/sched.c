@@ -981,8 +981,11 @@ void sim_fork(sim_fn_t *child_fn, void *arg)
 	int status = 0;
 	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
 		;
-	if (n == (ssize_t)sizeof(rep) && rep.failed)
+	if (n == (ssize_t)sizeof(rep) && rep.failed) {
+		S.step = rep.steps; /* the child's steps count too */
+		S.res->steps = rep.steps;
 		sim_fail("%s", rep.msg);
+	}
 	if (n != (ssize_t)sizeof(rep) || !WIFEXITED(status) ||
 	    WEXITSTATUS(status) != 0) {
 		if (WIFSIGNALED(status))
