@@ -220,7 +220,7 @@ static sim_result_t *result_page(void)
 }
 
 static void run_start(run_slot_t *s, const sim_config_t *cfg,
-    const char *trace_path, bool quiet_stderr)
+    const char *trace_path)
 {
 	s->cfg = *cfg;
 	memset(s->res, 0, sizeof(*s->res));
@@ -238,7 +238,6 @@ static void run_start(run_slot_t *s, const sim_config_t *cfg,
 		alarm(SIM_RUN_TIMEOUT_S);
 		if (s->errfd >= 0)
 			dup2(s->errfd, 2);
-		(void)quiet_stderr;
 		FILE *trace = NULL;
 		if (trace_path != NULL)
 			trace = strcmp(trace_path, "-") == 0 ? stdout :
@@ -288,7 +287,7 @@ static void run_one(const sim_config_t *cfg, sim_result_t *res,
     const char *trace_path)
 {
 	run_slot_t s = {.res = res};
-	run_start(&s, cfg, trace_path, false);
+	run_start(&s, cfg, trace_path);
 	int status;
 	while (waitpid(s.pid, &status, 0) < 0 && errno == EINTR)
 		;
@@ -570,9 +569,6 @@ typedef struct sweep_totals {
 	char points[SIM_POINTS_MAX][64];
 	unsigned npoints;
 	uint8_t hit[SIM_POINTS_MAX], switched[SIM_POINTS_MAX];
-	uint64_t first_fail_seed;
-	char first_fail_msg[SIM_MSG_BYTES];
-	char first_fail_record[1024];
 } sweep_totals_t;
 
 static double now_s(void)
@@ -633,13 +629,6 @@ static void sweep_account(const sweep_opts_t *o, sweep_totals_t *t,
 		return;
 	t->failed++;
 	sim_config_format(&s->cfg, grec, sizeof(grec));
-	if (t->failed == 1 || s->cfg.seed < t->first_fail_seed) {
-		t->first_fail_seed = s->cfg.seed;
-		snprintf(t->first_fail_msg, sizeof(t->first_fail_msg), "%s",
-		    r->msg);
-		memcpy(t->first_fail_record, grec,
-		    sizeof(t->first_fail_record) - 1);
-	}
 	char path[512];
 	if (o->out != NULL) {
 		mkdir(o->out, 0755);
@@ -707,7 +696,7 @@ static int sweep(const sweep_opts_t *o, sweep_totals_t *t)
 				continue;
 			sim_config_t cfg;
 			sweep_config(o, next++, &cfg);
-			run_start(&slots[j], &cfg, NULL, true);
+			run_start(&slots[j], &cfg, NULL);
 			running++;
 		}
 		int status;
@@ -1115,21 +1104,20 @@ int main(int argc, char **argv)
 		    "| shrink FILE|RECORD | explore SCENARIO | corpus DIR\n");
 		return 2;
 	}
+	static const struct {
+		const char *name;
+		int (*fn)(int, char **);
+	} cmds[] = {
+		{"run", cmd_run}, {"sweep", cmd_sweep}, {"replay", cmd_replay},
+		{"shrink", cmd_shrink}, {"corpus", cmd_corpus},
+		{"explore", cmd_explore},
+	};
 	const char *cmd = argv[1];
 	if (strcmp(cmd, "list") == 0)
 		return cmd_list();
-	if (strcmp(cmd, "run") == 0)
-		return cmd_run(argc - 2, argv + 2);
-	if (strcmp(cmd, "sweep") == 0)
-		return cmd_sweep(argc - 2, argv + 2);
-	if (strcmp(cmd, "replay") == 0)
-		return cmd_replay(argc - 2, argv + 2);
-	if (strcmp(cmd, "shrink") == 0)
-		return cmd_shrink(argc - 2, argv + 2);
-	if (strcmp(cmd, "corpus") == 0)
-		return cmd_corpus(argc - 2, argv + 2);
-	if (strcmp(cmd, "explore") == 0)
-		return cmd_explore(argc - 2, argv + 2);
+	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
+		if (strcmp(cmd, cmds[i].name) == 0)
+			return cmds[i].fn(argc - 2, argv + 2);
 	fprintf(stderr, "quanta-sim: unknown command \"%s\"\n", cmd);
 	return 2;
 }

@@ -294,7 +294,6 @@ static bool op_cache_alloc(held_t *h, unsigned ci)
 	size_t size = cp->cc_bufsize;
 	*h = (held_t){(uintptr_t)p, size, 2, ci, 0};
 	shadow_add(W.csh[ci], h->a, size);
-	h->size = size;
 	if (size >= 16) {
 		/* The first word is the constructor's; the rest is ours. */
 		held_t tail = *h;
@@ -489,8 +488,8 @@ static void worker(void *arg)
 			held[k] = held[--n];
 		}
 	}
-	/* Odd workers exit holding their magazines (the exit gives them
-	 * back); even ones free everything first, in any order. */
+	/* Free what is held, then exit with full magazines: the thread's
+	 * exit (its thread-specific destructor) gives them back. */
 	while (n > 0)
 		op_free(&held[--n]);
 }
@@ -615,52 +614,50 @@ static void shared_caches(void)
 	sim_op_end();
 }
 
-static void sc_vmem_shared(void *arg)
+/* Workers on the shared arenas and/or caches; one of them may fork. */
+enum { WORLD_ARENAS = 1, WORLD_CACHES = 2, WORLD_NEXTFIT = 4, WORLD_FORK = 8 };
+
+static void shared_world(worker_plan_t p, unsigned with)
 {
-	(void)arg;
 	world_init();
-	plan = (worker_plan_t){100, 0, 0, 0};
-	W.nextfit_ok = true;
-	shared_arenas();
+	plan = p;
+	W.nextfit_ok = (with & WORLD_NEXTFIT) != 0;
+	if (with & WORLD_ARENAS)
+		shared_arenas();
+	if (with & WORLD_CACHES)
+		shared_caches();
+	if (with & WORLD_FORK)
+		plan_fork();
 	spawn_workers();
 	join_workers();
 	world_teardown();
+}
+
+static void sc_vmem_shared(void *arg)
+{
+	(void)arg;
+	shared_world((worker_plan_t){100, 0, 0, 0},
+	    WORLD_ARENAS | WORLD_NEXTFIT);
 }
 
 static void sc_umem(void *arg)
 {
 	(void)arg;
-	world_init();
-	plan = (worker_plan_t){0, 70, 25, 5};
-	shared_caches();
-	spawn_workers();
-	join_workers();
-	world_teardown();
+	shared_world((worker_plan_t){0, 70, 25, 5}, WORLD_CACHES);
 }
 
 static void sc_mixed(void *arg)
 {
 	(void)arg;
-	world_init();
-	plan = (worker_plan_t){40, 40, 15, 5};
-	shared_arenas();
-	shared_caches();
-	spawn_workers();
-	join_workers();
-	world_teardown();
+	shared_world((worker_plan_t){40, 40, 15, 5},
+	    WORLD_ARENAS | WORLD_CACHES);
 }
 
 static void sc_fork(void *arg)
 {
 	(void)arg;
-	world_init();
-	plan = (worker_plan_t){40, 40, 15, 5};
-	shared_arenas();
-	shared_caches();
-	plan_fork();
-	spawn_workers();
-	join_workers();
-	world_teardown();
+	shared_world((worker_plan_t){40, 40, 15, 5},
+	    WORLD_ARENAS | WORLD_CACHES | WORLD_FORK);
 }
 
 /* The fork comes before anything was bootstrapped: a worker's first call

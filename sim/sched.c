@@ -142,6 +142,7 @@ static struct sim_state {
 	sim_block_t freeb[SIM_FREE_BLOCKS_MAX];
 	unsigned nfree;
 	char opbuf[160];
+	const char *point_ptr[SIM_POINTS_MAX];
 } S;
 
 /* ---- PRNG ---------------------------------------------------------------- */
@@ -205,12 +206,19 @@ static const char *rank_name(int rank)
 #endif
 }
 
+/* A preemption point's index: its name is a literal of src/, so the
+ * pointer finds it (the name is compared only the first time). */
 static unsigned point_index(const char *where)
 {
 	sim_result_t *r = S.res;
 	for (unsigned k = 0; k < r->npoints; k++)
+		if (S.point_ptr[k] == where)
+			return k;
+	for (unsigned k = 0; k < r->npoints; k++)
 		if (strcmp(r->points[k], where) == 0)
 			return k;
+	S.point_ptr[r->npoints < SIM_POINTS_MAX ? r->npoints :
+	    SIM_POINTS_MAX - 1] = where;
 	if (r->npoints == SIM_POINTS_MAX)
 		return SIM_POINTS_MAX - 1;
 	snprintf(r->points[r->npoints], sizeof(r->points[0]), "%s", where);
@@ -370,8 +378,6 @@ static void switch_to(sim_thread_t *next)
 	if (next == prev)
 		return;
 	S.res->switches++;
-	if (runnable(prev))
-		S.res->preemptions++;
 	S.cur = next;
 	swapcontext(&prev->ctx, &next->ctx);
 }
@@ -968,9 +974,7 @@ void sim_fork(sim_fn_t *child_fn, void *arg)
 		 * too: give it a private copy so the parent's survives. */
 		static sim_result_t childres;
 		memcpy(&childres, S.res, sizeof(childres));
-		sim_result_t *parentres = S.res;
 		S.res = &childres;
-		(void)parentres;
 		fork_child_side(child_fn, arg, fds[1]);
 	}
 	close(fds[1]);

@@ -53,7 +53,6 @@ typedef struct sim_result {
 	uint64_t checks;         /* checker passes */
 	uint64_t q_checks;       /* of them with the caches (Q1-Q3) */
 	uint64_t switches;       /* context switches */
-	uint64_t preemptions;    /* switches away from a runnable thread */
 	unsigned forks;
 	uint32_t rank_pairs[SIM_RANKS]; /* bit j of [i]: took j holding i */
 	uint32_t contended;      /* bit r: a thread waited for rank r */

@@ -40,13 +40,6 @@ typedef struct plat_cond {
 #define PLAT_COND_INITIALIZER {0, 0}
 
 typedef unsigned plat_tsd_key_t;
-#define PLAT_LOCK_BOOK_SLOTS 16
-#define PLAT_THREAD_PTRS 2
-#define PLAT_PTR_STASH 0
-typedef struct plat_thread_area {
-	unsigned lock_book[PLAT_LOCK_BOOK_SLOTS];
-	void *ptr[PLAT_THREAD_PTRS];
-} plat_thread_area_t;
 plat_thread_area_t *sim_thread_area(void);
 
 void sim_mutex_init(plat_mutex_t *m);
@@ -117,10 +110,6 @@ static inline void *plat_pages_map(size_t size) { return sim_pages_map(size); }
 static inline void plat_pages_unmap(void *addr, size_t size)
 {
 	sim_pages_unmap(addr, size);
-}
-static inline unsigned *plat_thread_lock_book(void)
-{
-	return sim_thread_area()->lock_book;
 }
 static inline plat_thread_area_t *plat_thread_area(void)
 {

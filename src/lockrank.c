@@ -30,7 +30,7 @@ static const char *const qlock_names[QLOCK_RANKS] = {
  * The book is the platform's (a simulated thread has its own). */
 _Static_assert(QLOCK_RANKS <= PLAT_LOCK_BOOK_SLOTS,
     "the platform's lock book has a counter per rank");
-#define qlock_held_n (plat_thread_lock_book())
+#define qlock_held_n (plat_thread_area()->lock_book)
 
 const char *qlock_rank_name(qlock_rank_t rank)
 {

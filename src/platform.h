@@ -18,6 +18,23 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/*
+ * The calling thread's own words: the lock book (PLAT_LOCK_BOOK_SLOTS
+ * counters the debug lock-order witness keeps per thread) and
+ * PLAT_THREAD_PTRS pointers (vmem.c keeps the list of its source calls in
+ * progress in one, for a fork's child).  Both seams
+ * hand out this area: the pthread one a thread-local that lockrank.c owns,
+ * the simulator's one per simulated thread.  (Each seam also takes a note
+ * of the rank of the lock about to be taken; only the simulator reads it.)
+ */
+#define PLAT_LOCK_BOOK_SLOTS 16
+#define PLAT_THREAD_PTRS 2
+#define PLAT_PTR_STASH 0
+typedef struct plat_thread_area {
+	unsigned lock_book[PLAT_LOCK_BOOK_SLOTS];
+	void *ptr[PLAT_THREAD_PTRS];
+} plat_thread_area_t;
+
 #ifdef QUANTA_SIM
 #include "sim_platform.h"
 #else
@@ -148,31 +165,11 @@ static inline void plat_preempt_point(const char *where)
 	(void)where;
 }
 
-/*
- * The calling thread's own words: the lock book (PLAT_LOCK_BOOK_SLOTS
- * counters the debug lock-order witness keeps per thread) and
- * PLAT_THREAD_PTRS pointers (vmem.c keeps the list of its source calls in
- * progress in one, for a fork's child).  lockrank.c owns the storage.  A
- * simulated thread has its own area (sim_platform.h).  Also a note of the
- * rank of the lock about to be taken, which only the simulator reads.
- */
-#define PLAT_LOCK_BOOK_SLOTS 16
-#define PLAT_THREAD_PTRS 2
-#define PLAT_PTR_STASH 0
-typedef struct plat_thread_area {
-	unsigned lock_book[PLAT_LOCK_BOOK_SLOTS];
-	void *ptr[PLAT_THREAD_PTRS];
-} plat_thread_area_t;
 extern _Thread_local plat_thread_area_t plat_thread_area_tls;
 
 static inline plat_thread_area_t *plat_thread_area(void)
 {
 	return &plat_thread_area_tls;
-}
-
-static inline unsigned *plat_thread_lock_book(void)
-{
-	return plat_thread_area_tls.lock_book;
 }
 
 static inline void plat_lock_rank_note(int rank)
