@@ -163,14 +163,11 @@ void umem_free(void *buf, size_t size)
 	}
 	umem_cache_t *cp = class_cache(size);
 	if (UMEM_DEBUG && cp->cc_debug)
-		umem_debug_caller_to_mag(cp, buf, UMEM_CALL_FREE, size);
+		umem_debug_check_free(cp, buf, UMEM_CALL_FREE, size);
 	VALGRIND_FREELIKE_BLOCK(buf, 0);
 	UMEM_ASAN_POISON(buf, size);
 	umem_slot_t *sl = umem_slot_find(cp);
-	if (sl != NULL && sl->sl_rounds < sl->sl_cap) {
-		umem_slot_push(sl, buf);
-		sl->sl_from_caller++;
+	if (umem_slot_free(cp, sl, buf, UMEM_CALL_FREE, size))
 		return;
-	}
 	umem_free_slow(cp, sl, buf, UMEM_CALL_FREE, size);
 }

@@ -214,13 +214,8 @@ void umem_cache_destroy(umem_cache_t *cp)
 static inline void *cache_alloc_fast(umem_cache_t *cp, int vmflag)
 {
 	umem_slot_t *sl = umem_slot_find(cp);
-	if (__builtin_expect(sl != NULL && sl->sl_rounds > 0, 1)) {
-		void *buf = sl->sl_loaded->mg_round[--sl->sl_rounds];
-		sl->sl_to_caller++;
-		if (UMEM_DEBUG && cp->cc_debug)
-			umem_debug_mag_to_caller(cp, buf);
-		return buf;
-	}
+	if (__builtin_expect(sl != NULL && sl->sl_rounds > 0, 1))
+		return umem_slot_pop(cp, sl);
 	return umem_alloc_slow(cp, sl, vmflag);
 }
 
@@ -228,13 +223,10 @@ static inline void cache_free_fast(umem_cache_t *cp, void *buf,
     umem_call_t call, size_t size)
 {
 	if (UMEM_DEBUG && cp->cc_debug)
-		umem_debug_caller_to_mag(cp, buf, call, size);
+		umem_debug_check_free(cp, buf, call, size);
 	umem_slot_t *sl = umem_slot_find(cp);
-	if (__builtin_expect(sl != NULL && sl->sl_rounds < sl->sl_cap, 1)) {
-		umem_slot_push(sl, buf);
-		sl->sl_from_caller++;
+	if (__builtin_expect(umem_slot_free(cp, sl, buf, call, size), 1))
 		return;
-	}
 	umem_free_slow(cp, sl, buf, call, size);
 }
 
@@ -299,14 +291,11 @@ void umem_cache_free(umem_cache_t *cp, void *buf)
 		vmem_panic("umem_cache_free(cache \"%s\", buf NULL): no buffer",
 		    cp->cc_name);
 	if (UMEM_DEBUG && cp->cc_debug)
-		umem_debug_caller_to_mag(cp, buf, UMEM_CALL_CACHE_FREE, 0);
+		umem_debug_check_free(cp, buf, UMEM_CALL_CACHE_FREE, 0);
 	annotate_free(cp, buf, cp->cc_bufsize);
 	umem_slot_t *sl = umem_slot_find(cp);
-	if (sl != NULL && sl->sl_rounds < sl->sl_cap) {
-		umem_slot_push(sl, buf);
-		sl->sl_from_caller++;
+	if (umem_slot_free(cp, sl, buf, UMEM_CALL_CACHE_FREE, 0))
 		return;
-	}
 	umem_free_slow(cp, sl, buf, UMEM_CALL_CACHE_FREE, 0);
 }
 

@@ -323,9 +323,11 @@ size_t umem_slab_index(const umem_cache_t *cp, const umem_slab_t *sp,
 void umem_slab_release_free(umem_cache_t *cp, size_t keep);
 size_t umem_slab_destroy_all(umem_cache_t *cp);
 void umem_slab_hash_fini(umem_cache_t *cp);
-void umem_debug_mag_to_caller(umem_cache_t *cp, void *buf);
-void umem_debug_caller_to_mag(umem_cache_t *cp, void *buf, umem_call_t call,
+void umem_debug_check_free(umem_cache_t *cp, void *buf, umem_call_t call,
     size_t size);
+void umem_debug_push(umem_cache_t *cp, umem_slot_t *sl, void *buf,
+    umem_call_t call, size_t size);
+void *umem_debug_pop(umem_cache_t *cp, umem_slot_t *sl);
 void umem_debug_set_reqsize(umem_cache_t *cp, void *buf, size_t size);
 uint8_t *umem_slab_state(const umem_cache_t *cp, umem_slab_t *sp);
 uint32_t *umem_slab_reqsize(const umem_cache_t *cp, umem_slab_t *sp);
@@ -377,6 +379,37 @@ static inline umem_slot_t *umem_slot_find(umem_cache_t *cp)
 		}
 	}
 	return umem_slot_find_slow(cp);
+}
+
+/*
+ * The one place a round leaves or enters a thread's loaded magazine on
+ * the way to or from a caller (the fast paths and the ends of the slow
+ * paths).  Pop: the caller checked that a round is there.  Push: false
+ * when there is no slot or no room.  Debug caches change the buffer's
+ * state byte with the round in one critical section (umem_debug_pop,
+ * umem_debug_push); release builds compile that branch out.
+ */
+static inline void *umem_slot_pop(umem_cache_t *cp, umem_slot_t *sl)
+{
+	if (UMEM_DEBUG && cp->cc_debug)
+		return umem_debug_pop(cp, sl);
+	void *buf = sl->sl_loaded->mg_round[--sl->sl_rounds];
+	sl->sl_to_caller++;
+	return buf;
+}
+
+static inline bool umem_slot_free(umem_cache_t *cp, umem_slot_t *sl,
+    void *buf, umem_call_t call, size_t size)
+{
+	if (sl == NULL || sl->sl_rounds >= sl->sl_cap)
+		return false;
+	if (UMEM_DEBUG && cp->cc_debug) {
+		umem_debug_push(cp, sl, buf, call, size);
+		return true;
+	}
+	umem_slot_push(sl, buf);
+	sl->sl_from_caller++;
+	return true;
 }
 
 /* ---- umem_reap.c ------------------------------------------------------------ */

@@ -399,11 +399,7 @@ void *umem_alloc_slow(umem_cache_t *cp, umem_slot_t *sl, int vmflag)
 		slot_busy_exit(sl);
 		if (ok) {
 			VMEM_ASSERT(sl->sl_rounds > 0);
-			void *buf = sl->sl_loaded->mg_round[--sl->sl_rounds];
-			sl->sl_to_caller++;
-			if (UMEM_DEBUG && cp->cc_debug)
-				umem_debug_mag_to_caller(cp, buf);
-			return buf;
+			return umem_slot_pop(cp, sl);
 		}
 	}
 	return umem_slab_alloc(cp, vmflag);
@@ -413,19 +409,16 @@ void *umem_alloc_slow(umem_cache_t *cp, umem_slot_t *sl, int vmflag)
  * Free that loaded could not take: swap with an empty previous, else give
  * the full previous to the depot and load an empty magazine; then the
  * round is pushed as on the fast path.  No magazine to be had: straight
- * to the slab.  Debug builds: the caller's path marked buf as in a
- * magazine already; while the slot changes it is the caller's again
- * (where the counters have it), so that a fork's child that loses this
- * thread here finds every state byte where the counters say (Q1), and it
- * is marked again just before its push, as on the fast path.
+ * to the slab.  Debug builds: buf is still the caller's (its state byte
+ * says so, as the counters do) until the push marks it, so a fork's child
+ * that loses this thread here finds every state byte where the counters
+ * say (Q1).
  */
 void umem_free_slow(umem_cache_t *cp, umem_slot_t *sl, void *buf,
     umem_call_t call, size_t size)
 {
 	if (sl != NULL) {
 		bool ok = true;
-		if (UMEM_DEBUG && cp->cc_debug)
-			umem_debug_mag_to_caller(cp, buf);
 		slot_busy_enter(sl);
 		if (sl->sl_rounds >= sl->sl_cap) {
 			if (sl->sl_prev != NULL && sl->sl_prounds == 0)
@@ -434,12 +427,9 @@ void umem_free_slow(umem_cache_t *cp, umem_slot_t *sl, void *buf,
 				ok = slot_exchange_empty(cp, sl);
 		}
 		slot_busy_exit(sl);
-		if (UMEM_DEBUG && cp->cc_debug)
-			umem_debug_caller_to_mag(cp, buf, call, size);
 		if (ok) {
 			VMEM_ASSERT(sl->sl_rounds < sl->sl_cap);
-			umem_slot_push(sl, buf);
-			sl->sl_from_caller++;
+			(void)umem_slot_free(cp, sl, buf, call, size);
 			return;
 		}
 	}

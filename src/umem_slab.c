@@ -631,37 +631,68 @@ static umem_slab_t *debug_find(umem_cache_t *cp, void *buf, umem_call_t call,
 	return sp;
 }
 
-void umem_debug_caller_to_mag(umem_cache_t *cp, void *buf, umem_call_t call,
-    size_t size)
+/* A buffer a caller frees must be with a caller, freed with its size
+ * (slab lock held; *ip gets its index). */
+static umem_slab_t *debug_check_caller(umem_cache_t *cp, void *buf,
+    umem_call_t call, size_t size, size_t *ip)
 {
-	size_t i;
-	VMEM_ASSERT(cp->cc_debug);
-	qlock_enter(&cp->cc_slab_lock, QLOCK_SLAB);
-	umem_slab_t *sp = debug_find(cp, buf, call, size, &i);
+	umem_slab_t *sp = debug_find(cp, buf, call, size, ip);
 	uint8_t *st = umem_slab_state(cp, sp);
-	if (st[i] == UMEM_BS_MAG)
+	if (st[*ip] == UMEM_BS_MAG)
 		umem_bad_free(cp, buf, call, size,
 		    "double free (the buffer is already in a magazine)");
-	if (st[i] == UMEM_BS_SLAB)
+	if (st[*ip] == UMEM_BS_SLAB)
 		umem_bad_free(cp, buf, call, size,
 		    "double free (the buffer is already free in its slab)");
-	uint32_t req = umem_slab_reqsize(cp, sp)[i];
+	uint32_t req = umem_slab_reqsize(cp, sp)[*ip];
 	if (call == UMEM_CALL_FREE && req != size) {
 		char why[96];
 		(void)snprintf(why, sizeof(why), "wrong size: the buffer was "
 		    "allocated with size %lu", (unsigned long)req);
 		umem_bad_free(cp, buf, call, size, why);
 	}
-	st[i] = UMEM_BS_MAG;
-	VMEM_ASSERT(!umem_map_test(slab_freemap(sp), i));
-	qlock_exit(&cp->cc_slab_lock, QLOCK_SLAB);
+	VMEM_ASSERT(!umem_map_test(slab_freemap(sp), *ip));
+	return sp;
 }
 
-void umem_debug_mag_to_caller(umem_cache_t *cp, void *buf)
+void umem_debug_check_free(umem_cache_t *cp, void *buf, umem_call_t call,
+    size_t size)
 {
 	size_t i;
 	VMEM_ASSERT(cp->cc_debug);
 	qlock_enter(&cp->cc_slab_lock, QLOCK_SLAB);
+	(void)debug_check_caller(cp, buf, call, size, &i);
+	qlock_exit(&cp->cc_slab_lock, QLOCK_SLAB);
+}
+
+/*
+ * Debug caches: the buffer's state byte, the round and its count, and the
+ * slot's caller counter change in one slab critical section.  The fork's
+ * prepare holds every slab lock, so a child never finds them apart: a
+ * buffer a lost thread was freeing is still with its caller, or already in
+ * the magazine, never counted in one place with its state in another (Q1
+ * balances in every child).
+ */
+void umem_debug_push(umem_cache_t *cp, umem_slot_t *sl, void *buf,
+    umem_call_t call, size_t size)
+{
+	size_t i;
+	VMEM_ASSERT(cp->cc_debug && sl->sl_rounds < sl->sl_cap);
+	qlock_enter(&cp->cc_slab_lock, QLOCK_SLAB);
+	umem_slab_t *sp = debug_check_caller(cp, buf, call, size, &i);
+	umem_slab_state(cp, sp)[i] = UMEM_BS_MAG;
+	umem_slot_push(sl, buf);
+	sl->sl_from_caller++;
+	qlock_exit(&cp->cc_slab_lock, QLOCK_SLAB);
+}
+
+void *umem_debug_pop(umem_cache_t *cp, umem_slot_t *sl)
+{
+	size_t i;
+	VMEM_ASSERT(cp->cc_debug && sl->sl_rounds > 0);
+	qlock_enter(&cp->cc_slab_lock, QLOCK_SLAB);
+	void *buf = sl->sl_loaded->mg_round[--sl->sl_rounds];
+	sl->sl_to_caller++;
 	umem_slab_t *sp = debug_find(cp, buf, UMEM_CALL_INTERNAL, 0, &i);
 	uint8_t *st = umem_slab_state(cp, sp);
 	if (st[i] != UMEM_BS_MAG)
@@ -670,6 +701,7 @@ void umem_debug_mag_to_caller(umem_cache_t *cp, void *buf)
 		    (unsigned)st[i]);
 	st[i] = UMEM_BS_CALLER;
 	qlock_exit(&cp->cc_slab_lock, QLOCK_SLAB);
+	return buf;
 }
 
 void umem_debug_set_reqsize(umem_cache_t *cp, void *buf, size_t size)
