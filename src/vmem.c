@@ -831,6 +831,27 @@ static void *vmem_alloc_fail(vmem_t *vmp, const vmem_req_t *r)
 	return NULL;
 }
 
+/*
+ * A VM_SLEEP caller that found nothing (no fit, or no tags: a populate
+ * failed) waits on the arena for a free, or a bounded while (the source or
+ * the heap may have memory again), then tries again.  Every 64th wait asks
+ * for a reap first: the caches may hold what it needs.  The arena lock is
+ * held on entry and on return; the populate lock is not.
+ */
+void vmem_sleep_wait(vmem_t *vmp)
+{
+	VMEM_ASSERT(!vmem_populating_self());
+	vmp->ar_kstat.wait++;
+	vmp->ar_nwaiters++;
+	if (vmp->ar_kstat.wait % 64 == 1) {
+		qlock_exit(&vmp->ar_lock, QLOCK_ARENA);
+		umem_reap_request();
+		qlock_enter(&vmp->ar_lock, QLOCK_ARENA);
+	}
+	plat_cond_timedwait(&vmp->ar_cv, &vmp->ar_lock, 10000000u);
+	vmp->ar_nwaiters--;
+}
+
 static void *vmem_alloc_req(vmem_t *vmp, const vmem_req_t *r)
 {
 	vmem_pending_t pend = {.n = 0};
@@ -869,15 +890,7 @@ static void *vmem_alloc_req(vmem_t *vmp, const vmem_req_t *r)
 			qlock_enter(&vmp->ar_lock, QLOCK_ARENA);
 		}
 		VMEM_ASSERT(pend.n == 0);
-		vmp->ar_kstat.wait++;
-		vmp->ar_nwaiters++;
-		if (vmp->ar_kstat.wait % 64 == 1) {
-			qlock_exit(&vmp->ar_lock, QLOCK_ARENA);
-			umem_reap_request();
-			qlock_enter(&vmp->ar_lock, QLOCK_ARENA);
-		}
-		plat_cond_timedwait(&vmp->ar_cv, &vmp->ar_lock, 10000000u);
-		vmp->ar_nwaiters--;
+		vmem_sleep_wait(vmp);
 	}
 	vmem_seg_t *a = seg_cut(vmp, s, addr, r->size);
 	if (r->vmflag & VM_NEXTFIT) {

@@ -217,7 +217,10 @@ _Noreturn void vmem_assert_fail(const char *expr, const char *file, int line);
 
 /* vmem_tags.c: where tags come from. */
 void vmem_bootstrap(void);
+/* Make sure vmp (locked) holds its reserve; VM_SLEEP waits until it does
+ * (a populate may fail), VM_NOSLEEP and VM_PANIC return false. */
 bool vmem_reserve(vmem_t *vmp, int vmflag);
+void vmem_sleep_wait(vmem_t *vmp);
 void vmem_spares_trim(vmem_t *vmp);
 void vmem_spares_release_all(vmem_t *vmp);
 bool vmem_populating_self(void);

@@ -208,9 +208,15 @@ static bool vmem_populate(vmem_t *vmp)
 	return ok;
 }
 
+/*
+ * VM_SLEEP never fails: a populate that fails (no memory for a batch,
+ * an injected failure) is waited out like any allocation that finds no
+ * fit (found by the simulator: vmem_create(..., VM_SLEEP) returned NULL
+ * when its vmem_add's populate failed).  Inside this thread's own
+ * populate nothing waits: a populator arena lives on its reserve.
+ */
 bool vmem_reserve(vmem_t *vmp, int vmflag)
 {
-	(void)vmflag;
 	/* planted bug QB_RESERVE_SHORT: VMEM_MINFREE_CHECK is one short */
 	if (vmp->ar_nspares >= VMEM_MINFREE_CHECK)
 		return true;
@@ -221,10 +227,16 @@ bool vmem_reserve(vmem_t *vmp, int vmflag)
 			    "not a VMC_POPULATOR arena", vmp->ar_name);
 		return vmp->ar_nspares >= VMEM_SEGS_PER_OP;
 	}
-	tags_take_global(vmp, 2 * VMEM_MINFREE);
-	if (vmp->ar_nspares >= VMEM_MINFREE_CHECK)
-		return true;
-	return vmem_populate(vmp);
+	for (;;) {
+		tags_take_global(vmp, 2 * VMEM_MINFREE);
+		if (vmp->ar_nspares >= VMEM_MINFREE_CHECK || vmem_populate(vmp))
+			return true;
+		if (vmflag & (VM_NOSLEEP | VM_PANIC))
+			return false;
+		vmem_sleep_wait(vmp);
+		if (vmp->ar_nspares >= VMEM_MINFREE_CHECK)
+			return true;
+	}
 }
 
 void vmem_tag_census(vmem_tag_census_t *out)

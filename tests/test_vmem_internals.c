@@ -101,6 +101,55 @@ QTEST(failed_populate_fails_the_allocation_and_restores_on_retry)
 	QT_EQ(vmem_size(vmp, VMEM_FREE), (size_t)1 << 30);
 }
 
+struct unfailer {
+	vmem_t *vmp;
+	void *got;
+};
+
+/* Once the sleeper waits, the tag arena works again. */
+static void *unfail_after_a_wait(void *varg)
+{
+	struct unfailer *u = varg;
+	while (stats_of(u->vmp).vs_wait == 0)
+		usleep(1000);
+	vmem_mtbf_set(vmem_seg_arena, 0);
+	return NULL;
+}
+
+/*
+ * VM_SLEEP never returns NULL, also when the tags it needs cannot be
+ * made: vmem_add and vmem_alloc wait out a failing populate (found by the
+ * simulator: vmem_create(..., VM_SLEEP) of a span returned NULL).
+ */
+QTEST(sleep_add_and_alloc_wait_out_a_failing_populate)
+{
+	vmem_t *vmp = fake_arena("res_wait", (size_t)1 << 30, 16);
+	vmem_mtbf_set(vmem_seg_arena, 1);
+	size_t ok = 0;
+	while (vmem_alloc(vmp, 16, VM_NOSLEEP) != NULL && ok < 1000000)
+		ok++;
+	QT_EQ(stats_of(vmp).vs_populate_fail, 1);
+	struct unfailer u = {vmp, NULL};
+	pthread_t t;
+	QT_EQ(pthread_create(&t, NULL, unfail_after_a_wait, &u), 0);
+	QT_PTR_EQ(vmem_add(vmp, ADDR(BASE + ((size_t)1 << 31)), 4096,
+	    VM_SLEEP), ADDR(BASE + ((size_t)1 << 31)));
+	QT_EQ(pthread_join(t, NULL), 0);
+	vmem_stats_t st = stats_of(vmp);
+	QT_TRUE(st.vs_wait >= 1);
+	QT_TRUE(st.vs_populate_fail >= 2);
+	QT_EQ(st.vs_fail, 1);
+	QT_EQ(st.vs_spans, 2);
+	/* Instant fit: the smallest list that guarantees a fit, the new
+	 * span's. */
+	QT_EQ((uintptr_t)vmem_alloc(vmp, 16, VM_SLEEP),
+	    BASE + ((size_t)1 << 31));
+	vmem_free(vmp, ADDR(BASE + ((size_t)1 << 31)), 16);
+	for (size_t i = 0; i < ok; i++)
+		vmem_free(vmp, ADDR(BASE + i * 16), 16);
+	QT_EQ(vmem_size(vmp, VMEM_FREE), ((size_t)1 << 30) + 4096);
+}
+
 /* Tags an arena holds: on its arena list (not the embedded sentinel, rotor
  * or list heads), on its spare list, in its stash. */
 static size_t tags_held(vmem_t *vmp)
