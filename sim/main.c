@@ -277,6 +277,14 @@ static void run_finish(run_slot_t *s, int status)
 	    !r->failed) {
 		r->failed = 1;
 		snprintf(r->msg, sizeof(r->msg), "exit %d", WEXITSTATUS(status));
+	} else if (r->failed && strstr(r->msg, "died of signal") != NULL) {
+		/* A fork child's abort: its diagnostic is in the run's stderr. */
+		char err[SIM_MSG_BYTES / 4];
+		tail_stderr(s->errfd, err, sizeof(err));
+		const char *d = strstr(err, "quanta: ");
+		size_t n = strlen(r->msg);
+		if (d != NULL && n + 2 < sizeof(r->msg))
+			snprintf(r->msg + n, sizeof(r->msg) - n, "\n%s", d);
 	}
 	if (s->errfd >= 0)
 		close(s->errfd);
@@ -302,14 +310,26 @@ static void signature(const char *msg, char *out, size_t len)
 	p = p != NULL && strncmp(msg, "step", 4) == 0 ? p + 2 : msg;
 	/* An abort: the allocator's own diagnostic says what went wrong. */
 	const char *diag = strstr(msg, "\nquanta: ");
-	if (strstr(msg, "killed by signal") != NULL && diag != NULL)
+	if ((strstr(msg, "killed by signal") != NULL ||
+	    strstr(msg, "died of signal") != NULL) && diag != NULL)
 		p = diag + 1;
 	size_t n = 0;
-	for (; *p != '\0' && *p != '\n' && n + 1 < len; p++) {
-		if ((*p >= '0' && *p <= '9') || (n > 0 && out[n - 1] == '#' &&
-		    *p == 'x'))
-			continue;
-		out[n++] = *p;
+	/* A checker's report: its first violation's code comes too. */
+	for (int line = 0; line < 2 && *p != '\0'; line++) {
+		for (; *p != '\0' && *p != '\n' && n + 1 < len; p++) {
+			if ((*p >= '0' && *p <= '9') || (n > 0 &&
+			    out[n - 1] == '#' && *p == 'x'))
+				continue;
+			out[n++] = *p;
+		}
+		if (n < 13 || memcmp(out + n - 13, "violation(s):", 13) != 0 ||
+		    *p != '\n')
+			break;
+		p++;
+		for (int k = 0; k < 3 && *p != '\0' && *p != '\n' &&
+		    n + 1 < len; k++)
+			out[n++] = *p++;
+		break;
 	}
 	out[n] = '\0';
 }
@@ -826,12 +846,19 @@ static unsigned preemptions_of(const sim_result_t *r)
 	return n;
 }
 
+/* Whether c still fails alike, in no more steps than the best so far:
+ * every accepted step of a shrink makes the run shorter or keeps it. */
+static uint64_t shrink_best_steps = UINT64_MAX;
+
 static bool try_cfg(const sim_config_t *c, const char *sig, sim_result_t *r,
     unsigned *runs)
 {
 	(*runs)++;
 	run_one(c, r, NULL);
-	return same_failure(r, sig);
+	if (!same_failure(r, sig) || r->steps > shrink_best_steps)
+		return false;
+	shrink_best_steps = r->steps;
+	return true;
 }
 
 /* Forced choices that replay r's decisions exactly. */
@@ -902,6 +929,7 @@ static int cmd_shrink(int argc, char **argv)
 	char sig[256];
 	signature(r->msg, sig, sizeof(sig));
 	uint64_t steps0 = r->steps;
+	shrink_best_steps = steps0;
 	unsigned threads0 = c.threads, ops0 = c.ops, pre0 = preemptions_of(r);
 	unsigned runs = 0, runs_max = 150;
 	/* A livelock fails only at its step budget: try a tenth of it. */
@@ -914,6 +942,7 @@ static int cmd_shrink(int argc, char **argv)
 		if (r->failed && strstr(s2, "step budget") != NULL) {
 			c = t;
 			snprintf(sig, sizeof(sig), "%s", s2);
+			shrink_best_steps = r->steps;
 		}
 	}
 	printf("shrink: failure \"%s\"\n  from %llu steps, %u threads, %u ops, "

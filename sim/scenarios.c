@@ -107,6 +107,7 @@ static struct world {
 	unsigned fork_at;            /* at which of its operations */
 	bool nextfit_ok;
 	bool mtbf_always;            /* chaos sets mtbf without faults */
+	bool warm;                   /* tiny_push_fork: the worker's slot is set */
 } W;
 
 static shadow_t shadows[ARENAS_MAX + CACHES_MAX + 1];
@@ -593,11 +594,13 @@ static void plan_fork(void)
 
 static void shared_arenas(void)
 {
-	sim_op("create arenas ids (quantum caches) and mem (over the heap)");
+	sim_op("create arenas ids (quantum caches) and mem (over the heap, a populator)");
 	arena_add(vmem_create("ids", (void *)0x10000, 0x10000, 1, NULL, NULL,
 	    NULL, 8, VM_SLEEP), false);
+	/* A populator too: it lives on its tag reserve like the bootstrap
+	 * arenas, and R2 holds it to that reserve between operations. */
 	arena_add(vmem_create("mem", NULL, 0, 64, vmem_alloc, vmem_free,
-	    vmem_heap_arena(), 512, VM_SLEEP), true);
+	    vmem_heap_arena(), 512, VMC_POPULATOR | VM_SLEEP), true);
 	sim_op_end();
 }
 
@@ -738,12 +741,22 @@ static void storm_worker(void *arg)
 	vmem_t *vmp = vmem_create(name, (void *)0x1000, 0x100000, 1, NULL,
 	    NULL, NULL, 0, VM_SLEEP);
 	sim_op_end();
-	unsigned n = sim_config()->ops * 4;
+	/* Enough single-quantum pieces (a tag each) that the storms drain
+	 * the tag batches, and a window in which populates fail (the tag
+	 * arena's allocations fail one time in three). */
+	unsigned n = sim_config()->ops * 16;
+	bool fail_window = rnd(2) == 0;
 	sim_op("umem_alloc(%zu)", n * sizeof(uintptr_t));
 	uintptr_t *got = umem_alloc(n * sizeof(uintptr_t), UMEM_NOFAIL);
 	sim_op_end();
 	for (unsigned i = 0; i < n; i++) {
-		if (rnd(16) == 0)
+		if (fail_window && (i == n / 2 || i == 3 * n / 4)) {
+			uint64_t m = i == n / 2 ? 3 : 0;
+			sim_op("vmem_mtbf_set(tags, %llu)", (unsigned long long)m);
+			vmem_mtbf_set(vmem_seg_arena, m);
+			sim_op_end();
+		}
+		if (rnd(64) == 0)
 			op_chaos();
 		size_t before_a = vmem_size(vmp, VMEM_ALLOC);
 		size_t before_f = vmem_size(vmp, VMEM_FREE);
@@ -852,6 +865,7 @@ static void tiny_push_worker(void *arg)
 	void *a = umem_cache_alloc(cp, UMEM_NOFAIL);
 	umem_cache_free(cp, a);
 	sim_op_end();
+	W.warm = true; /* its slot and magazine exist: the fork may come */
 	sim_op("alloc b, c, free c, b");
 	void *b = umem_cache_alloc(cp, UMEM_NOFAIL);
 	void *c = umem_cache_alloc(cp, UMEM_NOFAIL);
@@ -878,13 +892,23 @@ static void sc_tiny_push_fork(void *arg)
 {
 	(void)arg;
 	world_init();
-	sim_op("umem_cache_create(tiny)");
+	/* UMC_NODEBUG: the release fast path (no state bytes, no slab lock
+	 * around the push), whose two stores a fork may cut apart. */
+	sim_op("umem_cache_create(tiny, UMC_NODEBUG)");
 	W.cache[1] = umem_cache_create("tiny", 64, 0, NULL, NULL, NULL, NULL,
-	    NULL, 0);
+	    NULL, UMC_NODEBUG);
 	sim_op_end();
 	W.csh[1] = shadow_new("tiny");
 	W.ncaches = 0; /* the child's generic work leaves it alone */
 	unsigned t = sim_spawn(tiny_push_worker, NULL);
+	/* Fork once the worker's slot is set up (before, the worker waits
+	 * for the locks the fork's prepare holds and never pushes during
+	 * it), then at a delay the seed picks. */
+	for (unsigned i = 0; i < 10000 && !W.warm; i++)
+		sim_yield();
+	unsigned delay = rnd(40);
+	for (unsigned i = 0; i < delay; i++)
+		sim_yield();
 	sim_fork(tiny_child, NULL);
 	sim_join(t);
 	sim_op("umem_cache_destroy(tiny)");
