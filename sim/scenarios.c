@@ -814,10 +814,15 @@ static void lifecycle_worker(void *arg)
 	unsigned me = (unsigned)(uintptr_t)arg;
 	char name[32];
 	for (unsigned i = 0; i < sim_config()->ops / 4 + 1; i++) {
+		if (W.fork_worker == me && W.fork_at / 4 == i)
+			sim_fork(child_work, NULL);
 		snprintf(name, sizeof(name), "life%u_%u", me, i);
 		sim_op("create, use and destroy %s and a cache over it", name);
+		/* Every other one a populator: its registration and its
+		 * removal race populates and forks too. */
 		vmem_t *vmp = vmem_create(name, NULL, 0, 32, vmem_alloc,
-		    vmem_free, vmem_heap_arena(), 128, VM_SLEEP);
+		    vmem_free, vmem_heap_arena(), 128,
+		    (i % 2 ? VMC_POPULATOR : 0) | VM_SLEEP);
 		void *p = vmem_alloc(vmp, 64, VM_SLEEP);
 		void *q = vmem_alloc(vmp, 4096, VM_SLEEP);
 		if (p == NULL || q == NULL)
@@ -842,8 +847,7 @@ static void sc_lifecycle(void *arg)
 	plan = (worker_plan_t){40, 40, 15, 5};
 	shared_arenas();
 	shared_caches();
-	if (sim_config()->faults != 0)
-		plan_fork();
+	plan_fork();
 	unsigned nw = sim_config()->threads;
 	unsigned tids[SIM_THREADS_MAX];
 	for (unsigned i = 0; i < nw && i + 1 < SIM_THREADS_MAX; i++)
@@ -954,8 +958,9 @@ const sim_scenario_t sim_scenarios[] = {
 	    sc_stacked, 8, 40, false},
 	{"populate", "populate storms (tags drained) while others allocate; "
 	    "reaps and mtbf during populates", sc_populate, 6, 30, false},
-	{"lifecycle", "arenas and caches created and destroyed while others "
-	    "allocate (and, with faults, fork)", sc_lifecycle, 6, 24, false},
+	{"lifecycle", "arenas (populators among them) and caches created and "
+	    "destroyed while others allocate and one forks", sc_lifecycle, 6,
+	    24, false},
 	{"fork", "a worker forks while the others hold or wait for any lock; "
 	    "the child allocates, frees and is checked", sc_fork, 6, 30, false},
 	{"fork_boot", "a fork while another thread runs the first bootstrap",

@@ -69,6 +69,7 @@
 #define SIM_FREE_BLOCKS_MAX 4096u
 #define SIM_CHECKER_ID 999u
 #define SIM_PCT_CHANGES_MAX 8u
+#define SIM_HELD_ARENAS 4u
 
 enum tstate { T_UNUSED, T_RUN, T_MUTEX, T_COND, T_JOIN, T_DONE, T_LOST };
 
@@ -97,6 +98,8 @@ typedef struct sim_thread {
 	void *tsd[SIM_TSD_KEYS];
 	plat_thread_area_t area;
 	unsigned held[SIM_RANKS];  /* locks held, per rank (the sim's view) */
+	plat_mutex_t *held_arena[SIM_HELD_ARENAS]; /* arena locks held */
+	unsigned nheld_arena;
 	int next_rank;
 	unsigned prio;
 	bool yielded;
@@ -460,6 +463,8 @@ static void mutex_take(plat_mutex_t *m)
 		S.res->rank_pairs[top_rank(t)] |= 1u << rank;
 		t->held[rank]++;
 	}
+	if (rank == QLOCK_ARENA && t->nheld_arena < SIM_HELD_ARENAS)
+		t->held_arena[t->nheld_arena++] = m;
 	m->pm_rank = rank;
 	m->pm_owner = t->id;
 	S.locks_held++;
@@ -515,6 +520,19 @@ int sim_mutex_trylock(plat_mutex_t *m)
 	return 1;
 }
 
+/* The sim's books of what t holds lose m. */
+static void held_drop(sim_thread_t *t, plat_mutex_t *m)
+{
+	int rank = m->pm_rank;
+	if (rank > 0 && rank < SIM_RANKS && t->held[rank])
+		t->held[rank]--;
+	for (unsigned k = 0; k < t->nheld_arena; k++)
+		if (t->held_arena[k] == m) {
+			t->held_arena[k] = t->held_arena[--t->nheld_arena];
+			break;
+		}
+}
+
 void sim_mutex_unlock(plat_mutex_t *m)
 {
 	unsigned id = mutex_id(m);
@@ -528,8 +546,7 @@ void sim_mutex_unlock(plat_mutex_t *m)
 		    rank_name(m->pm_rank), id, t->id, m->pm_owner);
 	m->pm_owner = 0;
 	S.locks_held--;
-	if (m->pm_rank > 0 && m->pm_rank < SIM_RANKS && t->held[m->pm_rank])
-		t->held[m->pm_rank]--;
+	held_drop(t, m);
 	trace_line(t->id, EV_UNLOCK, "%s#%u", rank_name(m->pm_rank), id);
 	point(EV_UNLOCK, id, 0);
 }
@@ -568,8 +585,7 @@ void sim_cond_timedwait(plat_cond_t *c, plat_mutex_t *m, uint64_t timeout_ns)
 		sim_fail("cv#%u waited on without its lock", c->pc_id);
 	m->pm_owner = 0;
 	S.locks_held--;
-	if (rank > 0 && rank < SIM_RANKS && t->held[rank])
-		t->held[rank]--;
+	held_drop(t, m);
 	trace_line(t->id, EV_WAIT, "cv#%u %llu ns", c->pc_id,
 	    (unsigned long long)timeout_ns);
 	t->state = T_COND;
@@ -922,6 +938,40 @@ void sim_join(unsigned id)
 
 /* ---- fork ------------------------------------------------------------------- */
 
+/* Whether m is the lock of an arena on the arena list. */
+static bool arena_lock_listed(const plat_mutex_t *m)
+{
+	for (vmem_t *vmp = vmem_list; vmp != NULL; vmp = vmp->ar_next)
+		if (&vmp->ar_lock == m)
+			return true;
+	return false;
+}
+
+/*
+ * No lock a lost thread held may be one the child can reach: every
+ * allocator lock is the prepare handler's at the fork, except the lock
+ * of an arena off the arena list — one the lost thread was creating or
+ * destroying, which nobody can reach again (docs/fork.md).
+ */
+static void lost_locks_check(const sim_thread_t *t)
+{
+	for (int r = 1; r < SIM_RANKS; r++)
+		if (t->held[r] != 0 && (r != QLOCK_ARENA ||
+		    t->held[r] != t->nheld_arena))
+			sim_fail("%s held by T%u, lost in the fork",
+			    rank_name(r), t->id);
+	for (unsigned k = 0; k < t->nheld_arena; k++) {
+		if (arena_lock_listed(t->held_arena[k]))
+			sim_fail("the lock of a listed arena held by T%u, lost "
+			    "in the fork", t->id);
+		trace_line(S.cur->id, EV_FORK, "T%u, lost, holds ar_lock#%u of "
+		    "an arena off the list (mid create or destroy)", t->id,
+		    t->held_arena[k]->pm_id);
+	}
+	/* Held for ever, by nobody the checks wait for. */
+	S.locks_held -= t->nheld_arena;
+}
+
 static void fork_child_side(sim_fn_t *child_fn, void *arg, int fd)
 {
 	S.in_child = true;
@@ -940,10 +990,8 @@ static void fork_child_side(sim_fn_t *child_fn, void *arg, int fd)
 			sim_fail("the fork child handlers left %s held",
 			    rank_name(r));
 	for (unsigned i = 1; i <= S.nthreads; i++)
-		for (int r = 1; r < SIM_RANKS; r++)
-			if (S.th[i].state == T_LOST && S.th[i].held[r] != 0)
-				sim_fail("%s held by T%u, lost in the fork",
-				    rank_name(r), i);
+		if (S.th[i].state == T_LOST)
+			lost_locks_check(&S.th[i]);
 	child_fn(arg);
 	sim_check_now("fork child, end", true);
 	child_report_t rep = {S.res->hash, S.step, S.res->checks, 0, ""};
