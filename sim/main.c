@@ -850,6 +850,18 @@ static unsigned preemptions_of(const sim_result_t *r)
  * every accepted step of a shrink makes the run shorter or keeps it. */
 static uint64_t shrink_best_steps = UINT64_MAX;
 
+/* A shrink stops after this many runs or this long, whichever first. */
+#define SHRINK_RUNS_MAX 1000u
+#define SHRINK_SECONDS_MAX 60.0
+static double shrink_deadline;
+
+static double now_s(void);
+
+static bool shrink_budget_left(unsigned runs)
+{
+	return runs < SHRINK_RUNS_MAX && now_s() < shrink_deadline;
+}
+
 static bool try_cfg(const sim_config_t *c, const char *sig, sim_result_t *r,
     unsigned *runs)
 {
@@ -870,12 +882,12 @@ static void pin_choices(sim_config_t *c, const sim_result_t *r)
 }
 
 static void shrink_schedule(sim_config_t *c, const char *sig,
-    sim_result_t *r, unsigned *runs, unsigned runs_max)
+    sim_result_t *r, unsigned *runs)
 {
 	static sim_config_t t;
 	/* The shortest prefix of forced choices (then: no preemption). */
 	unsigned lo = 0, hi = c->nchoices;
-	while (lo < hi && *runs < runs_max) {
+	while (lo < hi && shrink_budget_left(*runs)) {
 		unsigned mid = (lo + hi) / 2;
 		t = *c;
 		t.nchoices = mid;
@@ -887,7 +899,7 @@ static void shrink_schedule(sim_config_t *c, const char *sig,
 	c->nchoices = hi;
 	/* Each remaining preemption, last first: keep the current thread. */
 	run_one(c, r, NULL);
-	for (unsigned i = c->nchoices; i-- > 0 && *runs < runs_max;) {
+	for (unsigned i = c->nchoices; i-- > 0 && shrink_budget_left(*runs);) {
 		if (i >= r->ndecisions)
 			continue;
 		unsigned cur = r->decision_cur[i];
@@ -931,7 +943,8 @@ static int cmd_shrink(int argc, char **argv)
 	uint64_t steps0 = r->steps;
 	shrink_best_steps = steps0;
 	unsigned threads0 = c.threads, ops0 = c.ops, pre0 = preemptions_of(r);
-	unsigned runs = 0, runs_max = 150;
+	unsigned runs = 0;
+	shrink_deadline = now_s() + SHRINK_SECONDS_MAX;
 	/* A livelock fails only at its step budget: try a tenth of it. */
 	if (strstr(sig, "step budget") != NULL) {
 		t = c;
@@ -949,14 +962,14 @@ static int cmd_shrink(int argc, char **argv)
 	    "%u preemptions\n", sig, (unsigned long long)steps0, threads0, ops0,
 	    pre0);
 	/* Fewer threads, then fewer operations, with the same seed. */
-	while (c.threads > 1 && runs < runs_max) {
+	while (c.threads > 1 && shrink_budget_left(runs)) {
 		t = c;
 		t.threads--;
 		if (!try_cfg(&t, sig, r, &runs))
 			break;
 		c = t;
 	}
-	while (c.ops > 1 && runs < runs_max) {
+	while (c.ops > 1 && shrink_budget_left(runs)) {
 		t = c;
 		t.ops = c.ops / 2;
 		if (!try_cfg(&t, sig, r, &runs)) {
@@ -970,7 +983,7 @@ static int cmd_shrink(int argc, char **argv)
 	run_one(&c, r, NULL);
 	pin_choices(&c, r);
 	if (try_cfg(&c, sig, r, &runs))
-		shrink_schedule(&c, sig, r, &runs, runs_max);
+		shrink_schedule(&c, sig, r, &runs);
 	else
 		printf("  (the pinned schedule does not fail alike: kept "
 		    "the strategy)\n");
