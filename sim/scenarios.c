@@ -495,14 +495,16 @@ static void worker(void *arg)
 		op_free(&held[--n]);
 }
 
-static void spawn_workers(void)
+/* Workers 1..threads; odd ones run odd (NULL: all run worker). */
+static void spawn_workers(sim_fn_t *odd)
 {
 	unsigned nw = sim_config()->threads;
 	if (nw > SIM_THREADS_MAX - 1)
 		nw = SIM_THREADS_MAX - 1;
 	W.workers = nw;
 	for (unsigned i = 1; i <= nw; i++)
-		W.tids[i] = sim_spawn(worker, (void *)(uintptr_t)i);
+		W.tids[i] = sim_spawn(odd != NULL && i % 2 ? odd : worker,
+		    (void *)(uintptr_t)i);
 }
 
 static void join_workers(void)
@@ -631,7 +633,7 @@ static void shared_world(worker_plan_t p, unsigned with)
 		shared_caches();
 	if (with & WORLD_FORK)
 		plan_fork();
-	spawn_workers();
+	spawn_workers(NULL);
 	join_workers();
 	world_teardown();
 }
@@ -724,7 +726,7 @@ static void sc_stacked(void *arg)
 	arena_add(l1, false);
 	arena_add(l2, false);
 	sim_op_end();
-	spawn_workers();
+	spawn_workers(NULL);
 	join_workers();
 	world_teardown();
 }
@@ -797,13 +799,8 @@ static void sc_populate(void *arg)
 	plan = (worker_plan_t){0, 60, 40, 10};
 	W.mtbf_always = true;
 	shared_caches();
-	unsigned nw = sim_config()->threads;
-	unsigned tids[SIM_THREADS_MAX];
-	for (unsigned i = 0; i < nw && i + 1 < SIM_THREADS_MAX; i++)
-		tids[i] = sim_spawn(i % 2 ? worker : storm_worker,
-		    (void *)(uintptr_t)(i + 1));
-	for (unsigned i = 0; i < nw && i + 1 < SIM_THREADS_MAX; i++)
-		sim_join(tids[i]);
+	spawn_workers(storm_worker);
+	join_workers();
 	vmem_mtbf_set(vmem_seg_arena, 0);
 	world_teardown();
 }
@@ -848,14 +845,8 @@ static void sc_lifecycle(void *arg)
 	shared_arenas();
 	shared_caches();
 	plan_fork();
-	unsigned nw = sim_config()->threads;
-	unsigned tids[SIM_THREADS_MAX];
-	for (unsigned i = 0; i < nw && i + 1 < SIM_THREADS_MAX; i++)
-		tids[i] = sim_spawn(i % 2 ? worker : lifecycle_worker,
-		    (void *)(uintptr_t)(i + 1));
-	W.workers = 0;
-	for (unsigned i = 0; i < nw && i + 1 < SIM_THREADS_MAX; i++)
-		sim_join(tids[i]);
+	spawn_workers(lifecycle_worker);
+	join_workers();
 	world_teardown();
 }
 
