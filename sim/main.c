@@ -36,313 +36,7 @@
 #include "bugs.h"
 #include "sim.h"
 
-#define SIM_RUN_TIMEOUT_S 120
 #define SIM_JOBS_MAX 64
-#define SIM_BUDGET_DEFAULT 2000000u
-
-static const char *const bug_names[QB_COUNT] = {
-	"none", "reap_in_populate", "lockup_order", "reserve_short",
-	"freemap_stale", "span_twice", "rotor_stale", "mtbf_tag_leak",
-	"child_lock_held", "push_count_first", "boot_gate_nopid",
-};
-
-const char *sim_bug_name(int bug)
-{
-	return bug >= 0 && bug < QB_COUNT ? bug_names[bug] : "?";
-}
-
-static int bug_lookup(const char *name)
-{
-	for (int i = 0; i < QB_COUNT; i++)
-		if (strcmp(bug_names[i], name) == 0)
-			return i;
-	return -1;
-}
-
-/* ---- seed records ------------------------------------------------------------ */
-
-void sim_config_from_seed(sim_config_t *cfg, uint64_t seed)
-{
-	memset(cfg, 0, sizeof(*cfg));
-	sim_rng_t r;
-	sim_rng_seed(&r, seed ^ 0x51u);
-	const sim_scenario_t *sc = &sim_scenarios[seed % sim_nscenarios];
-	snprintf(cfg->scenario, sizeof(cfg->scenario), "%s", sc->name);
-	cfg->strategy = (seed / sim_nscenarios) % 2 ? SIM_PCT : SIM_RANDOM;
-	cfg->depth = 2 + (unsigned)(sim_rng_next(&r) % 3);
-	cfg->threads = sc->threads_max <= 2 ? sc->threads_max :
-	    2 + (unsigned)(sim_rng_next(&r) % (sc->threads_max - 1));
-	cfg->ops = sc->ops_default / 2 +
-	    (unsigned)(sim_rng_next(&r) % (sc->ops_default + 1));
-	cfg->seed = seed;
-	cfg->check_every = 64;
-	cfg->faults = sim_rng_next(&r) % 3 == 0 ? 16 : 0;
-	cfg->preempt = true;
-	cfg->bug = 0;
-	cfg->step_budget = SIM_BUDGET_DEFAULT;
-}
-
-static const char *strategy_name(int s)
-{
-	return s == SIM_PCT ? "pct" : s == SIM_FORCED ? "forced" : "random";
-}
-
-void sim_config_format(const sim_config_t *cfg, char *out, size_t len)
-{
-	int n = snprintf(out, len, "%s scenario=%s strategy=%s depth=%u "
-	    "threads=%u ops=%u seed=%llu check=%u faults=%u preempt=%d bug=%s "
-	    "budget=%llu", SIM_FORMAT, cfg->scenario,
-	    strategy_name(cfg->strategy), cfg->depth, cfg->threads, cfg->ops,
-	    (unsigned long long)cfg->seed, cfg->check_every, cfg->faults,
-	    cfg->preempt ? 1 : 0, sim_bug_name(cfg->bug),
-	    (unsigned long long)cfg->step_budget);
-	if (cfg->strategy != SIM_FORCED || n < 0)
-		return;
-	size_t at = (size_t)n;
-	at += (size_t)snprintf(out + at, len - at, " choices=");
-	for (unsigned i = 0; i < cfg->nchoices && at + 16 < len;) {
-		unsigned j = i;
-		while (j < cfg->nchoices && cfg->choices[j] == cfg->choices[i])
-			j++;
-		at += (size_t)snprintf(out + at, len - at, "%s%u", i ? "," : "",
-		    cfg->choices[i]);
-		if (j - i > 1)
-			at += (size_t)snprintf(out + at, len - at, "x%u", j - i);
-		i = j;
-	}
-}
-
-static int parse_choices(sim_config_t *cfg, const char *v)
-{
-	cfg->nchoices = 0;
-	while (*v != '\0') {
-		char *end;
-		unsigned long t = strtoul(v, &end, 10), rep = 1;
-		if (end == v || t > SIM_THREADS_MAX)
-			return -1;
-		if (*end == 'x') {
-			v = end + 1;
-			rep = strtoul(v, &end, 10);
-		}
-		for (unsigned long k = 0; k < rep; k++) {
-			if (cfg->nchoices == SIM_CHOICES_MAX)
-				return -1;
-			cfg->choices[cfg->nchoices++] = (uint8_t)t;
-		}
-		v = *end == ',' ? end + 1 : end;
-		if (end == v && *v != '\0')
-			return -1;
-	}
-	return 0;
-}
-
-static int parse_field(sim_config_t *cfg, const char *k, const char *v)
-{
-	if (strcmp(k, "scenario") == 0) {
-		snprintf(cfg->scenario, sizeof(cfg->scenario), "%s", v);
-		return sim_scenario_find(v) != NULL ? 0 : -1;
-	}
-	if (strcmp(k, "strategy") == 0) {
-		cfg->strategy = strcmp(v, "pct") == 0 ? SIM_PCT :
-		    strcmp(v, "forced") == 0 ? SIM_FORCED :
-		    strcmp(v, "random") == 0 ? SIM_RANDOM : -1;
-		return cfg->strategy < 0 ? -1 : 0;
-	}
-	if (strcmp(k, "bug") == 0)
-		return (cfg->bug = bug_lookup(v)) < 0 ? -1 : 0;
-	if (strcmp(k, "choices") == 0)
-		return parse_choices(cfg, v);
-	char *end;
-	unsigned long long n = strtoull(v, &end, 10);
-	if (*end != '\0')
-		return -1;
-	if (strcmp(k, "depth") == 0) cfg->depth = (unsigned)n;
-	else if (strcmp(k, "threads") == 0) cfg->threads = (unsigned)n;
-	else if (strcmp(k, "ops") == 0) cfg->ops = (unsigned)n;
-	else if (strcmp(k, "seed") == 0) cfg->seed = n;
-	else if (strcmp(k, "check") == 0) cfg->check_every = (unsigned)n;
-	else if (strcmp(k, "faults") == 0) cfg->faults = (unsigned)n;
-	else if (strcmp(k, "preempt") == 0) cfg->preempt = n != 0;
-	else if (strcmp(k, "budget") == 0) cfg->step_budget = n;
-	else if (strcmp(k, "expect") != 0) return -1;
-	return 0;
-}
-
-int sim_config_parse(sim_config_t *cfg, const char *text, char *err,
-    size_t errlen)
-{
-	char *copy = strdup(text), *save = NULL;
-	char *tok = strtok_r(copy, " \t\n", &save);
-	if (tok == NULL || strcmp(tok, SIM_FORMAT) != 0) {
-		snprintf(err, errlen, "not a %s record (the format version "
-		    "must come first)", SIM_FORMAT);
-		free(copy);
-		return -1;
-	}
-	sim_config_from_seed(cfg, 0);
-	while ((tok = strtok_r(NULL, " \t\n", &save)) != NULL) {
-		char *eq = strchr(tok, '=');
-		if (eq == NULL) {
-			snprintf(err, errlen, "field \"%s\" has no value", tok);
-			free(copy);
-			return -1;
-		}
-		*eq = '\0';
-		if (parse_field(cfg, tok, eq + 1) != 0) {
-			snprintf(err, errlen, "bad field %s=%s", tok, eq + 1);
-			free(copy);
-			return -1;
-		}
-	}
-	free(copy);
-	return 0;
-}
-
-/* ---- one run in a process of its own ----------------------------------------- */
-
-typedef struct run_slot {
-	pid_t pid;
-	sim_result_t *res;
-	sim_config_t cfg;
-	int errfd;
-	struct timespec start;
-} run_slot_t;
-
-static sim_result_t *result_page(void)
-{
-	void *p = mmap(NULL, sizeof(sim_result_t), PROT_READ | PROT_WRITE,
-	    MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-	if (p == MAP_FAILED) {
-		perror("quanta-sim: mmap");
-		exit(2);
-	}
-	return p;
-}
-
-static void run_start(run_slot_t *s, const sim_config_t *cfg,
-    const char *trace_path)
-{
-	s->cfg = *cfg;
-	memset(s->res, 0, sizeof(*s->res));
-	char tmpl[] = "/tmp/quanta-sim-err-XXXXXX";
-	s->errfd = mkstemp(tmpl);
-	if (s->errfd >= 0)
-		unlink(tmpl);
-	fflush(NULL);
-	s->pid = fork();
-	if (s->pid < 0) {
-		perror("quanta-sim: fork");
-		exit(2);
-	}
-	if (s->pid == 0) {
-		alarm(SIM_RUN_TIMEOUT_S);
-		if (s->errfd >= 0)
-			dup2(s->errfd, 2);
-		FILE *trace = NULL;
-		if (trace_path != NULL)
-			trace = strcmp(trace_path, "-") == 0 ? stdout :
-			    fopen(trace_path, "w");
-		sim_run(&s->cfg, s->res, trace);
-		if (trace != NULL)
-			fflush(trace);
-		_exit(s->res->failed ? 1 : 0);
-	}
-}
-
-/* The last lines of the run's stderr (a panic's diagnostic). */
-static void tail_stderr(int fd, char *out, size_t len)
-{
-	out[0] = '\0';
-	if (fd < 0)
-		return;
-	off_t end = lseek(fd, 0, SEEK_END);
-	off_t from = end > (off_t)len - 1 ? end - (off_t)len + 1 : 0;
-	ssize_t n = pread(fd, out, len - 1, from);
-	out[n > 0 ? n : 0] = '\0';
-}
-
-static void run_finish(run_slot_t *s, int status)
-{
-	sim_result_t *r = s->res;
-	if (!r->done || (WIFSIGNALED(status) && !r->failed)) {
-		char err[SIM_MSG_BYTES / 2];
-		tail_stderr(s->errfd, err, sizeof(err));
-		r->failed = 1;
-		snprintf(r->msg, sizeof(r->msg), "step %llu: %s%s\n%s",
-		    (unsigned long long)r->steps,
-		    WIFSIGNALED(status) ? "killed by signal " : "exit ",
-		    WIFSIGNALED(status) ? strsignal(WTERMSIG(status)) : "",
-		    err);
-	} else if (WIFEXITED(status) && WEXITSTATUS(status) != 0 &&
-	    !r->failed) {
-		r->failed = 1;
-		snprintf(r->msg, sizeof(r->msg), "exit %d", WEXITSTATUS(status));
-	} else if (r->failed && strstr(r->msg, "died of signal") != NULL) {
-		/* A fork child's abort: its diagnostic is in the run's stderr. */
-		char err[SIM_MSG_BYTES / 4];
-		tail_stderr(s->errfd, err, sizeof(err));
-		const char *d = strstr(err, "quanta: ");
-		size_t n = strlen(r->msg);
-		if (d != NULL && n + 2 < sizeof(r->msg))
-			snprintf(r->msg + n, sizeof(r->msg) - n, "\n%s", d);
-	}
-	if (s->errfd >= 0)
-		close(s->errfd);
-	s->pid = 0;
-}
-
-static void run_one(const sim_config_t *cfg, sim_result_t *res,
-    const char *trace_path)
-{
-	run_slot_t s = {.res = res};
-	run_start(&s, cfg, trace_path);
-	int status;
-	while (waitpid(s.pid, &status, 0) < 0 && errno == EINTR)
-		;
-	run_finish(&s, status);
-}
-
-/* A failure's signature: its message with the step, the numbers and
- * addresses taken out, up to the end of the first line. */
-static void signature(const char *msg, char *out, size_t len)
-{
-	const char *p = strstr(msg, ": ");
-	p = p != NULL && strncmp(msg, "step", 4) == 0 ? p + 2 : msg;
-	/* An abort: the allocator's own diagnostic says what went wrong. */
-	const char *diag = strstr(msg, "\nquanta: ");
-	if ((strstr(msg, "killed by signal") != NULL ||
-	    strstr(msg, "died of signal") != NULL) && diag != NULL)
-		p = diag + 1;
-	size_t n = 0;
-	/* A checker's report: its first violation's code comes too. */
-	for (int line = 0; line < 2 && *p != '\0'; line++) {
-		for (; *p != '\0' && *p != '\n' && n + 1 < len; p++) {
-			if ((*p >= '0' && *p <= '9') || (n > 0 &&
-			    out[n - 1] == '#' && *p == 'x'))
-				continue;
-			out[n++] = *p;
-		}
-		if (n < 13 || memcmp(out + n - 13, "violation(s):", 13) != 0 ||
-		    *p != '\n')
-			break;
-		p++;
-		for (int k = 0; k < 3 && *p != '\0' && *p != '\n' &&
-		    n + 1 < len; k++)
-			out[n++] = *p++;
-		break;
-	}
-	out[n] = '\0';
-}
-
-static bool same_failure(const sim_result_t *r, const char *sig)
-{
-	char s[256];
-	if (!r->failed)
-		return false;
-	signature(r->msg, s, sizeof(s));
-	return sig == NULL || strcmp(s, sig) == 0;
-}
-
 /* ---- list, run ------------------------------------------------------------------- */
 
 static int cmd_list(void)
@@ -354,7 +48,7 @@ static int cmd_list(void)
 		    " [tiny: explore]" : "");
 	printf("planted bugs (--bug NAME; the sim variant only):\n");
 	for (int b = 1; b < QB_COUNT; b++)
-		printf("  %s\n", bug_names[b]);
+		printf("  %s\n", sim_bug_name(b));
 	printf("strategies: random, pct (depth d), forced (choices=...)\n");
 	return 0;
 }
@@ -406,12 +100,12 @@ static int cmd_run(int argc, char **argv)
 		if (strcmp(argv[i], "--trace") == 0)
 			trace = "-";
 		else if (strcmp(argv[i], "--bug") == 0 && i + 1 < argc)
-			gcfg.bug = bug_lookup(argv[++i]);
+			gcfg.bug = sim_bug_lookup(argv[++i]);
 	}
 	if (gcfg.bug < 0)
 		return 2;
-	sim_result_t *r = result_page();
-	run_one(&gcfg, r, trace);
+	sim_result_t *r = sim_result_page();
+	sim_run_one(&gcfg, r, trace);
 	print_result(&gcfg, r);
 	return r->failed ? 1 : 0;
 }
@@ -527,8 +221,8 @@ static int cmd_replay(int argc, char **argv)
 	if (fd < 0)
 		return 2;
 	close(fd);
-	sim_result_t *r = result_page();
-	run_one(&gcfg, r, tmpl);
+	sim_result_t *r = sim_result_page();
+	sim_run_one(&gcfg, r, tmpl);
 	size_t len;
 	char *now = read_file(tmpl, &len);
 	unlink(tmpl);
@@ -544,11 +238,11 @@ static int cmd_replay(int argc, char **argv)
 static void write_replay(const char *path, const sim_config_t *cfg,
     const char *comment)
 {
-	sim_result_t *r = result_page();
+	sim_result_t *r = sim_result_page();
 	char tmpl[] = "/tmp/quanta-sim-trace-XXXXXX";
 	int fd = mkstemp(tmpl);
 	close(fd);
-	run_one(cfg, r, tmpl);
+	sim_run_one(cfg, r, tmpl);
 	size_t len;
 	char *trace = read_file(tmpl, &len);
 	unlink(tmpl);
@@ -560,7 +254,7 @@ static void write_replay(const char *path, const sim_config_t *cfg,
 	}
 	sim_config_format(cfg, grec, sizeof(grec));
 	char sig[256];
-	signature(r->msg, sig, sizeof(sig));
+	sim_signature(r->msg, sig, sizeof(sig));
 	fprintf(f, "# %s\n# expect: %s%s\n%s\n%s", comment,
 	    r->failed ? "fail: " : "pass", r->failed ? sig : "", grec,
 	    trace != NULL ? trace : "");
@@ -632,7 +326,7 @@ static void merge_points(sweep_totals_t *t, const sim_result_t *r)
 }
 
 static void sweep_account(const sweep_opts_t *o, sweep_totals_t *t,
-    run_slot_t *s)
+    sim_run_slot_t *s)
 {
 	sim_result_t *r = s->res;
 	t->seeds++;
@@ -699,13 +393,13 @@ static void print_coverage(const sweep_totals_t *t)
 
 static int sweep(const sweep_opts_t *o, sweep_totals_t *t)
 {
-	static run_slot_t slots[SIM_JOBS_MAX];
+	static sim_run_slot_t slots[SIM_JOBS_MAX];
 	unsigned jobs = o->jobs ? o->jobs : 1, running = 0;
 	if (jobs > SIM_JOBS_MAX)
 		jobs = SIM_JOBS_MAX;
 	for (unsigned j = 0; j < jobs; j++)
 		if (slots[j].res == NULL)
-			slots[j].res = result_page();
+			slots[j].res = sim_result_page();
 	memset(t, 0, sizeof(*t));
 	uint64_t next = o->from, total = o->to - o->from + 1;
 	double t0 = now_s(), last = t0;
@@ -716,7 +410,7 @@ static int sweep(const sweep_opts_t *o, sweep_totals_t *t)
 				continue;
 			sim_config_t cfg;
 			sweep_config(o, next++, &cfg);
-			run_start(&slots[j], &cfg, NULL);
+			sim_run_start(&slots[j], &cfg, NULL);
 			running++;
 		}
 		int status;
@@ -726,7 +420,7 @@ static int sweep(const sweep_opts_t *o, sweep_totals_t *t)
 		for (unsigned j = 0; j < jobs; j++) {
 			if (slots[j].pid != pid)
 				continue;
-			run_finish(&slots[j], status);
+			sim_run_finish(&slots[j], status);
 			running--;
 			sweep_account(o, t, &slots[j]);
 			if (o->first && t->failed != 0)
@@ -810,7 +504,7 @@ static int sweep_args(int argc, char **argv, sweep_opts_t *o)
 			if (o->strategy == -2)
 				return -1;
 		} else if (strcmp(a, "--bug") == 0) {
-			if ((o->bug = bug_lookup(v)) < 0)
+			if ((o->bug = sim_bug_lookup(v)) < 0)
 				return -1;
 		} else if (strcmp(a, "--out") == 0) {
 			o->out = v;
@@ -866,8 +560,8 @@ static bool try_cfg(const sim_config_t *c, const char *sig, sim_result_t *r,
     unsigned *runs)
 {
 	(*runs)++;
-	run_one(c, r, NULL);
-	if (!same_failure(r, sig) || r->steps > shrink_best_steps)
+	sim_run_one(c, r, NULL);
+	if (!sim_same_failure(r, sig) || r->steps > shrink_best_steps)
 		return false;
 	shrink_best_steps = r->steps;
 	return true;
@@ -898,7 +592,7 @@ static void shrink_schedule(sim_config_t *c, const char *sig,
 	}
 	c->nchoices = hi;
 	/* Each remaining preemption, last first: keep the current thread. */
-	run_one(c, r, NULL);
+	sim_run_one(c, r, NULL);
 	for (unsigned i = c->nchoices; i-- > 0 && shrink_budget_left(*runs);) {
 		if (i >= r->ndecisions)
 			continue;
@@ -932,14 +626,14 @@ static int cmd_shrink(int argc, char **argv)
 	} else if (config_from_arg(&c, argv[0]) != 0) {
 		return 2;
 	}
-	sim_result_t *r = result_page();
-	run_one(&c, r, NULL);
+	sim_result_t *r = sim_result_page();
+	sim_run_one(&c, r, NULL);
 	if (!r->failed) {
 		printf("shrink: the record passes; nothing to shrink\n");
 		return 1;
 	}
 	char sig[256];
-	signature(r->msg, sig, sizeof(sig));
+	sim_signature(r->msg, sig, sizeof(sig));
 	uint64_t steps0 = r->steps;
 	shrink_best_steps = steps0;
 	unsigned threads0 = c.threads, ops0 = c.ops, pre0 = preemptions_of(r);
@@ -949,9 +643,9 @@ static int cmd_shrink(int argc, char **argv)
 	if (strstr(sig, "step budget") != NULL) {
 		t = c;
 		t.step_budget = c.step_budget / 10;
-		run_one(&t, r, NULL);
+		sim_run_one(&t, r, NULL);
 		char s2[256];
-		signature(r->msg, s2, sizeof(s2));
+		sim_signature(r->msg, s2, sizeof(s2));
 		if (r->failed && strstr(s2, "step budget") != NULL) {
 			c = t;
 			snprintf(sig, sizeof(sig), "%s", s2);
@@ -980,15 +674,15 @@ static int cmd_shrink(int argc, char **argv)
 		c = t;
 	}
 	/* Then the schedule: pin it, shorten it, drop preemptions. */
-	run_one(&c, r, NULL);
+	sim_run_one(&c, r, NULL);
 	pin_choices(&c, r);
 	if (try_cfg(&c, sig, r, &runs))
 		shrink_schedule(&c, sig, r, &runs);
 	else
 		printf("  (the pinned schedule does not fail alike: kept "
 		    "the strategy)\n");
-	run_one(&c, r, NULL);
-	if (!same_failure(r, sig)) {
+	sim_run_one(&c, r, NULL);
+	if (!sim_same_failure(r, sig)) {
 		printf("shrink: lost the failure; keeping the original\n");
 		return 2;
 	}
@@ -1018,7 +712,7 @@ static int cmd_corpus(int argc, char **argv)
 		return 2;
 	char path[512];
 	unsigned pass = 0, fail = 0;
-	sim_result_t *r = result_page();
+	sim_result_t *r = sim_result_page();
 	while (fgets(path, sizeof(path), ls) != NULL) {
 		path[strcspn(path, "\n")] = '\0';
 		char *rest, expect[256];
@@ -1027,9 +721,9 @@ static int cmd_corpus(int argc, char **argv)
 			continue;
 		}
 		free(rest);
-		run_one(&gcfg, r, NULL);
+		sim_run_one(&gcfg, r, NULL);
 		char sig[256];
-		signature(r->msg, sig, sizeof(sig));
+		sim_signature(r->msg, sig, sizeof(sig));
 		bool ok;
 		if (strncmp(expect, "fail: ", 6) == 0)
 			ok = r->failed && strcmp(sig, expect + 6) == 0;
@@ -1067,7 +761,7 @@ static int cmd_explore(int argc, char **argv)
 		else if (strcmp(argv[i], "--max-runs") == 0)
 			runs_max = (unsigned)atoi(argv[i + 1]);
 		else if (strcmp(argv[i], "--bug") == 0)
-			bug = bug_lookup(argv[i + 1]);
+			bug = sim_bug_lookup(argv[i + 1]);
 	}
 	if (bug < 0)
 		return 2;
@@ -1083,7 +777,7 @@ static int cmd_explore(int argc, char **argv)
 	size_t cap = 1024, top = 0;
 	prefix_t *stack = malloc(cap * sizeof(*stack));
 	stack[top++] = (prefix_t){0, 0, NULL};
-	sim_result_t *r = result_page();
+	sim_result_t *r = sim_result_page();
 	unsigned runs = 0, failures = 0;
 	uint64_t steps = 0;
 	double t0 = now_s();
@@ -1092,7 +786,7 @@ static int cmd_explore(int argc, char **argv)
 		c.nchoices = p.n;
 		if (p.n)
 			memcpy(c.choices, p.c, p.n);
-		run_one(&c, r, NULL);
+		sim_run_one(&c, r, NULL);
 		runs++;
 		steps += r->steps;
 		if (r->failed) {

@@ -17,6 +17,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <sys/types.h>
 
 #define SIM_FORMAT "quanta-sim/1"
 #define SIM_THREADS_MAX 12
@@ -116,11 +117,28 @@ extern const sim_scenario_t sim_scenarios[];
 extern const size_t sim_nscenarios;
 const sim_scenario_t *sim_scenario_find(const char *name);
 
-/* ---- config.c (in main.c) ------------------------------------------ */
+/* ---- runner.c ------------------------------------------------------- */
+typedef struct sim_run_slot {
+	pid_t pid;
+	sim_result_t *res;
+	sim_config_t cfg;
+	int errfd;
+} sim_run_slot_t;
+sim_result_t *sim_result_page(void);
+void sim_run_start(sim_run_slot_t *s, const sim_config_t *cfg,
+    const char *trace_path);
+void sim_run_finish(sim_run_slot_t *s, int status);
+void sim_run_one(const sim_config_t *cfg, sim_result_t *res,
+    const char *trace_path);
+void sim_signature(const char *msg, char *out, size_t len);
+bool sim_same_failure(const sim_result_t *r, const char *sig);
+
+/* ---- config.c ------------------------------------------------------- */
 int sim_config_parse(sim_config_t *cfg, const char *text, char *err,
     size_t errlen);
 void sim_config_format(const sim_config_t *cfg, char *out, size_t outlen);
 void sim_config_from_seed(sim_config_t *cfg, uint64_t seed);
 const char *sim_bug_name(int bug);
+int sim_bug_lookup(const char *name); /* -1: no such bug */
 
 #endif /* QUANTA_SIM_H */
