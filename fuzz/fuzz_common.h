@@ -1,0 +1,141 @@
+/*
+ * fuzz_common.h — what every fuzz target of quanta shares: a reader that
+ * turns the engine's bytes into a program (every read is bounded and
+ * yields 0 past the end, so any input is a valid program), a log of the
+ * decoded program, and the failure report.
+ *
+ * Theory
+ * ------
+ * A target decodes its input into operations one at a time and checks
+ * each result against its oracle (a shadow model of what the headers
+ * promise) before decoding the next.  When an oracle fails, fuzz_fail
+ * prints the program decoded so far, the failing step and what was
+ * expected, then aborts: the engine records the input as a crash, and
+ * ci/replay shows the same report.  With QUANTA_FUZZ_VERBOSE=1 in the
+ * environment (ci/replay sets it) every step is printed as it runs.
+ * Each input must leave the process as it found it (every arena and
+ * cache it made destroyed), because both engines run many inputs in one
+ * process.
+ */
+#ifndef QUANTA_FUZZ_COMMON_H
+#define QUANTA_FUZZ_COMMON_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct fuzz_in {
+	const uint8_t *p;
+	size_t n, at;
+} fuzz_in_t;
+
+static inline void fuzz_in_init(fuzz_in_t *in, const uint8_t *p, size_t n)
+{
+	in->p = p;
+	in->n = n;
+	in->at = 0;
+}
+
+static inline int fuzz_in_more(const fuzz_in_t *in)
+{
+	return in->at < in->n;
+}
+
+static inline uint8_t fuzz_u8(fuzz_in_t *in)
+{
+	return in->at < in->n ? in->p[in->at++] : 0;
+}
+
+static inline uint16_t fuzz_u16(fuzz_in_t *in)
+{
+	uint16_t lo = fuzz_u8(in);
+	return (uint16_t)(lo | (uint16_t)fuzz_u8(in) << 8);
+}
+
+static inline uint32_t fuzz_u32(fuzz_in_t *in)
+{
+	uint32_t lo = fuzz_u16(in);
+	return lo | (uint32_t)fuzz_u16(in) << 16;
+}
+
+static inline uint64_t fuzz_u64(fuzz_in_t *in)
+{
+	uint64_t lo = fuzz_u32(in);
+	return lo | (uint64_t)fuzz_u32(in) << 32;
+}
+
+/* A value below n (0 when n is 0). */
+static inline uint32_t fuzz_below(fuzz_in_t *in, uint32_t n)
+{
+	return n == 0 ? 0 : fuzz_u16(in) % n;
+}
+
+/* ---- the program log ----------------------------------------------------- */
+
+#define FUZZ_LOG_LINES 256
+#define FUZZ_LOG_BYTES 160
+
+typedef struct fuzz_log {
+	unsigned steps;
+	int verbose;
+	char line[FUZZ_LOG_LINES][FUZZ_LOG_BYTES];
+} fuzz_log_t;
+
+static fuzz_log_t fuzz_log_state;
+
+static inline void fuzz_log_reset(void)
+{
+	static int verbose = -1;
+	if (verbose < 0) {
+		const char *v = getenv("QUANTA_FUZZ_VERBOSE");
+		verbose = v != NULL && *v == '1';
+	}
+	fuzz_log_state.steps = 0;
+	fuzz_log_state.verbose = verbose;
+}
+
+/* One step of the program, as a line of text. */
+static inline void fuzz_step(const char *fmt, ...)
+    __attribute__((format(printf, 1, 2)));
+static inline void fuzz_step(const char *fmt, ...)
+{
+	fuzz_log_t *l = &fuzz_log_state;
+	char *buf = l->line[l->steps % FUZZ_LOG_LINES];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(buf, FUZZ_LOG_BYTES, fmt, ap);
+	va_end(ap);
+	if (l->verbose)
+		fprintf(stderr, "step %u: %s\n", l->steps, buf);
+	l->steps++;
+}
+
+/* An oracle failed: the program so far, the step, what was wrong. */
+static inline _Noreturn void fuzz_fail(const char *fmt, ...)
+    __attribute__((format(printf, 1, 2)));
+static inline _Noreturn void fuzz_fail(const char *fmt, ...)
+{
+	fuzz_log_t *l = &fuzz_log_state;
+	if (!l->verbose) {
+		unsigned from = l->steps > FUZZ_LOG_LINES ?
+		    l->steps - FUZZ_LOG_LINES : 0;
+		fprintf(stderr, "program (steps %u..%u):\n", from,
+		    l->steps ? l->steps - 1 : 0);
+		for (unsigned s = from; s < l->steps; s++)
+			fprintf(stderr, "  step %u: %s\n", s,
+			    l->line[s % FUZZ_LOG_LINES]);
+	}
+	fprintf(stderr, "FUZZ FAIL at step %u: ", l->steps ? l->steps - 1 : 0);
+	va_list ap;
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	fflush(stderr);
+	abort();
+}
+
+#endif /* QUANTA_FUZZ_COMMON_H */
