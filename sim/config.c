@@ -17,23 +17,14 @@
 
 #define SIM_BUDGET_DEFAULT 2000000u
 
-static const char *const bug_names[QB_COUNT] = {
-	"none", "reap_in_populate", "lockup_order", "reserve_short",
-	"freemap_stale", "span_twice", "rotor_stale", "mtbf_tag_leak",
-	"child_lock_held", "push_count_first", "boot_gate_nopid",
-};
-
 const char *sim_bug_name(int bug)
 {
-	return bug >= 0 && bug < QB_COUNT ? bug_names[bug] : "?";
+	return quanta_bug_name(bug);
 }
 
 int sim_bug_lookup(const char *name)
 {
-	for (int i = 0; i < QB_COUNT; i++)
-		if (strcmp(bug_names[i], name) == 0)
-			return i;
-	return -1;
+	return quanta_bug_lookup(name);
 }
 
 /* ---- seed records ------------------------------------------------------------ */

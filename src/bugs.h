@@ -14,7 +14,11 @@
  *
  * Each bug is one small, realistic mistake of the kind the harness exists
  * for; docs/sim-bugs.md (made by sim/bugs-table) says which strategy found
- * each, after how many seeds, and how short its shrunk trace is.
+ * each, after how many seeds, and how short its shrunk trace is, and
+ * docs/fuzz-bugs.md (fuzz/bugs-table) how soon a short fuzzing campaign
+ * finds the constraint bugs.  The simulator's builds (sim variant) and
+ * the fuzz builds with bugs (the bugs variant, fuzz/build.sh with
+ * QUANTA_FUZZ_BUGS=1) compile them in.
  */
 #ifndef QUANTA_BUGS_H
 #define QUANTA_BUGS_H
@@ -31,14 +35,23 @@ enum quanta_bug {
 	QB_CHILD_LOCK_HELD,    /* a fork child inherits a held lock */
 	QB_PUSH_COUNT_FIRST,   /* magazine push stores the count, then the round */
 	QB_BOOT_GATE_NOPID,    /* the bootstrap gate forgets the process id */
+	QB_PHASE_IGNORED,      /* a constrained fit forgets the phase */
+	QB_NOCROSS_OFF_BY_ONE, /* nocross lets a piece end one past a boundary */
+	QB_WINDOW_END_PAST,    /* a fit may end one quantum past maxaddr */
+	QB_BESTFIT_SHORT,      /* best fit gives up one list early: no space */
 	QB_COUNT               /* one past the last */
 };
+
+
 
 #ifdef QUANTA_BUGS
 #if defined(QUANTA_RELEASE) || defined(NDEBUG)
 #error "planted bugs are never compiled into a release build"
 #endif
 extern int quanta_bug_planted;
+/* Their names, for the tools (bugs.c). */
+const char *quanta_bug_name(int bug);
+int quanta_bug_lookup(const char *name); /* -1: no such bug */
 #define QUANTA_BUG(id) __builtin_expect(quanta_bug_planted == (id), 0)
 #else
 #define QUANTA_BUG(id) 0

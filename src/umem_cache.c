@@ -312,6 +312,37 @@ size_t umem_qcache_slab_bytes(const vmem_t *arena)
 	return s;
 }
 
+/*
+ * A vmem_free of an arena with quantum caches, of a size above qcache_max:
+ * the hash would find a slab of a quantum cache if addr is a slab's first
+ * buffer and the size is the slab's, and free the slab under the cache
+ * (found by the bad_calls fuzz target).  So a size equal to the slab size
+ * is checked against every quantum cache's slabs first.
+ */
+void umem_qcache_check_arena_free(vmem_t *arena, void *addr, size_t size)
+{
+	size_t slab = umem_qcache_slab_bytes(arena);
+	size_t q = arena->ar_quantum;
+	if (size > SIZE_MAX - (q - 1) || ((size + q - 1) & ~(q - 1)) != slab)
+		return;
+	for (size_t k = 0; k < VMEM_QCACHE_MAX; k++) {
+		umem_cache_t *cp = arena->ar_qcache[k];
+		if (cp == NULL)
+			continue;
+		qlock_enter(&cp->cc_slab_lock, QLOCK_SLAB);
+		umem_slab_t *sp = umem_slab_lookup(cp, (uintptr_t)addr);
+		bool slab_start = sp != NULL && sp->sb_base == (uintptr_t)addr;
+		qlock_exit(&cp->cc_slab_lock, QLOCK_SLAB);
+		if (slab_start)
+			vmem_panic("vmem_free(arena \"%s\", addr 0x%lx, size "
+			    "0x%lx): wrong size: the address is a slab of "
+			    "quantum cache \"%s\" (its buffers are freed with "
+			    "sizes up to qcache_max 0x%lx)", arena->ar_name,
+			    (unsigned long)(uintptr_t)addr, (unsigned long)size,
+			    cp->cc_name, (unsigned long)arena->ar_qcache_max);
+	}
+}
+
 umem_cache_t *umem_qcache_create(vmem_t *arena, size_t size)
 {
 	char name[VMEM_NAMELEN + 24];

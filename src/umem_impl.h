@@ -482,6 +482,9 @@ size_t umem_qcache_slab_bytes(const vmem_t *arena);
 void *umem_qcache_alloc(umem_cache_t *cp, int vmflag);
 void umem_qcache_free(umem_cache_t *cp, void *addr, size_t size);
 void umem_qcache_destroy(umem_cache_t *cp);
+/* vmem_free of a size above qcache_max: a slab's size at a slab's start
+ * is a wrong size (diagnostic, abort). */
+void umem_qcache_check_arena_free(vmem_t *arena, void *addr, size_t size);
 
 /* ---- the invariant checker (invariants/umem_check.c) -----------------------
  * Q1, Q2, Q3 of INVARIANTS.md over one cache.  The cache must be quiescent

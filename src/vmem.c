@@ -473,21 +473,30 @@ static void marker_unlink(vmem_t *vmp, vmem_seg_t *m, vmem_pending_t *pend)
 QUANTA_HOT static bool seg_fit(const vmem_req_t *r, uintptr_t start, uintptr_t end,
     uintptr_t *addrp)
 {
+	uintptr_t maxaddr = r->maxaddr;
+	/* planted bug QB_WINDOW_END_PAST: the window ends an align late */
+	if (QUANTA_BUG(QB_WINDOW_END_PAST) && maxaddr <= UINTPTR_MAX - r->align)
+		maxaddr += r->align;
+	/* planted bug QB_PHASE_IGNORED: every start on the boundary itself */
+	uintptr_t phase = QUANTA_BUG(QB_PHASE_IGNORED) ? 0 : r->phase;
 	uintptr_t lo = start > r->minaddr ? start : r->minaddr;
-	uintptr_t hi = end < r->maxaddr ? end : r->maxaddr;
+	uintptr_t hi = end < maxaddr ? end : maxaddr;
 	if (lo >= hi || hi - lo < r->size)
 		return false;
 	uintptr_t mask = r->align - 1;
-	uintptr_t a = lo + ((r->phase - lo) & mask);
+	uintptr_t a = lo + ((phase - lo) & mask);
 	if (a < lo || a > hi || hi - a < r->size)
 		return false;
 	if (r->nocross != 0) {
 		uintptr_t nmask = ~(uintptr_t)(r->nocross - 1);
-		if (((a ^ (a + r->size - 1)) & nmask) != 0) {
+		/* planted bug QB_NOCROSS_OFF_BY_ONE: one byte may cross */
+		uintptr_t last = a + r->size - 1 -
+		    (QUANTA_BUG(QB_NOCROSS_OFF_BY_ONE) && r->size > 1);
+		if (((a ^ last) & nmask) != 0) {
 			uintptr_t b = (a & nmask) + r->nocross;
 			if (b < a)
 				return false;
-			a = b + ((r->phase - b) & mask);
+			a = b + ((phase - b) & mask);
 			if (a < b || a > hi || hi - a < r->size)
 				return false;
 			VMEM_ASSERT(((a ^ (a + r->size - 1)) & nmask) == 0);
@@ -525,7 +534,9 @@ static vmem_seg_t *search_lists(vmem_t *vmp, const vmem_req_t *r, unsigned i,
 	     s = s->sg_link.next) {
 		uintptr_t a;
 		if (seg_type(s) == SEG_HEAD) {
-			if (found != NULL)
+			/* planted bug QB_BESTFIT_SHORT: best fit stops after
+			 * the first list it searched, fit or not */
+			if (found != NULL || (best && QUANTA_BUG(QB_BESTFIT_SHORT)))
 				break;
 			continue;
 		}
@@ -919,6 +930,27 @@ static void vmem_check_arena(const vmem_t *vmp, const char *caller)
 		vmem_panic("%s(arena NULL): no arena", caller);
 }
 
+/*
+ * From the quantum cache of r->size.  VM_PANIC goes down as VM_NOSLEEP
+ * and the failure is this call's diagnostic: the cache's slab import is
+ * a vmem_xalloc of another size, and a panic there would name that call
+ * instead of the caller's (found by the bad_calls fuzz target).
+ */
+static void *qcache_alloc(vmem_t *vmp, const vmem_req_t *r)
+{
+	int qflag = r->vmflag;
+	if (qflag & VM_PANIC)
+		qflag = (qflag & ~VM_PANIC) | VM_NOSLEEP;
+	void *p = umem_qcache_alloc(vmp->ar_qcache[(r->size >> vmp->ar_qshift) -
+	    1], qflag);
+	if (p == NULL && (r->vmflag & VM_PANIC))
+		vmem_panic("vmem_alloc(arena \"%s\", size 0x%lx, align 0x%lx, "
+		    "phase 0x0, nocross 0x0, flags 0x%x): allocation failed "
+		    "(VM_PANIC)", vmp->ar_name, (unsigned long)r->size,
+		    (unsigned long)r->align, (unsigned)r->vmflag);
+	return p;
+}
+
 void *vmem_alloc(vmem_t *vmp, size_t size, int vmflag)
 {
 	vmem_check_arena(vmp, "vmem_alloc");
@@ -936,8 +968,7 @@ void *vmem_alloc(vmem_t *vmp, size_t size, int vmflag)
 		return vmem_alloc_fail(vmp, &r);
 	}
 	if (r.size <= vmp->ar_qcache_max)
-		return umem_qcache_alloc(
-		    vmp->ar_qcache[(r.size >> vmp->ar_qshift) - 1], vmflag);
+		return qcache_alloc(vmp, &r);
 	return vmem_alloc_req(vmp, &r);
 }
 
@@ -1065,6 +1096,8 @@ void vmem_free(vmem_t *vmp, void *addr, size_t size)
 		umem_qcache_free(vmp->ar_qcache[k - 1], addr, size);
 		return;
 	}
+	if (vmp->ar_qcache_max != 0)
+		umem_qcache_check_arena_free(vmp, addr, size);
 	vmem_free_req(vmp, addr, size, "vmem_free");
 }
 

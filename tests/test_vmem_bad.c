@@ -550,6 +550,54 @@ good_calls(void *arg)
 	vmem_destroy(vmp);
 }
 
+/*
+ * Quantum caches (found by the bad_calls fuzz target, kept in
+ * corpus/bad_calls/regressions/): a vmem_free whose wrong size is the
+ * slab size, at a slab's first buffer, would find the slab's own segment
+ * in the hash and free the slab under its cache; and a failed VM_PANIC
+ * vmem_alloc served by a quantum cache named the cache's slab import (a
+ * vmem_xalloc of the slab size) instead of the call made.
+ */
+static void
+free_qcache_buffer_with_the_slab_size(void *arg)
+{
+	vmem_t *vmp = vmem_create("bq_slab", ADDR(BASE), SIZE, 1, NULL, NULL,
+	    NULL, 2, VM_SLEEP);
+	void *p = vmem_alloc(vmp, 2, VM_SLEEP);
+	(void)arg;
+	vmem_free(vmp, p, 8); /* the slab is 8: 3 x qcache_max, rounded up */
+}
+
+QTEST(free_of_a_quantum_cache_buffer_with_the_slab_size_aborts)
+{
+	/* key arguments: the address and the size given */
+	QT_TRUE(qt_expect_abort(free_qcache_buffer_with_the_slab_size, NULL,
+	    "vmem_free(arena \"bq_slab\""));
+	QT_STR_CONTAINS(qt_last_stderr(), "wrong size");
+	QT_STR_CONTAINS(qt_last_stderr(), "quantum cache \"bq_slab_2\"");
+	QT_STDERR_HAS_HEX(BASE);
+	QT_STDERR_HAS_NUMBER(8);
+}
+
+static void
+panic_alloc_from_a_full_quantum_cache(void *arg)
+{
+	vmem_t *vmp = vmem_create("bq_panic", ADDR(BASE), 0x100, Q16, NULL,
+	    NULL, NULL, 0x20, VM_SLEEP);
+	(void)arg;
+	(void)vmem_xalloc(vmp, 0x100, 0, 0, 0, NULL, NULL, VM_SLEEP);
+	(void)vmem_alloc(vmp, 0x10, VM_NOSLEEP | VM_PANIC);
+}
+
+QTEST(failed_vm_panic_alloc_from_a_quantum_cache_names_vmem_alloc)
+{
+	/* key argument: the size asked for, not the slab's */
+	QT_TRUE(qt_expect_abort(panic_alloc_from_a_full_quantum_cache, NULL,
+	    "vmem_alloc(arena \"bq_panic\", size 0x10,"));
+	QT_STR_CONTAINS(qt_last_stderr(), "allocation failed (VM_PANIC)");
+	QT_TRUE(strstr(qt_last_stderr(), "vmem_xalloc") == NULL);
+}
+
 QTEST(the_same_calls_made_correctly_do_not_abort)
 {
 	int status = qt_capture_stderr(good_calls, NULL);
