@@ -24,6 +24,11 @@ repo=$(cd "$here/.." && pwd)
 mkdir -p "$OUT" "$WORK/obj"
 
 defs="-std=c11 -D_GNU_SOURCE -DQUANTA_DEBUG -DQUANTA_CHECKER"
+# QUANTA_FUZZ_BUGS=1: the planted bugs compiled in (src/bugs.h), switched
+# on per run by QUANTA_FUZZ_BUG=<name> (fuzz/bugs-table).
+if [ "${QUANTA_FUZZ_BUGS:-0}" = 1 ]; then
+	defs="$defs -DQUANTA_BUGS"
+fi
 incs="-I$repo/include -I$repo/src -I$repo/invariants -I$repo/fuzz"
 
 # lib NAME DEFINES FILES...: one static library of the given sources.
@@ -43,7 +48,8 @@ lib libquanta-fuzz "" "$repo"/src/*.c "$repo"/invariants/*.c
 # The scheduler target (marked QUANTA_SIM_TARGET) runs the simulator: the
 # library over the simulated platform, with the planted bugs, and the
 # simulator's core.
-simdefs="-DQUANTA_SIM -DQUANTA_BUGS -I$repo/sim"
+simdefs="-DQUANTA_SIM -I$repo/sim"
+case "$defs" in *QUANTA_BUGS*) ;; *) simdefs="$simdefs -DQUANTA_BUGS" ;; esac
 if grep -lq QUANTA_SIM_TARGET "$repo"/fuzz/*.c; then
 	lib libquanta-sim-fuzz "$simdefs" "$repo"/src/*.c "$repo"/invariants/*.c \
 		"$repo"/sim/sched.c "$repo"/sim/scenarios.c \

@@ -86,12 +86,33 @@ typedef struct fuzz_log {
 
 static fuzz_log_t fuzz_log_state;
 
+#ifdef QUANTA_BUGS
+#include "bugs.h"
+#endif
+
+/* Builds with planted bugs (QUANTA_BUGS): QUANTA_FUZZ_BUG=<name> makes
+ * that bug live (src/bugs.h); an unknown name is an error. */
+static inline void fuzz_plant_bug(void)
+{
+#ifdef QUANTA_BUGS
+	const char *name = getenv("QUANTA_FUZZ_BUG");
+	int bug = name != NULL ? quanta_bug_lookup(name) : 0;
+	if (bug < 0) {
+		fprintf(stderr, "QUANTA_FUZZ_BUG=%s: no such planted bug\n", name);
+		abort();
+	}
+	quanta_bug_planted = bug;
+#endif
+}
+
+/* The start of every input: a fresh log (and the planted bug, if any). */
 static inline void fuzz_log_reset(void)
 {
 	static int verbose = -1;
 	if (verbose < 0) {
 		const char *v = getenv("QUANTA_FUZZ_VERBOSE");
 		verbose = v != NULL && *v == '1';
+		fuzz_plant_bug();
 	}
 	fuzz_log_state.steps = 0;
 	fuzz_log_state.verbose = verbose;

@@ -22,6 +22,8 @@
 #include <unistd.h>
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+/* gcov's flush, present only in a coverage build. */
+extern void __gcov_dump(void) __attribute__((weak));
 
 #define REPLAY_INPUT_MAX (1u << 20)
 
@@ -43,6 +45,8 @@ static void replay_file(const char *path)
 	if (pid == 0) {
 		(void)LLVMFuzzerTestOneInput(buf, n);
 		fflush(NULL);
+		if (__gcov_dump != NULL)
+			__gcov_dump();
 		_exit(0);
 	}
 	int status = 0;
