@@ -12,6 +12,10 @@
 
 #include "vmem_impl.h"
 
+#ifdef QUANTA_DEBUG
+extern void __gcov_dump(void) __attribute__((weak));
+#endif
+
 _Noreturn void vmem_panic(const char *fmt, ...)
 {
 	char buf[512];
@@ -26,6 +30,11 @@ _Noreturn void vmem_panic(const char *fmt, ...)
 	buf[len++] = '\n';
 	ssize_t w = write(STDERR_FILENO, buf, len);
 	(void)w;
+#ifdef QUANTA_DEBUG
+	/* A coverage build keeps the counters of a run that ends here. */
+	if (__gcov_dump != NULL)
+		__gcov_dump();
+#endif
 	abort();
 }
 

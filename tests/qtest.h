@@ -57,6 +57,18 @@
 
 #define QT_UNUSED __attribute__((unused))
 
+/* gcov's flush, present only in a coverage build: a child that ends with
+ * _exit (every test, every death test) writes its counters first. */
+extern void __gcov_dump(void) __attribute__((weak));
+
+static QT_UNUSED _Noreturn void qt_exit(int code)
+{
+	if (__gcov_dump != NULL)
+		__gcov_dump();
+	_exit(code);
+}
+
+
 /*
  * QTEST_TIMEOUT_SCALE=k multiplies both timeouts (ci/check sets it for runs
  * under Valgrind, which is some 30x slower); a hang still fails, later.
@@ -209,7 +221,7 @@ qt_fail(const char *file, int line, const char *fmt, ...)
 		qt_write_all(qt_reason_fd, out, o);
 	else
 		fprintf(stderr, "%s\n", out);
-	_exit(1);
+	qt_exit(1);
 }
 
 #define QT_EQ(a, b)                                                        \
@@ -289,7 +301,7 @@ qt_capture_stderr(void (*fn)(void *), void *arg)
 		alarm(qt_timeout(QT_DEATH_TIMEOUT_S));
 		fn(arg);
 		fflush(NULL);
-		_exit(0);
+		qt_exit(0);
 	}
 	close(fds[1]);
 	(void)qt_read_all(fds[0], qt_capture, QT_CAPTURE_BYTES_MAX);
@@ -363,7 +375,7 @@ qt_run_one(const struct qt_test *t)
 		alarm(qt_timeout(QT_TIMEOUT_S));
 		t->body();
 		fflush(NULL);
-		_exit(0);
+		qt_exit(0);
 	}
 	close(fds[1]);
 	len = qt_read_all(fds[0], reason, QT_REASON_BYTES_MAX);

@@ -253,7 +253,7 @@ static pid_t fork_child_working(void)
 {
 	pid_t pid = fork();
 	if (pid == 0)
-		_exit(child_work(NULL));
+		qt_exit(child_work(NULL));
 	return pid;
 }
 
@@ -278,7 +278,7 @@ QTEST(fork_while_8_threads_allocate_30_times_gives_children_that_allocate_and_pa
 			long ops = 0;
 			int rc = child_work(&ops);
 			ssize_t w = write(fd[1], &ops, sizeof(ops));
-			_exit(rc != 0 ? rc : w == (ssize_t)sizeof(ops) ? 0 : 9);
+			qt_exit(rc != 0 ? rc : w == (ssize_t)sizeof(ops) ? 0 : 9);
 		}
 		close(fd[1]);
 		child_reap(pid, "fork", round);
@@ -403,7 +403,7 @@ QTEST(fork_during_a_reap_waits_for_it_and_the_child_can_reap)
 	wait_for_hook();
 	pid_t pid = fork();
 	if (pid == 0)
-		_exit(child_reaps());
+		qt_exit(child_reaps());
 	child_reap(pid, "reap", 0);
 	QT_EQ(pthread_join(t, NULL), 0);
 	umem_test_reap_hook = NULL;
@@ -466,7 +466,7 @@ QTEST(fork_during_another_threads_reentrant_walk_drops_its_walker_in_the_child)
 	QT_EQ(walkers_of(vmp), 1);
 	pid_t pid = fork();
 	if (pid == 0)
-		_exit(child_after_walk(vmp));
+		qt_exit(child_after_walk(vmp));
 	child_reap(pid, "walk", 0);
 	atomic_store(&walk_release, 1);
 	QT_EQ(pthread_join(t, NULL), 0);
@@ -508,7 +508,7 @@ QTEST(fork_from_inside_a_reentrant_walk_keeps_that_walk_in_the_child)
 		int rc = vmp->ar_nwalkers != 0 ? 30 : 0;
 		vmem_free(vmp, a, 0x40);
 		vmem_free(vmp, b, 0x40);
-		_exit(rc != 0 ? rc : child_work(NULL));
+		qt_exit(rc != 0 ? rc : child_work(NULL));
 	}
 	child_reap(walk_fork_pid, "self walk", 0);
 	QT_EQ(vmp->ar_nwalkers, 0);
@@ -564,7 +564,7 @@ QTEST(fork_while_a_thread_frees_in_a_tight_loop_never_hands_the_child_a_stale_ro
 	for (int round = 0; round < TIGHT_FORKS; round++) {
 		pid_t pid = fork();
 		if (pid == 0)
-			_exit(child_after_tight_loop());
+			qt_exit(child_after_tight_loop());
 		child_reap(pid, "tight loop fork", round);
 	}
 	atomic_store(&S.stop, 1);
@@ -663,7 +663,7 @@ QTEST(fork_while_another_thread_is_in_a_source_call_gives_its_stashed_tags_back_
 	QT_EQ(stash, VMEM_SEGS_PER_OP);
 	pid_t pid = fork();
 	if (pid == 0)
-		_exit(child_after_source_call(vmp, tags));
+		qt_exit(child_after_source_call(vmp, tags));
 	child_reap(pid, "source call", 0);
 	atomic_store(&src_release, 1);
 	QT_EQ(pthread_join(t, &rv), 0);
@@ -805,7 +805,7 @@ static void fork_in_slow_path(int where, bool prefill)
 	long callers = atomic_load(&held_out);
 	pid_t pid = fork();
 	if (pid == 0)
-		_exit(child_after_slow_path(callers));
+		qt_exit(child_after_slow_path(callers));
 	child_reap(pid, "slow path", where);
 	atomic_store(&held_release, 1);
 	QT_EQ(pthread_join(t, &rv), 0);
@@ -849,7 +849,7 @@ static int child_forks_again(void)
 		sleep_ms(2);
 		pid_t pid = fork();
 		if (pid == 0)
-			_exit(child_work(NULL));
+			qt_exit(child_work(NULL));
 		int status = 0;
 		if (qt_wait(pid, &status) != pid || !WIFEXITED(status) ||
 		    WEXITSTATUS(status) != 0)
@@ -873,7 +873,7 @@ QTEST(fork_from_a_child_of_a_child_works)
 		sleep_ms(2);
 		pid_t pid = fork();
 		if (pid == 0)
-			_exit(child_forks_again());
+			qt_exit(child_forks_again());
 		child_reap(pid, "fork of a child", round);
 	}
 	churn_stop(t, 4);
@@ -893,7 +893,7 @@ static void exit_handler_allocates(void)
 		ssize_t w = write(STDOUT_FILENO, ok, sizeof(ok) - 1);
 		(void)w;
 	} else {
-		_exit(50);
+		qt_exit(50);
 	}
 }
 
@@ -995,9 +995,9 @@ static int race_first_use_with_fork(void)
 	if (pid == 0) {
 		void *p = umem_alloc(100, UMEM_DEFAULT);
 		if (p == NULL)
-			_exit(62);
+			qt_exit(62);
 		umem_free(p, 100);
-		_exit(atomic_load(&vmem_fork_handlers_installed) == 1 ? 0 : 63);
+		qt_exit(atomic_load(&vmem_fork_handlers_installed) == 1 ? 0 : 63);
 	}
 	int status = 0, rc = 0;
 	if (pid <= 0 || qt_wait(pid, &status) != pid || !WIFEXITED(status) ||
@@ -1020,7 +1020,7 @@ QTEST(first_use_racing_in_8_threads_with_a_fork_installs_the_handlers_once)
 	for (int round = 0; round < 20; round++) {
 		pid_t pid = fork();
 		if (pid == 0)
-			_exit(race_first_use_with_fork());
+			qt_exit(race_first_use_with_fork());
 		int status = 0;
 		QT_EQ(qt_wait(pid, &status), pid);
 		if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
@@ -1074,7 +1074,7 @@ static int child_after_half_bootstrap(void)
 	pid_t pid = fork();
 	if (pid == 0) {
 		void *q = umem_alloc(200, UMEM_DEFAULT);
-		_exit(q == NULL ? 73 : 0);
+		qt_exit(q == NULL ? 73 : 0);
 	}
 	int status = 0;
 	if (qt_wait(pid, &status) != pid || !WIFEXITED(status) ||
@@ -1094,7 +1094,7 @@ QTEST(a_fork_in_the_middle_of_the_first_bootstrap_gives_a_child_that_bootstraps_
 		;
 	pid_t pid = fork();
 	if (pid == 0)
-		_exit(child_after_half_bootstrap());
+		qt_exit(child_after_half_bootstrap());
 	atomic_store(&boot_stage, 2);
 	void *rv = (void *)1;
 	QT_EQ(pthread_join(t, &rv), 0);
@@ -1157,7 +1157,7 @@ static void fork_with_prepare_misordered(void *arg)
 	atomic_store(&vmem_fork_test_misorder, true);
 	pid_t pid = fork();
 	if (pid == 0)
-		_exit(0);
+		qt_exit(0);
 }
 
 QTEST(a_wrong_order_in_prepare_is_caught_by_the_witness_naming_both_locks)

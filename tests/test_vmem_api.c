@@ -881,7 +881,7 @@ QTEST(fork_while_other_threads_allocate_leaves_the_child_able_to_allocate)
 		pid = fork();
 		QT_TRUE(pid >= 0);
 		if (pid == 0)
-			_exit(child_uses_arenas(&c));
+			qt_exit(child_uses_arenas(&c));
 		QT_TRUE(qt_wait(pid, &status) == pid);
 		if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
 			char how[128];
