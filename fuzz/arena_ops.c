@@ -92,23 +92,6 @@ static void ao_walk_cb(void *arg, void *start, size_t size)
 	w->n++;
 }
 
-static void ao_compare(const char *what, const ao_arena_t *a,
-    const sh_seg_t *got, unsigned ngot, const sh_seg_t *want, unsigned nwant)
-{
-	for (unsigned i = 0; i < ngot || i < nwant; i++) {
-		if (i < ngot && i < nwant && got[i].start == want[i].start &&
-		    got[i].end == want[i].end)
-			continue;
-		fuzz_fail("%s: walk of %s has %u entries, model %u; first "
-		    "difference at %u: walk [0x%lx, 0x%lx) model [0x%lx, 0x%lx)",
-		    a->name, what, ngot, nwant, i,
-		    i < ngot ? (unsigned long)got[i].start : 0ul,
-		    i < ngot ? (unsigned long)got[i].end : 0ul,
-		    i < nwant ? (unsigned long)want[i].start : 0ul,
-		    i < nwant ? (unsigned long)want[i].end : 0ul);
-	}
-}
-
 static unsigned ao_walk(const ao_arena_t *a, int type, bool reentrant)
 {
 	ao_walk_t w = {.n = 0, .max = AO_WALK_MAX, .v = ao_walk_buf};
@@ -132,7 +115,7 @@ static void ao_check_arena(const ao_arena_t *a, bool reentrant)
 		ao_model_buf[i].start = sh->span[i].start;
 		ao_model_buf[i].end = sh->span[i].end;
 	}
-	ao_compare("spans", a, ao_walk_buf, n, ao_model_buf, sh->nspans);
+	sh_compare_walk(a->name, "spans", ao_walk_buf, n, ao_model_buf, sh->nspans);
 	size_t total = sh_span_total(sh, false);
 	size_t vs_span = vmem_size(a->vmp, VMEM_SPAN);
 	size_t vs_alloc = vmem_size(a->vmp, VMEM_ALLOC);
@@ -158,11 +141,11 @@ static void ao_check_arena(const ao_arena_t *a, bool reentrant)
 		ao_model_buf[i].start = sh->a[i].start;
 		ao_model_buf[i].end = sh->a[i].end;
 	}
-	ao_compare("allocated segments", a, ao_walk_buf, n, ao_model_buf,
+	sh_compare_walk(a->name, "allocated segments", ao_walk_buf, n, ao_model_buf,
 	    sh->nallocs);
 	unsigned nf = sh_free_segs(sh, ao_model_buf, SH_MAX_SEGS);
 	n = ao_walk(a, VMEM_FREE, reentrant);
-	ao_compare("free segments", a, ao_walk_buf, n, ao_model_buf, nf);
+	sh_compare_walk(a->name, "free segments", ao_walk_buf, n, ao_model_buf, nf);
 	size_t largest = 0;
 	for (unsigned i = 0; i < nf; i++)
 		if (ao_model_buf[i].end - ao_model_buf[i].start > largest)

@@ -468,4 +468,23 @@ static const char *sh_check_choice(const shadow_t *sh, const sh_req_t *r,
 	return NULL;
 }
 
+/* A walk of an arena (got) against the model (want), both in address
+ * order: the first difference is an oracle failure. */
+static void sh_compare_walk(const char *arena, const char *what,
+    const sh_seg_t *got, unsigned ngot, const sh_seg_t *want, unsigned nwant)
+{
+	for (unsigned i = 0; i < ngot || i < nwant; i++) {
+		if (i < ngot && i < nwant && got[i].start == want[i].start &&
+		    got[i].end == want[i].end)
+			continue;
+		fuzz_fail("%s: walk of %s has %u entries, model %u; first "
+		    "difference at %u: walk [0x%lx, 0x%lx) model [0x%lx, 0x%lx)",
+		    arena, what, ngot, nwant, i,
+		    i < ngot ? (unsigned long)got[i].start : 0ul,
+		    i < ngot ? (unsigned long)got[i].end : 0ul,
+		    i < nwant ? (unsigned long)want[i].start : 0ul,
+		    i < nwant ? (unsigned long)want[i].end : 0ul);
+	}
+}
+
 #endif /* QUANTA_FUZZ_SHADOW_H */

@@ -192,23 +192,6 @@ static void st_rotor(st_level_t *l)
 	}
 }
 
-static void st_compare(const st_level_t *l, const char *what, unsigned ngot,
-    const sh_seg_t *want, unsigned nwant)
-{
-	for (unsigned i = 0; i < ngot || i < nwant; i++) {
-		if (i < ngot && i < nwant && st_walk_buf[i].start == want[i].start &&
-		    st_walk_buf[i].end == want[i].end)
-			continue;
-		fuzz_fail("%s: walk of %s has %u entries, model %u; first "
-		    "difference at %u: walk [0x%lx, 0x%lx) model [0x%lx, 0x%lx)",
-		    l->name, what, ngot, nwant, i,
-		    i < ngot ? (unsigned long)st_walk_buf[i].start : 0ul,
-		    i < ngot ? (unsigned long)st_walk_buf[i].end : 0ul,
-		    i < nwant ? (unsigned long)want[i].start : 0ul,
-		    i < nwant ? (unsigned long)want[i].end : 0ul);
-	}
-}
-
 /* One level against its model, exactly: spans, allocated, free, sizes. */
 static void st_check_level(st_level_t *l)
 {
@@ -217,14 +200,15 @@ static void st_check_level(st_level_t *l)
 	unsigned n = st_walk(l, VMEM_SPAN);
 	for (unsigned i = 0; i < sh->nspans; i++)
 		st_model_buf[i] = (sh_seg_t){sh->span[i].start, sh->span[i].end};
-	st_compare(l, "spans", n, st_model_buf, sh->nspans);
+	sh_compare_walk(l->name, "spans", st_walk_buf, n, st_model_buf, sh->nspans);
 	n = st_walk(l, VMEM_ALLOC);
 	for (unsigned i = 0; i < sh->nallocs; i++)
 		st_model_buf[i] = (sh_seg_t){sh->a[i].start, sh->a[i].end};
-	st_compare(l, "allocated segments", n, st_model_buf, sh->nallocs);
+	sh_compare_walk(l->name, "allocated segments", st_walk_buf, n, st_model_buf,
+	    sh->nallocs);
 	unsigned nf = sh_free_segs(sh, st_model_buf, SH_MAX_SEGS);
 	n = st_walk(l, VMEM_FREE);
-	st_compare(l, "free segments", n, st_model_buf, nf);
+	sh_compare_walk(l->name, "free segments", st_walk_buf, n, st_model_buf, nf);
 	size_t total = sh_span_total(sh, false), live = sh_live_bytes(sh);
 	vmem_stats_t s;
 	vmem_stats(l->vmp, &s);
@@ -500,6 +484,20 @@ static void st_alloc(fuzz_in_t *in, bool x)
 	st_sync_all();
 }
 
+/* Allocation i of level l leaves the model, then the arena (the shadow
+ * first: no other owner may see the range between), and every level is
+ * read again. */
+static void st_free_one(st_level_t *l, unsigned i)
+{
+	sh_alloc_t e = l->sh.a[i];
+	sh_alloc_remove(&l->sh, i);
+	if (e.how == SH_ALLOC)
+		vmem_free(l->vmp, (void *)e.start, e.req);
+	else
+		vmem_xfree(l->vmp, (void *)e.start, e.req);
+	st_sync_all();
+}
+
 static void st_free(fuzz_in_t *in)
 {
 	int li;
@@ -513,15 +511,10 @@ static void st_free(fuzz_in_t *in)
 	for (i = 0; i < l->sh.nallocs; i++)
 		if (l->sh.a[i].how != SH_CHILD && k-- == 0)
 			break;
-	sh_alloc_t e = l->sh.a[i];
-	fuzz_step("%s %s 0x%lx size 0x%zx", e.how == SH_ALLOC ? "free" : "xfree",
-	    l->name, (unsigned long)e.start, e.req);
-	sh_alloc_remove(&l->sh, i);
-	if (e.how == SH_ALLOC)
-		vmem_free(l->vmp, (void *)e.start, e.req);
-	else
-		vmem_xfree(l->vmp, (void *)e.start, e.req);
-	st_sync_all();
+	fuzz_step("%s %s 0x%lx size 0x%zx",
+	    l->sh.a[i].how == SH_ALLOC ? "free" : "xfree", l->name,
+	    (unsigned long)l->sh.a[i].start, l->sh.a[i].req);
+	st_free_one(l, i);
 }
 
 static void st_free_all(int li)
@@ -530,13 +523,7 @@ static void st_free_all(int li)
 	for (unsigned i = l->sh.nallocs; i-- > 0;) {
 		if (i >= l->sh.nallocs || l->sh.a[i].how == SH_CHILD)
 			continue;
-		sh_alloc_t e = l->sh.a[i];
-		sh_alloc_remove(&l->sh, i);
-		if (e.how == SH_ALLOC)
-			vmem_free(l->vmp, (void *)e.start, e.req);
-		else
-			vmem_xfree(l->vmp, (void *)e.start, e.req);
-		st_sync_all();
+		st_free_one(l, i);
 	}
 }
 
