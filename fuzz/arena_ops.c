@@ -688,6 +688,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	for (unsigned i = 0; i < AO_ARENAS; i++)
 		if (ao[i].vmp != NULL)
 			ao_destroy(&ao[i]);
+	fuzz_quiesce();
 	ao_check_invariants(NULL);
 	return 0;
 }

@@ -30,6 +30,13 @@ if [ "${QUANTA_FUZZ_BUGS:-0}" = 1 ]; then
 	defs="$defs -DQUANTA_BUGS"
 fi
 incs="-I$repo/include -I$repo/src -I$repo/invariants -I$repo/fuzz"
+# The checker is the oracle, not the code under test: no coverage feedback
+# from it (fuzz/coverage-ignore.txt), under either engine.
+export AFL_LLVM_DENYLIST="$here/coverage-ignore.txt"
+if echo 'int x;' | $CC $CFLAGS -fsanitize-coverage-ignorelist="$AFL_LLVM_DENYLIST" \
+	-x c -c - -o /dev/null 2>/dev/null; then
+	CFLAGS="$CFLAGS -fsanitize-coverage-ignorelist=$AFL_LLVM_DENYLIST"
+fi
 
 # lib NAME DEFINES FILES...: one static library of the given sources.
 lib() {

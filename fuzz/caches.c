@@ -831,7 +831,7 @@ static void fc_teardown(void)
 	for (int i = 0; i < FC_ARENAS; i++)
 		if (fc.a[i].vmp != NULL)
 			fc_arena_destroy(i);
-	umem_thread_flush_self();
+	fuzz_quiesce();
 	fc_check_all_invariants();
 	fc_check_nothing_held();
 }

@@ -105,9 +105,51 @@ static inline void fuzz_plant_bug(void)
 #endif
 }
 
-/* The start of every input: a fresh log (and the planted bug, if any). */
+#ifndef QUANTA_SIM
+#include "platform.h"
+
+/*
+ * The clock of an input: it counts the library's reads from 0, so an mtbf
+ * set by the input fails the same calls on every run of it (a replay, and
+ * AFL++'s stability, which the real clock brought down to 55-65%).  The
+ * scheduler target runs on the simulator's virtual clock already.
+ */
+static uint64_t fuzz_clock_now;
+
+static inline uint64_t fuzz_clock(void)
+{
+	return ++fuzz_clock_now;
+}
+#endif
+
+#ifndef QUANTA_SIM
+#include "umem.h"
+void umem_thread_flush_self(void); /* umem_impl.h */
+
+/*
+ * The end of every input: the process-wide caches brought back to one
+ * state, so the next input starts where every input starts.  AFL++ runs
+ * many inputs in one process and counts an edge that comes and goes
+ * between two runs of one input as instability: left alone, the magazines
+ * of this thread and the depots of the internal caches carried one
+ * input's history into the next.  This thread's magazines are flushed;
+ * each reap empties what the depots did not use since the previous one.
+ */
+static inline void fuzz_quiesce(void)
+{
+	umem_thread_flush_self();
+	for (int i = 0; i < 3; i++)
+		umem_reap();
+}
+#endif
+
+/* The start of every input: a fresh log and clock (and the planted bug). */
 static inline void fuzz_log_reset(void)
 {
+#ifndef QUANTA_SIM
+	plat_clock_override = fuzz_clock;
+	fuzz_clock_now = 0;
+#endif
 	static int verbose = -1;
 	if (verbose < 0) {
 		const char *v = getenv("QUANTA_FUZZ_VERBOSE");

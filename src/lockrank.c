@@ -92,4 +92,7 @@ unsigned qlock_witness_held(qlock_rank_t rank)
 #ifndef QUANTA_SIM
 /* The pthread seam's per-thread area (platform.h). */
 _Thread_local plat_thread_area_t plat_thread_area_tls;
+#ifndef QUANTA_RELEASE
+uint64_t (*plat_clock_override)(void);
+#endif
 #endif

@@ -91,9 +91,23 @@ static inline void plat_cond_broadcast(plat_cond_t *c)
 	(void)pthread_cond_broadcast(c);
 }
 
-/* Nanoseconds of a monotonic clock (the mtbf clock and the wait deadlines). */
+#ifndef QUANTA_RELEASE
+/*
+ * Test builds only: a harness may replace the clock.  The fuzz targets count
+ * calls instead, so that the mtbf failures of an input are the same on every
+ * run of it (replay, AFL++'s stability); NULL means the real clock.
+ */
+extern uint64_t (*plat_clock_override)(void);
+#endif
+
+/* Nanoseconds of a monotonic clock (the mtbf clock). */
 static inline uint64_t plat_clock_ns(void)
 {
+#ifndef QUANTA_RELEASE
+	uint64_t (*clock_fn)(void) = plat_clock_override;
+	if (clock_fn != NULL)
+		return clock_fn();
+#endif
 	struct timespec ts;
 	(void)clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
