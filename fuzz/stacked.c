@@ -641,6 +641,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	if (st_ntable != 0)
 		fuzz_fail("%u afunc pieces never given back", st_ntable);
+	fuzz_quiesce();
 	st_check_invariants(NULL);
 	return 0;
 }
