@@ -137,6 +137,9 @@ void umem_thread_flush_self(void); /* umem_impl.h */
  */
 static inline void fuzz_quiesce(void)
 {
+	/* The bootstrap first: before it, the thread-specific key that
+	 * umem_thread_flush_self reads is not ours. */
+	(void)umem_default_arena();
 	umem_thread_flush_self();
 	for (int i = 0; i < 3; i++)
 		umem_reap();
