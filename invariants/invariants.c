@@ -43,7 +43,7 @@
 #include "invariants_impl.h"
 
 static const char *const invariant_codes[INVARIANT_NCODES] = {
-    "A1", "A2", "A3", "A4", "A5", "F1", "F2", "F3", "H1", "H2", "H3",
+    "A1", "A2", "A3", "A4", "A5", "F1", "F2", "F3", "F4", "H1", "H2", "H3",
     "S1", "S2", "S3", "C1", "C2", "C3", "R1", "R2", "R3", "R4"};
 
 static int invariant_code_index(const char *code)

@@ -1,6 +1,7 @@
 /*
  * invariants_arena.c — the checks of one arena: its list (A1-A5, and the
- * per-piece halves of F1, H1, S1, S3), its free lists (F1-F3), its hash
+ * per-piece halves of F1, H1, S1, S3), its free lists (F1-F3) or free
+ * trees (F1-F4, arenas ordered for best fit), its hash
  * (H1-H3), its span list (S1, S2), its counters (C1-C3) and its reserve
  * (R1, R2).  The caller holds the arena lock.
  *
@@ -167,7 +168,9 @@ static void invariant_visit_free(invariant_ctx_t *c, const vmem_seg_t *s)
 	if (i >= VMEM_FREELISTS)
 		return;
 	c->free_class[i]++;
-	if (!invariant_linked(s)) {
+	/* A tree member has no link back to it: a missing one shows in the
+	 * count of its tree (F1, invariant_freetrees). */
+	if (!c->vmp->ar_ordered && !invariant_linked(s)) {
 		invariant_add(c->r, "F1", c->vmp, s, NULL,
 		    "free piece not on free list %u", i);
 		c->free_missing[i]++;
@@ -325,9 +328,108 @@ static void invariant_freelist_end(invariant_ctx_t *c, unsigned list,
 		    bit ? "set" : "clear", list, members);
 }
 
+/* ---- free trees of an ordered arena: F1-F4 ----------------------------------- */
+
+#define INVARIANT_TREE_DEPTH 512
+
+typedef struct invariant_tree_frame {
+	const vmem_seg_t *s;
+	const vmem_seg_t *lo, *hi; /* keys s must lie strictly between */
+} invariant_tree_frame_t;
+
+/*
+ * Free list `list` of an ordered arena, a treap (vmem_impl.h): every member
+ * a free piece of the class, on the arena list (F2), in search-tree order
+ * by (size, start) and in heap order by priority (F4); a node that breaks
+ * an order is reported and not descended into (so a cycle, which must
+ * break one, is one report).  Depth first with a
+ * stack of INVARIANT_TREE_DEPTH frames: a treap of n pieces is about 3 ln n
+ * deep (40 at a million), so a deeper one is reported, as is a walk longer
+ * than the bound (a cycle).  Returns the members counted.
+ */
+static size_t invariant_freetree(invariant_ctx_t *c, unsigned list,
+    size_t *found, size_t *steps)
+{
+	invariant_tree_frame_t stack[INVARIANT_TREE_DEPTH];
+	size_t depth = 0, members = 0;
+	const vmem_seg_t *root = c->vmp->ar_freelist[list].sg_tree.left;
+	if (root != NULL)
+		stack[depth++] = (invariant_tree_frame_t){root, NULL, NULL};
+	while (depth > 0) {
+		invariant_tree_frame_t f = stack[--depth];
+		if (++*steps > c->bound) {
+			invariant_add(c->r, "F4", c->vmp, f.s, NULL,
+			    "the free trees hold more than %zu nodes (a cycle)",
+			    c->bound);
+			return members;
+		}
+		members++;
+		size_t before = c->r->count;
+		invariant_freelist_member(c, f.s, list, found);
+		if (c->r->count != before)
+			continue; /* not a free piece: its links are not ours */
+		if ((f.lo != NULL && !seg_key_less(f.lo, f.s)) ||
+		    (f.hi != NULL && !seg_key_less(f.s, f.hi))) {
+			invariant_add(c->r, "F4", c->vmp, f.s, NULL,
+			    "free tree %u out of search order: size 0x%zx is "
+			    "not between its ancestors' keys", list,
+			    seg_size(f.s));
+			continue;
+		}
+		const vmem_seg_t *kid[2] = {f.s->sg_tree.left, f.s->sg_tree.right};
+		for (int k = 0; k < 2; k++) {
+			if (kid[k] == NULL)
+				continue;
+			if (seg_priority(kid[k]) > seg_priority(f.s)) {
+				invariant_add(c->r, "F4", c->vmp, kid[k], NULL,
+				    "free tree %u out of heap order: a child "
+				    "outranks its parent", list);
+				continue;
+			}
+			if (depth == INVARIANT_TREE_DEPTH) {
+				invariant_add(c->r, "F4", c->vmp, f.s, NULL,
+				    "free tree %u deeper than %d", list,
+				    INVARIANT_TREE_DEPTH);
+				return members;
+			}
+			stack[depth++] = k == 0 ?
+			    (invariant_tree_frame_t){kid[k], f.lo, f.s} :
+			    (invariant_tree_frame_t){kid[k], f.s, f.hi};
+		}
+	}
+	return members;
+}
+
+static void invariant_freetrees(invariant_ctx_t *c)
+{
+	vmem_t *vmp = c->vmp;
+	size_t found[VMEM_FREELISTS] = {0}, steps = 0;
+	bool clean[VMEM_FREELISTS];
+	for (unsigned i = 0; i < VMEM_FREELISTS; i++) {
+		size_t before = c->r->count;
+		size_t members = invariant_freetree(c, i, found, &steps);
+		if (steps > c->bound)
+			return;
+		clean[i] = c->r->count == before;
+		if (clean[i])
+			invariant_freelist_end(c, i, members);
+	}
+	/* Counts only of trees with no member reported (one report each). */
+	for (unsigned i = 0; i < VMEM_FREELISTS && c->list_ok; i++)
+		if (clean[i] && found[i] != c->free_class[i])
+			invariant_add(c->r, "F1", vmp, NULL, "ar_freelist",
+			    "free tree %u holds %zu pieces, the arena has %zu "
+			    "free pieces of that class", i, found[i],
+			    c->free_class[i]);
+}
+
 static void invariant_freelists(invariant_ctx_t *c)
 {
 	vmem_t *vmp = c->vmp;
+	if (vmp->ar_ordered) {
+		invariant_freetrees(c);
+		return;
+	}
 	const vmem_seg_t *prev = &vmp->ar_freelist[0], *s;
 	size_t found[VMEM_FREELISTS] = {0}, members = 0, steps = 0;
 	unsigned list = 0;

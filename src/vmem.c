@@ -30,6 +30,20 @@
  * aligned (size + align - quantum) and walks forward; when nothing is found
  * the search falls back to a first-fit walk from the size's own list.
  *
+ * Best fit in O(log n).  Within list i sizes still range over [2^i,
+ * 2^(i+1)), so finding the smallest fit by walking the list is linear.  The
+ * first VM_BESTFIT request turns the arena's free lists into treaps keyed by
+ * (size, start) (vmem_impl.h), for good: best fit is then a descent to the
+ * smallest key of at least the size in the first non-empty list that holds
+ * a fit — O(log n) expected steps for an unconstrained request, and a
+ * constrained one visits pieces in size order from there until one fits.
+ * The priorities are a hash of the start, so the shape is the one of a
+ * random insertion order whatever the order of frees.  Instant fit takes a
+ * root (still one find-first-set), but inserting and removing become
+ * O(log n): an arena pays for ordered lists only once it asks for best fit,
+ * and an arena that never does keeps the constant-time lists and their LIFO
+ * order.  Among equal sizes the lowest address wins.
+ *
  * Cutting.  An allocation is cut from the lowest fitting address of the
  * chosen free piece.  Whole piece: no new tag.  From one end: one new tag.
  * From the middle: two.  Taking the front of a piece whose remainder stays in
@@ -145,9 +159,85 @@ QUANTA_HOT static void seg_unlink(vmem_seg_t *s)
 
 /* ---- free lists --------------------------------------------------------- */
 
+/*
+ * The free trees of an ordered arena.  Insert descends while the nodes
+ * outrank s, then splits the subtree found there by s's key into s's two
+ * children; remove finds s by its key and merges its children into its
+ * place.  Both iterative, through the link that points at the current
+ * node.
+ */
+static void tree_insert(vmem_seg_t **root, vmem_seg_t *s)
+{
+	vmem_seg_t **pp = root;
+	uint64_t pri = seg_priority(s);
+	while (*pp != NULL && seg_priority(*pp) > pri)
+		pp = seg_key_less(s, *pp) ? &(*pp)->sg_tree.left
+					  : &(*pp)->sg_tree.right;
+	vmem_seg_t *t = *pp;
+	vmem_seg_t **l = &s->sg_tree.left, **r = &s->sg_tree.right;
+	while (t != NULL) {
+		if (seg_key_less(t, s)) {
+			*l = t;
+			l = &t->sg_tree.right;
+			t = t->sg_tree.right;
+		} else {
+			*r = t;
+			r = &t->sg_tree.left;
+			t = t->sg_tree.left;
+		}
+	}
+	*l = NULL;
+	*r = NULL;
+	*pp = s;
+}
+
+static void tree_remove(vmem_seg_t **root, vmem_seg_t *s)
+{
+	vmem_seg_t **pp = root;
+	while (*pp != s) {
+		VMEM_ASSERT(*pp != NULL);
+		pp = seg_key_less(s, *pp) ? &(*pp)->sg_tree.left
+					  : &(*pp)->sg_tree.right;
+	}
+	vmem_seg_t *a = s->sg_tree.left, *b = s->sg_tree.right;
+	while (a != NULL && b != NULL) {
+		if (seg_priority(a) > seg_priority(b)) {
+			*pp = a;
+			pp = &a->sg_tree.right;
+			a = a->sg_tree.right;
+		} else {
+			*pp = b;
+			pp = &b->sg_tree.left;
+			b = b->sg_tree.left;
+		}
+	}
+	*pp = a != NULL ? a : b;
+}
+
+static void freelist_insert_ordered(vmem_t *vmp, vmem_seg_t *s, unsigned i)
+{
+	tree_insert(&vmp->ar_freelist[i].sg_tree.left, s);
+	vmp->ar_freemap |= (uint64_t)1 << i;
+}
+
+static void freelist_remove_ordered(vmem_t *vmp, vmem_seg_t *s)
+{
+	unsigned i = vmem_freelist_index(seg_size(s));
+	vmem_seg_t **root = &vmp->ar_freelist[i].sg_tree.left;
+	tree_remove(root, s);
+	/* planted bug QB_FREEMAP_STALE: an emptied list keeps its freemap bit */
+	if (*root == NULL && !QUANTA_BUG(QB_FREEMAP_STALE))
+		vmp->ar_freemap &= ~((uint64_t)1 << i);
+}
+
 QUANTA_HOT static void freelist_insert(vmem_t *vmp, vmem_seg_t *s)
 {
 	unsigned i = vmem_freelist_index(seg_size(s));
+	if (vmp->ar_ordered) {
+		VMEM_ASSERT(seg_type(s) == SEG_FREE && i < VMEM_FREELISTS);
+		freelist_insert_ordered(vmp, s, i);
+		return;
+	}
 	vmem_seg_t *head = &vmp->ar_freelist[i];
 	vmem_seg_t *first = head->sg_link.next;
 	VMEM_ASSERT(seg_type(s) == SEG_FREE && i < VMEM_FREELISTS);
@@ -160,6 +250,11 @@ QUANTA_HOT static void freelist_insert(vmem_t *vmp, vmem_seg_t *s)
 
 QUANTA_HOT static void freelist_remove(vmem_t *vmp, vmem_seg_t *s)
 {
+	if (vmp->ar_ordered) {
+		VMEM_ASSERT(seg_type(s) == SEG_FREE);
+		freelist_remove_ordered(vmp, s);
+		return;
+	}
 	vmem_seg_t *p = s->sg_link.prev, *n = s->sg_link.next;
 	VMEM_ASSERT(seg_type(s) == SEG_FREE && p->sg_link.next == s);
 	p->sg_link.next = n;
@@ -516,6 +611,80 @@ QUANTA_HOT static unsigned freemap_first(const vmem_t *vmp, unsigned i)
 }
 
 /*
+ * In a free tree: the piece of smallest key after prev, or, with prev
+ * NULL, the piece of smallest key of size at least min.  One descent.
+ */
+static vmem_seg_t *tree_next(vmem_seg_t *root, const vmem_seg_t *prev,
+    size_t min, uint64_t *steps)
+{
+	vmem_seg_t *next = NULL;
+	for (vmem_seg_t *t = root; t != NULL;) {
+		(*steps)++;
+		if (prev != NULL ? seg_key_less(prev, t) : seg_size(t) >= min) {
+			next = t;
+			t = t->sg_tree.left;
+		} else {
+			t = t->sg_tree.right;
+		}
+	}
+	return next;
+}
+
+/*
+ * search_lists of an ordered arena: from list i on, the first list holding
+ * a fit, and in it the fitting piece of smallest key, which is the best fit
+ * of all (every member of a higher list is larger).  Unconstrained, the
+ * first candidate fits: one descent.  Constrained, the candidates are
+ * visited in key order, one descent each.
+ */
+static vmem_seg_t *search_trees(vmem_t *vmp, const vmem_req_t *r, unsigned i,
+    bool best, uintptr_t *addrp)
+{
+	vmem_seg_t *found = NULL;
+	uint64_t steps = 0;
+	for (i = freemap_first(vmp, i); i < VMEM_FREELISTS && found == NULL;
+	     i = freemap_first(vmp, i + 1)) {
+		vmem_seg_t *root = vmp->ar_freelist[i].sg_tree.left;
+		for (vmem_seg_t *t = tree_next(root, NULL, r->size, &steps);
+		     t != NULL; t = tree_next(root, t, r->size, &steps)) {
+			if (seg_fit(r, t->sg_start, t->sg_end, addrp)) {
+				found = t;
+				break;
+			}
+		}
+		/* planted bug QB_BESTFIT_SHORT: best fit stops after the
+		 * first list it searched, fit or not */
+		if (best && QUANTA_BUG(QB_BESTFIT_SHORT))
+			break;
+	}
+	vmp->ar_kstat.search += steps;
+	return found;
+}
+
+/*
+ * Turn the free lists of vmp into free trees, for good (the first best-fit
+ * request does).  The chain is read as it is taken apart: a head comes
+ * before its members, so each head is emptied before its members go in.
+ */
+static void freelists_order(vmem_t *vmp)
+{
+	vmem_seg_t *end = &vmp->ar_freelist[VMEM_FREELISTS];
+	vmem_seg_t *s = &vmp->ar_freelist[0];
+	vmp->ar_ordered = true;
+	while (s != NULL) {
+		vmem_seg_t *next = s->sg_link.next;
+		if (seg_type(s) == SEG_HEAD) {
+			s->sg_tree.left = NULL;
+			s->sg_tree.right = NULL;
+		} else {
+			freelist_insert_ordered(vmp, s,
+			    vmem_freelist_index(seg_size(s)));
+		}
+		s = s == end ? NULL : next;
+	}
+}
+
+/*
  * Walk the free lists from list i on (they chain into each other).  First
  * fit takes the first piece that fits; best fit finishes the first list
  * holding a fit and takes its smallest fitting piece — every member of a
@@ -524,6 +693,8 @@ QUANTA_HOT static unsigned freemap_first(const vmem_t *vmp, unsigned i)
 static vmem_seg_t *search_lists(vmem_t *vmp, const vmem_req_t *r, unsigned i,
     bool best, uintptr_t *addrp)
 {
+	if (vmp->ar_ordered)
+		return search_trees(vmp, r, i, best, addrp);
 	vmem_seg_t *end = &vmp->ar_freelist[VMEM_FREELISTS];
 	vmem_seg_t *found = NULL;
 	uint64_t steps = 0;
@@ -598,9 +769,12 @@ QUANTA_HOT static vmem_seg_t *vmem_find(vmem_t *vmp, const vmem_req_t *r, uintpt
 {
 	if (r->vmflag & VM_NEXTFIT)
 		return next_fit(vmp, r, addrp);
-	if (r->vmflag & VM_BESTFIT)
+	if (r->vmflag & VM_BESTFIT) {
+		if (!vmp->ar_ordered)
+			freelists_order(vmp);
 		return search_lists(vmp, r, vmem_freelist_index(r->size), true,
 		    addrp);
+	}
 	if (r->vmflag & VM_FIRSTFIT)
 		return search_lists(vmp, r, vmem_freelist_index(r->size), false,
 		    addrp);
@@ -624,6 +798,10 @@ QUANTA_HOT static vmem_seg_t *seg_cut(vmem_t *vmp, vmem_seg_t *vsp, uintptr_t ad
 		hash_insert(vmp, vsp);
 		return vsp;
 	}
+	/* In a free tree vsp's place depends on its start and size, which
+	 * change: it leaves the tree first and goes back where it belongs. */
+	if (vmp->ar_ordered)
+		freelist_remove(vmp, vsp);
 	vmem_seg_t *a = vmem_seg_get(vmp);
 	seg_init(a, addr, aend, SEG_ALLOC);
 	if (addr == start) {
@@ -639,7 +817,9 @@ QUANTA_HOT static vmem_seg_t *seg_cut(vmem_t *vmp, vmem_seg_t *vsp, uintptr_t ad
 		seg_link_after(vsp, a);
 		vsp->sg_end = addr;
 	}
-	if (vmem_freelist_index(seg_size(vsp)) != oldi) {
+	if (vmp->ar_ordered)
+		freelist_insert(vmp, vsp);
+	else if (vmem_freelist_index(seg_size(vsp)) != oldi) {
 		freelist_remove(vmp, vsp);
 		freelist_insert(vmp, vsp);
 	}

@@ -13,7 +13,9 @@
  *   - its address-order neighbours, for coalescing on free: next and prev
  *     (16 bytes);
  *   - its other list, which depends on the type and so shares one union:
- *     a free piece is on a doubly linked free list (16 bytes), an allocated
+ *     a free piece is on a doubly linked free list (16 bytes) — or, in
+ *     an arena ordered for best fit, in a free tree (two children, the
+ *     same 16 bytes) — an allocated
  *     piece on a singly linked hash chain (8), a span marker on the doubly
  *     linked span list (16).
  * The type (3 bits) rides in the low bits of the prev pointer: tags are
@@ -69,6 +71,10 @@ struct vmem_seg {
 			vmem_seg_t *next;
 			vmem_seg_t *prev;
 		} sg_link;            /* free list (FREE) or span list (SPAN) */
+		struct {
+			vmem_seg_t *left;
+			vmem_seg_t *right;
+		} sg_tree;            /* free tree (FREE, ordered arenas) */
 		vmem_seg_t *sg_hnext; /* hash chain (ALLOC) */
 	};
 	uintptr_t sg_end;
@@ -167,6 +173,7 @@ struct vmem {
 	void *(*ar_grow)(size_t size, size_t *lenp);
 	_Atomic uint64_t ar_mtbf;
 	uint64_t ar_freemap;     /* bit i set <=> free list i non-empty */
+	bool ar_ordered;         /* free lists are trees (vmem.c: best fit) */
 	vmem_seg_t ar_sentinel;      /* arena-list and span-list sentinel */
 	vmem_seg_t ar_rotor;
 	vmem_seg_t ar_freelist[VMEM_FREELISTS + 1]; /* heads i -> i+1; [64] ends */
@@ -323,6 +330,26 @@ static inline size_t vmem_hash_index(const vmem_t *vmp, uintptr_t addr)
 static inline unsigned vmem_freelist_index(size_t size)
 {
 	return vmem_highbit(size) - 1;
+}
+
+/*
+ * Ordered free lists (vmem.c, "Best fit").  In an arena with ar_ordered
+ * set, free list i is a treap: ar_freelist[i].sg_tree.left is its root
+ * (NULL when empty), a member's sg_tree holds its children (the place of
+ * the list links).  Keys are (size, start), in search-tree order; the
+ * priority of a piece is a hash of its start (a bijection, so priorities
+ * are distinct), in heap order: a parent's above its children's.
+ */
+static inline uint64_t seg_priority(const vmem_seg_t *s)
+{
+	return (uint64_t)s->sg_start * 0x9e3779b97f4a7c15u;
+}
+
+/* Whether piece a comes before piece b in a free tree. */
+static inline bool seg_key_less(const vmem_seg_t *a, const vmem_seg_t *b)
+{
+	size_t sa = a->sg_end - a->sg_start, sb = b->sg_end - b->sg_start;
+	return sa < sb || (sa == sb && a->sg_start < b->sg_start);
 }
 
 #endif /* QUANTA_VMEM_IMPL_H */

@@ -13,19 +13,38 @@
 
 #include "vmem_impl.h"
 
-/* Free-piece figures from the free lists (lock held). */
+/*
+ * Free-piece figures (lock held), read from the arena list: the free lists
+ * are lists or trees depending on the arena (vmem.c), the arena list is
+ * one list in every arena.
+ */
 static void free_figures(const vmem_t *vmp, size_t *count, size_t *largest)
 {
 	*count = 0;
 	*largest = 0;
-	const vmem_seg_t *end = &vmp->ar_freelist[VMEM_FREELISTS];
-	for (const vmem_seg_t *s = vmp->ar_freelist[0].sg_link.next; s != end;
-	     s = s->sg_link.next) {
+	const vmem_seg_t *seg0 = &vmp->ar_sentinel;
+	for (const vmem_seg_t *s = seg0->sg_next; s != seg0; s = s->sg_next) {
 		if (seg_type(s) != SEG_FREE)
 			continue;
 		(*count)++;
 		if (seg_size(s) > *largest)
 			*largest = seg_size(s);
+	}
+}
+
+/* Members and bytes of every free list (lock held), from the arena list. */
+static void free_classes(const vmem_t *vmp, size_t n[VMEM_FREELISTS],
+    size_t bytes[VMEM_FREELISTS])
+{
+	memset(n, 0, VMEM_FREELISTS * sizeof(n[0]));
+	memset(bytes, 0, VMEM_FREELISTS * sizeof(bytes[0]));
+	const vmem_seg_t *seg0 = &vmp->ar_sentinel;
+	for (const vmem_seg_t *s = seg0->sg_next; s != seg0; s = s->sg_next) {
+		if (seg_type(s) != SEG_FREE)
+			continue;
+		unsigned i = vmem_freelist_index(seg_size(s));
+		n[i]++;
+		bytes[i] += seg_size(s);
 	}
 }
 
@@ -128,18 +147,14 @@ static void dump_json(const vmem_t *vmp, const vmem_stats_t *st, FILE *fp)
 		    seg_type(s) == SEG_ISPAN ? "true" : "false");
 	(void)fputs("],\n \"freelists\": [", fp);
 	sep = "";
+	size_t n[VMEM_FREELISTS], bytes[VMEM_FREELISTS];
+	free_classes(vmp, n, bytes);
 	for (unsigned i = 0; i < VMEM_FREELISTS; i++) {
-		size_t n = 0, bytes = 0;
-		const vmem_seg_t *s = vmp->ar_freelist[i].sg_link.next;
-		for (; seg_type(s) == SEG_FREE; s = s->sg_link.next) {
-			n++;
-			bytes += seg_size(s);
-		}
-		if (n == 0)
+		if (n[i] == 0)
 			continue;
 		(void)fprintf(fp, "%s{\"index\": %u, \"min_size\": %" PRIu64
 		    ", \"count\": %" PRIu64 ", \"bytes\": %" PRIu64 "}", sep, i,
-		    U64(1) << i, U64(n), U64(bytes));
+		    U64(1) << i, U64(n[i]), U64(bytes[i]));
 		sep = ", ";
 	}
 	(void)fputs("]}\n", fp);
@@ -166,15 +181,12 @@ static void dump_text(const vmem_t *vmp, const vmem_stats_t *st, FILE *fp)
 		(void)fprintf(fp, "  span [%#" PRIx64 ", %#" PRIx64 ") %s\n",
 		    U64(s->sg_start), U64(s->sg_end),
 		    seg_type(s) == SEG_ISPAN ? "imported" : "added");
-	for (unsigned i = 0; i < VMEM_FREELISTS; i++) {
-		size_t n = 0;
-		const vmem_seg_t *s = vmp->ar_freelist[i].sg_link.next;
-		for (; seg_type(s) == SEG_FREE; s = s->sg_link.next)
-			n++;
-		if (n != 0)
+	size_t n[VMEM_FREELISTS], bytes[VMEM_FREELISTS];
+	free_classes(vmp, n, bytes);
+	for (unsigned i = 0; i < VMEM_FREELISTS; i++)
+		if (n[i] != 0)
 			(void)fprintf(fp, "  freelist %u (>= %#" PRIx64 "): %"
-			    PRIu64 " segments\n", i, U64(1) << i, U64(n));
-	}
+			    PRIu64 " segments\n", i, U64(1) << i, U64(n[i]));
 }
 
 void vmem_dump(vmem_t *vmp, FILE *fp, int format)

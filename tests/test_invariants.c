@@ -27,6 +27,7 @@
 #define BASE ((uintptr_t)0x10000000)
 #define Q 16
 #define ADDR(x) ((void *)(uintptr_t)(x))
+#define UADDR_INV(p) ((uintptr_t)(p))
 
 /* Fail with the whole report in the reason unless it is n times code only. */
 static void expect_only(const invariant_report_t *r, const char *code,
@@ -485,6 +486,88 @@ QTEST(f3_a_bitmap_bit_set_for_an_empty_list)
 	vmp->ar_freemap |= (uint64_t)1 << 5;
 	invariant_report_t r = check(vmp);
 	EXPECT_ONLY(r, "F3", 1);
+}
+
+/*
+ * An arena ordered for best fit (its first VM_BESTFIT request), holding two
+ * free pieces of 0x100 (list 8, a treap of two: a root and one child) and
+ * the free tail.
+ */
+static vmem_t *ordered_two_free(const char *name, vmem_seg_t **root,
+    vmem_seg_t **child, bool *child_left)
+{
+	vmem_t *vmp = arena(name, 0x10000);
+	void *p[5];
+	for (int i = 0; i < 5; i++)
+		p[i] = xa(vmp, 0x100, 0);
+	QT_TRUE(!vmp->ar_ordered);
+	QT_EQ(UADDR_INV(xa(vmp, Q, VM_BESTFIT)), BASE + 0x500);
+	QT_TRUE(vmp->ar_ordered);
+	vmem_free(vmp, p[1], 0x100);
+	vmem_free(vmp, p[3], 0x100);
+	invariant_report_t r = check(vmp);
+	EXPECT_NONE(r);
+	*root = vmp->ar_freelist[8].sg_tree.left;
+	QT_TRUE(*root != NULL);
+	*child_left = (*root)->sg_tree.left != NULL;
+	*child = *child_left ? (*root)->sg_tree.left : (*root)->sg_tree.right;
+	QT_TRUE(*child != NULL);
+	QT_TRUE((*child_left ? (*root)->sg_tree.right : (*root)->sg_tree.left)
+	    == NULL);
+	QT_TRUE((*child)->sg_tree.left == NULL && (*child)->sg_tree.right == NULL);
+	return vmp;
+}
+
+QTEST(f1_a_free_piece_missing_from_its_free_tree)
+{
+	vmem_seg_t *root, *child;
+	bool left;
+	vmem_t *vmp = ordered_two_free("inv_f1_tree", &root, &child, &left);
+	root->sg_tree.left = NULL;
+	root->sg_tree.right = NULL;
+	invariant_report_t r = check(vmp);
+	EXPECT_ONLY(r, "F1", 1);
+}
+
+QTEST(f4_a_free_tree_out_of_search_order)
+{
+	vmem_seg_t *root, *child;
+	bool left;
+	vmem_t *vmp = ordered_two_free("inv_f4_order", &root, &child, &left);
+	root->sg_tree.left = left ? NULL : child;
+	root->sg_tree.right = left ? child : NULL;
+	invariant_report_t r = check(vmp);
+	EXPECT_ONLY(r, "F4", 1);
+}
+
+QTEST(f4_a_child_that_outranks_its_parent)
+{
+	vmem_seg_t *root, *child;
+	bool left;
+	vmem_t *vmp = ordered_two_free("inv_f4_heap", &root, &child, &left);
+	/* The same search order with the two exchanged: the old root below. */
+	root->sg_tree.left = NULL;
+	root->sg_tree.right = NULL;
+	child->sg_tree.left = left ? NULL : root;
+	child->sg_tree.right = left ? root : NULL;
+	vmp->ar_freelist[8].sg_tree.left = child;
+	invariant_report_t r = check(vmp);
+	EXPECT_ONLY(r, "F4", 1);
+}
+
+QTEST(f4_a_free_tree_with_a_cycle)
+{
+	vmem_seg_t *root, *child;
+	bool left;
+	vmem_t *vmp = ordered_two_free("inv_f4_cycle", &root, &child, &left);
+	/* The child points back at the root: the walk would never end; the
+	 * root, seen again below its child, breaks the heap order there. */
+	if (left)
+		child->sg_tree.right = root;
+	else
+		child->sg_tree.left = root;
+	invariant_report_t r = check(vmp);
+	EXPECT_ONLY(r, "F4", 1);
 }
 
 /* ---- H: the hash ------------------------------------------------------------ */

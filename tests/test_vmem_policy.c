@@ -13,7 +13,13 @@
  */
 #include "qtest.h"
 
+#include <stdio.h>
+#include <stdlib.h>
+
 #include "vmem.h"
+#ifdef QUANTA_CHECKER
+#include "invariants.h"
+#endif
 
 #include "vmem_testutil.h"
 #define SEP 0x10u
@@ -400,12 +406,128 @@ QTEST(remainder_in_the_same_list_keeps_its_place_after_a_front_cut)
 	carve(vmp, holes, 2, &l);
 	free_hole(vmp, &l, 0);
 	free_hole(vmp, &l, 1);
-	/* Best fit for 0x10 is the 0x110 hole; its 0x100 remainder stays in
-	 * list 8, behind the 0x1F0 head. */
-	QT_EQ(UADDR(vmem_alloc(vmp, 0x10, VM_BESTFIT)), hole_addr(&l, 0));
+	/* 0x10 from the 0x110 hole (the window allows no other); its 0x100
+	 * remainder stays in list 8, behind the 0x1F0 head.  (Not by best
+	 * fit: that turns the lists into trees, where places are keys.) */
+	QT_EQ(UADDR(vmem_xalloc(vmp, 0x10, 0, 0, 0, ADDR(hole_addr(&l, 0)),
+	    ADDR(hole_addr(&l, 0) + 0x110), VM_NOSLEEP)), hole_addr(&l, 0));
 	QT_EQ(UADDR(vmem_alloc(vmp, 0x100, VM_SLEEP)), hole_addr(&l, 1));
 	/* The head's 0xF0 remainder left list 8: the old remainder is head. */
 	QT_EQ(UADDR(vmem_alloc(vmp, 0x100, VM_SLEEP)), hole_addr(&l, 0) + 0x10);
+	vmem_destroy(vmp);
+}
+
+/* ---- best fit at scale: ordered free lists ------------------------------ */
+
+/*
+ * n free segments of n distinct sizes 0x20000 + k (quantum 1: all in list
+ * 17, where a list walk would be linear): 2n pieces cut back to back from
+ * one span, holes and one-unit separators, then the holes freed in a
+ * scrambled order.  Then 64 best-fit requests for sizes that exist; each
+ * must take exactly the hole of its size.  Returns the free-list steps per
+ * request (vs_search).
+ */
+#define BF_SIZE0 0x20000u
+#define BF_QUERIES 64
+
+static double best_fit_steps(size_t n)
+{
+	size_t span = n * (BF_SIZE0 + n + 1);
+	vmem_t *vmp = vmem_create("pol_best_scale", ADDR(BASE), span, 1, NULL,
+	    NULL, NULL, 0, VM_SLEEP);
+	QT_TRUE(vmp != NULL);
+	uintptr_t *hole = malloc(n * sizeof(*hole));
+	QT_TRUE(hole != NULL);
+	for (size_t k = 0; k < n; k++) {
+		hole[k] = UADDR(vmem_alloc(vmp, BF_SIZE0 + k, VM_NOSLEEP));
+		QT_TRUE(hole[k] != 0);
+		QT_TRUE(vmem_alloc(vmp, 1, VM_NOSLEEP) != NULL);
+	}
+	(void)vmem_alloc(vmp, 1, VM_BESTFIT); /* orders the arena */
+	/* k -> (k * 7919) mod n is a permutation (n is no multiple of the
+	 * prime 7919). */
+	for (size_t i = 0; i < n; i++) {
+		size_t k = (i * 7919u) % n;
+		vmem_free(vmp, ADDR(hole[k]), BF_SIZE0 + k);
+	}
+	vmem_stats_t before = stats_of(vmp);
+	for (size_t q = 0; q < BF_QUERIES; q++) {
+		size_t k = 1 + (q * (n - 2)) / BF_QUERIES;
+		QT_EQ(UADDR(vmem_alloc(vmp, BF_SIZE0 + k, VM_BESTFIT | VM_NOSLEEP)),
+		    hole[k]);
+	}
+	vmem_stats_t after = stats_of(vmp);
+#ifdef QUANTA_CHECKER
+	invariant_report_t r;
+	invariant_report_init(&r);
+	QT_EQ(invariant_check_arena(vmp, &r), 0);
+#endif
+	free(hole);
+	vmem_destroy(vmp);
+	return (double)(after.vs_search - before.vs_search) / BF_QUERIES;
+}
+
+QTEST(best_fit_takes_logarithmic_steps_at_1e3_and_1e5_free_segments)
+{
+#ifdef QUANTA_CHECKER
+	invariant_set_every(0); /* the arena is checked once, at the end */
+#endif
+	double s3 = best_fit_steps(1000), s5 = best_fit_steps(100000);
+	printf("best fit: %.1f steps per request at 1e3 free segments, %.1f "
+	    "at 1e5\n", s3, s5);
+	/* A treap's search path is about 2 ln n = 1.39 log2 n: 14 and 23.
+	 * A walk of list 17 would be about n / 2: 500 and 50,000. */
+	QT_TRUE(s3 >= 1 && s3 <= 3 * 10.0);  /* 3 log2(1e3) */
+	QT_TRUE(s5 >= 1 && s5 <= 3 * 17.0);  /* 3 log2(1e5) */
+	QT_TRUE(s5 / s3 < 3.0);              /* log ratio 1.67; linear 100 */
+}
+
+QTEST(best_fit_among_equal_sizes_takes_the_lowest_address)
+{
+	static const size_t holes[] = { 0x40, 0x40, 0x40, 0x40 };
+	vmem_t *vmp = make_arena("pol_best_equal", BASE, SIZE, Q16);
+	struct layout l;
+	carve(vmp, holes, 4, &l);
+	free_hole(vmp, &l, 2);
+	free_hole(vmp, &l, 0);
+	free_hole(vmp, &l, 3);
+	free_hole(vmp, &l, 1);
+	for (int h = 0; h < 4; h++)
+		QT_EQ(UADDR(vmem_alloc(vmp, 0x40, VM_BESTFIT)), hole_addr(&l, h));
+	vmem_destroy(vmp);
+}
+
+QTEST(an_arena_ordered_by_best_fit_serves_every_policy_and_coalesces)
+{
+	static const size_t holes[] = { 0x80, 0x50, 0x30, 0x60, 0x100 };
+	vmem_t *vmp = make_arena("pol_best_mixed", BASE, SIZE, Q16);
+	struct layout l;
+	carve(vmp, holes, 5, &l);
+	for (int h = 0; h < 5; h++)
+		free_hole(vmp, &l, h);
+	QT_EQ(UADDR(vmem_alloc(vmp, 0x30, VM_BESTFIT)), hole_addr(&l, 2));
+	/* Instant fit: a piece of list 6 or above, all of which hold 0x40;
+	 * first fit the same from list 6. */
+	uintptr_t a = UADDR(vmem_alloc(vmp, 0x40, VM_NOSLEEP));
+	uintptr_t b = UADDR(vmem_alloc(vmp, 0x40, VM_FIRSTFIT | VM_NOSLEEP));
+	QT_TRUE(a != 0 && b != 0 && a != b);
+	/* Constrained: 64-aligned, 0x20, inside the 0x100 hole only. */
+	uintptr_t h4 = hole_addr(&l, 4);
+	uintptr_t c = UADDR(vmem_xalloc(vmp, 0x20, 0x40, 0, 0, ADDR(h4),
+	    ADDR(h4 + 0x100), VM_BESTFIT | VM_NOSLEEP));
+	QT_TRUE(c >= h4 && c + 0x20 <= h4 + 0x100 && c % 0x40 == 0);
+	/* Everything back: the holes coalesce with their separators into
+	 * one free segment, the whole arena. */
+	vmem_free(vmp, ADDR(hole_addr(&l, 2)), 0x30);
+	vmem_free(vmp, ADDR(a), 0x40);
+	vmem_free(vmp, ADDR(b), 0x40);
+	vmem_xfree(vmp, ADDR(c), 0x20);
+	for (int k = 1; k < l.count; k += 2)
+		vmem_free(vmp, ADDR(l.addr[k]), l.size[k]);
+	vmem_stats_t st = stats_of(vmp);
+	QT_EQ(st.vs_segs_free, 1);
+	QT_EQ(st.vs_largest_free, SIZE);
+	QT_EQ(UADDR(vmem_alloc(vmp, SIZE, VM_BESTFIT | VM_NOSLEEP)), BASE);
 	vmem_destroy(vmp);
 }
 
