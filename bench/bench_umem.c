@@ -1,5 +1,5 @@
 /*
- * quanta — bench/bench_umem.c: speed of the object caches' fast path.
+ * quanta — bench/bench_umem.c: speed of the object caches' fast path (W3).
  *
  * This program prints figures; it never judges them.  Exit status 0
  * whatever the timings, 2 when the allocator misbehaves (a NULL from an
@@ -8,18 +8,22 @@
  * Workload: alloc+free pairs, each pair allocating k quanta and freeing
  * them at once, k cycling 1..8, on one arena (quantum 16, qcache_max 8
  * quanta, over an integer range that is not memory).  Run by 1 thread, then
- * by 2 threads at once on the same arena and caches.  Each line gives
- * ns/pair (per thread) and Mpairs/s (all threads together); the 2-thread
- * lines add the throughput ratio to 1 thread.  Every figure is the median of
- * 3 repetitions, timed with CLOCK_MONOTONIC around whole loops.
+ * by 2 threads at once on the same arena and caches.  Every figure is the
+ * median of 3 repetitions, timed with CLOCK_MONOTONIC around whole loops;
+ * a repetition's time is that of its slowest thread.
  *
- * Lines:
- *   vmem_alloc   vmem_alloc/vmem_free of k quanta: through the quantum
- *                caches once vmem routes small sizes to them
- *   qcache       the same pairs straight into the arena's quantum caches
- *                (umem_qcache_alloc/free): the cache layer alone
- *   umem_alloc   umem_alloc(64)/umem_free(64)
- *   malloc       malloc(64)/free: the baseline of the same run
+ * Lines (the format of bench/figures.h; bench/README.md explains them):
+ *   baseline-*     mutex pair and malloc(64) + free pair of this run
+ *   W3-qcache      vmem_alloc/vmem_free of k quanta: the public calls, which
+ *                  route sizes up to qcache_max to the quantum caches
+ *   qcache-layer   the same pairs straight into quantum caches
+ *                  (umem_qcache_alloc/free): the cache layer alone
+ *   umem_alloc64   umem_alloc(64)/umem_free(64)
+ *   malloc64       malloc(64)/free, on 1 and 2 threads
+ * ns/pair is per thread (wall time of a repetition / its pairs per thread),
+ * Mpairs/s counts both threads' pairs, and the 2-thread lines end with
+ * 2t/1t: their throughput over that of 1 thread (2.00 is perfect scaling;
+ * on a 2-core machine with other work running, expect less).
  *
  * Usage: bench_umem [--quick]
  */
@@ -28,18 +32,17 @@
 #endif
 
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "figures.h"
 #include "umem.h"
 #include "umem_impl.h"
 #include "vmem.h"
 
-#define REPS 3
-#define EXIT_API 2
 #define Q 16u
 #define KMAX 8u
 #define ARENA_BASE ((uintptr_t)0x10000000u)
@@ -53,23 +56,19 @@ static umem_cache_t *qc[KMAX + 1];
 static long pairs_per_rep;
 static pthread_barrier_t start_line;
 
-static double now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
-}
+static void die(const char *what) __attribute__((noreturn));
 
 static void die(const char *what)
 {
+	fflush(stdout);
 	fprintf(stderr, "bench_umem: %s\n", what);
-	exit(EXIT_API);
+	exit(BENCH_EXIT_API);
 }
 
 /* One thread's loop of pairs; returns its elapsed ns. */
-static double run_pairs(workload_t w, long n)
+static uint64_t run_pairs(workload_t w, long n)
 {
-	double t0 = now_ns();
+	uint64_t t0 = bench_now_ns();
 	for (long i = 0; i < n; i++) {
 		size_t k = (size_t)(i & (KMAX - 1)) + 1;
 		void *p;
@@ -103,12 +102,12 @@ static double run_pairs(workload_t w, long n)
 			break;
 		}
 	}
-	return now_ns() - t0;
+	return bench_now_ns() - t0;
 }
 
 typedef struct worker {
 	workload_t w;
-	double elapsed_ns;
+	uint64_t elapsed_ns;
 } worker_t;
 
 static void *worker_main(void *arg)
@@ -128,56 +127,46 @@ static double run_threads(workload_t w, int nthreads)
 	pthread_barrier_init(&start_line, NULL, (unsigned)nthreads);
 	for (int i = 0; i < nthreads; i++) {
 		wk[i].w = w;
-		if (pthread_create(&t[i], NULL, worker_main, &wk[i]) != 0)
-			die("pthread_create failed");
+		if (pthread_create(&t[i], NULL, worker_main, &wk[i]) != 0) {
+			perror("bench_umem: pthread_create");
+			exit(1);
+		}
 	}
-	double slowest = 0;
+	uint64_t slowest = 0;
 	for (int i = 0; i < nthreads; i++) {
 		pthread_join(t[i], NULL);
 		if (wk[i].elapsed_ns > slowest)
 			slowest = wk[i].elapsed_ns;
 	}
 	pthread_barrier_destroy(&start_line);
-	return slowest;
+	return (double)slowest;
 }
 
-static int cmp_double(const void *a, const void *b)
+/* ns per pair per thread, median of BENCH_REPS repetitions. */
+static double median_ns_per_pair(workload_t w, int nthreads)
 {
-	double x = *(const double *)a, y = *(const double *)b;
-	return x < y ? -1 : x > y;
+	double ns[BENCH_REPS];
+	for (int i = 0; i < BENCH_REPS; i++)
+		ns[i] = run_threads(w, nthreads) / (double)pairs_per_rep;
+	return bench_median3(ns);
 }
 
-static double median_run(workload_t w, int nthreads)
+static void report(const struct bench_baseline *base, const char *name,
+    workload_t w)
 {
-	double r[REPS];
-	for (int i = 0; i < REPS; i++)
-		r[i] = run_threads(w, nthreads);
-	qsort(r, REPS, sizeof(r[0]), cmp_double);
-	return r[REPS / 2];
+	double ns1 = median_ns_per_pair(w, 1);
+	double ns2 = median_ns_per_pair(w, 2);
+
+	bench_figure_begin(base, name, "threads=1", ns1, 1);
+	bench_figure_end();
+	bench_figure_begin(base, name, "threads=2", ns2, 2);
+	/* Throughput ratio: (2 / ns2) / (1 / ns1). */
+	printf(" 2t/1t=%.2f", 2.0 * ns1 / ns2);
+	bench_figure_end();
 }
 
-static void report(const char *name, workload_t w)
+static void setup_arenas(void)
 {
-	double t1 = median_run(w, 1);
-	double t2 = median_run(w, 2);
-	double ns1 = t1 / (double)pairs_per_rep;
-	double ns2 = t2 / (double)pairs_per_rep;
-	double mp1 = (double)pairs_per_rep / t1 * 1e3;
-	double mp2 = 2.0 * (double)pairs_per_rep / t2 * 1e3;
-	printf("%-11s 1 thread : %6.2f ns/pair %7.2f Mpairs/s\n", name, ns1,
-	    mp1);
-	printf("%-11s 2 threads: %6.2f ns/pair %7.2f Mpairs/s  x%.2f of 1 "
-	    "thread\n", name, ns2, mp2, mp2 / mp1);
-}
-
-int main(int argc, char **argv)
-{
-	bool quick = argc > 1 && strcmp(argv[1], "--quick") == 0;
-	if (argc > 2 || (argc == 2 && !quick)) {
-		fprintf(stderr, "usage: bench_umem [--quick]\n");
-		return EXIT_API;
-	}
-	pairs_per_rep = quick ? 200000 : 5000000;
 	arena = vmem_create("bench_qc", (void *)ARENA_BASE, ARENA_BYTES, Q,
 	    NULL, NULL, NULL, KMAX * Q, VMC_IDENTIFIER);
 	vmem_t *direct = vmem_create("bench_direct", (void *)ARENA_BASE,
@@ -187,12 +176,29 @@ int main(int argc, char **argv)
 	for (size_t k = 1; k <= KMAX; k++)
 		if ((qc[k] = umem_qcache_create(direct, k * Q)) == NULL)
 			die("umem_qcache_create failed");
-	printf("bench_umem: %ld pairs per thread per repetition, median of "
-	    "%d, k = 1..%u quanta of %u bytes\n", pairs_per_rep, REPS, KMAX,
-	    Q);
-	report("vmem_alloc", W_VMEM);
-	report("qcache", W_QCACHE);
-	report("umem_alloc", W_UMEM);
-	report("malloc", W_MALLOC);
+}
+
+int main(int argc, char **argv)
+{
+	bool quick = argc > 1 && strcmp(argv[1], "--quick") == 0;
+	struct bench_baseline base;
+
+	if (argc > 2 || (argc == 2 && !quick)) {
+		fprintf(stderr, "usage: bench_umem [--quick]\n");
+		return BENCH_EXIT_API;
+	}
+	pairs_per_rep = quick ? 200000 : 5000000;
+	printf("# quanta bench_umem mode=%s reps=%d stat=median "
+	    "clock=CLOCK_MONOTONIC pairs=%ld per thread per repetition, "
+	    "k = 1..%u quanta of %u bytes\n", quick ? "quick" : "full",
+	    BENCH_REPS, pairs_per_rep, KMAX, Q);
+	bench_print_machine();
+	bench_baseline_measure(&base, (uint64_t)pairs_per_rep * 4);
+	bench_baseline_print(&base);
+	setup_arenas();
+	report(&base, "W3-qcache", W_VMEM);
+	report(&base, "qcache-layer", W_QCACHE);
+	report(&base, "umem_alloc64", W_UMEM);
+	report(&base, "malloc64", W_MALLOC);
 	return 0;
 }

@@ -10,15 +10,33 @@
  * CLOCK_MONOTONIC around whole loops; random sizes and victims come from a
  * fixed-seed xorshift64 generator, so two runs do the same work.  The loops
  * also carry the generator and the bench's own array bookkeeping, a few
- * nanoseconds of every pair; the mutex baseline in the header gives the scale.
+ * nanoseconds of every pair; the two baselines of the header (mutex pair,
+ * malloc(64) + free pair, bench/figures.h) give the scale.
  *
  * Figures (bench/README.md explains each one):
- *   baseline    uncontended pthread_mutex lock + unlock, ns/pair
- *   W1-ring     N live; free the oldest, allocate a new one
+ *   baseline    uncontended pthread_mutex lock + unlock; malloc(64) + free
+ *   W1-ring     N live; free the oldest, allocate a new one (instant fit)
  *   W1-instant  N live; free a random live one, allocate a new one
- *   xalloc      constrained vmem_xalloc + vmem_xfree beside 1e4 live segments
+ *   W2-bestfit  W1-instant with VM_BESTFIT on every allocation
+ *   W4-xalloc   constrained vmem_xalloc + vmem_xfree beside 1e4 live segments
  *   memory      RSS growth per live allocation (1e6 allocated, evens freed)
  *   hash        ns/free, random order, 100k live vs 1k live, and the ratio
+ *
+ * The W figures run at N = 1e3, 1e4, 1e5, 1e6 (1e5 at most with --quick);
+ * --sweep FILE runs them at N = 1, 2, 5 x 10^k as well and writes every
+ * figure to FILE, one row per N, one column per workload (bench/sweep.gp
+ * draws it).  Only the decades print a line.
+ *
+ * Time budget.  A W figure's cost may grow with N (best fit searches a whole
+ * free list), and a full run must stay within minutes on a loaded 2-core
+ * machine.  So the untimed warm-up of N pairs stops early once it has taken
+ * plan.warm_budget_ns, and the first timed repetition stops early once it
+ * has taken plan.rep_budget_ns; the other two do as many pairs as it did,
+ * so every repetition of a figure does the same work.  A line whose work
+ * the budget cut says so (pairs=, warm=).  A full sweep then takes at most
+ * about 30 figures x (1.5 s warm-up + 3 x 1.5 s), 3 minutes (if the cost
+ * still grows during the repetitions, a little more), and a fast allocator
+ * on an idle machine never meets the budget: 2e6 pairs of 750 ns fit.
  *
  * The memory figure runs first, each repetition in a forked child that has
  * never called the library, so that tags recycled from earlier arenas cannot
@@ -30,7 +48,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <pthread.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -42,10 +60,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "figures.h"
 #include "vmem.h"
 
-#define REPS 3
-#define EXIT_API 2
+#define REPS BENCH_REPS
+#define EXIT_API BENCH_EXIT_API
 
 /* Workload constants, named with their units last. */
 #define W1_BASE ((uintptr_t)0x10000000u)
@@ -62,21 +81,33 @@
 #define HASH_BIG_COUNT ((size_t)100000)
 #define HASH_SMALL_COUNT ((size_t)1000)
 
+/*
+ * A W loop reads the clock every STEADY_CHUNK_PAIRS pairs to keep its time
+ * budget: a clock read (~20 ns) per 256 pairs of >= 20 ns each is under
+ * 0.5% of the loop, and a chunk of even 100 us pairs overruns the budget by
+ * only 26 ms.
+ */
+#define STEADY_CHUNK_PAIRS ((uint64_t)256)
+
 /* How much work each figure does, per mode. */
 struct bench_plan {
 	const char *mode_name;
-	uint64_t mutex_pairs;      /* per repetition */
-	uint64_t w1_pairs;         /* timed pairs per repetition */
-	size_t w1_live_max;        /* largest N of W1-ring / W1-instant */
+	uint64_t baseline_pairs;   /* per repetition, each baseline */
+	uint64_t steady_pairs;     /* timed pairs of a W figure, per repetition */
+	size_t steady_live_max;    /* largest N of the W figures */
+	uint64_t warm_budget_ns;   /* the most a W warm-up may take */
+	uint64_t rep_budget_ns;    /* the most a W repetition should take */
 	uint64_t xalloc_pairs;     /* per repetition */
 	uint64_t hash_frees_total; /* frees per repetition, each size */
 };
 
 static const struct bench_plan plan_full = {
-	"full", 20000000u, 2000000u, 1000000u, 2000000u, 1000000u,
+	"full", 20000000u, 2000000u, 1000000u, 1500000000u, 1500000000u,
+	2000000u, 1000000u,
 };
 static const struct bench_plan plan_quick = {
-	"quick", 2000000u, 200000u, 100000u, 200000u, 200000u,
+	"quick", 2000000u, 200000u, 100000u, 100000000u, 100000000u,
+	200000u, 200000u,
 };
 
 /* One live allocation held by a workload. */
@@ -85,7 +116,7 @@ struct live_seg {
 	size_t size_bytes;
 };
 
-/* ---- helpers: errors, clock, generator, median ------------------------- */
+/* ---- helpers: errors, clock, generator --------------------------------- */
 
 static void die_api(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
 
@@ -100,17 +131,6 @@ static void die_api(const char *fmt, ...)
 	va_end(ap);
 	fputc('\n', stderr);
 	exit(EXIT_API);
-}
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	if (clock_gettime(CLOCK_MONOTONIC, &ts) != 0) {
-		perror("bench_vmem: clock_gettime");
-		exit(1);
-	}
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
 /* CPU time of the process (this one only: not the forked children). */
@@ -154,20 +174,6 @@ static inline size_t rng_below(size_t n)
 	return (size_t)(((rng_next() >> 32) * (uint64_t)n) >> 32);
 }
 
-static double median3(const double v[REPS])
-{
-	double a = v[0], b = v[1], c = v[2];
-
-	if (a > b) {
-		double t = a;
-		a = b;
-		b = t;
-	}
-	if (b > c)
-		b = c;
-	return a > b ? a : b;
-}
-
 /*
  * An array whose pages are all resident before any figure is taken.  The fill
  * is not zero: compilers turn calloc + memset(0) back into a bare calloc,
@@ -197,16 +203,17 @@ static vmem_t *arena_create(const char *name, uintptr_t base, size_t size_bytes,
 	return vm;
 }
 
-/* Allocate 1..64 quanta into *seg; any failure is an API failure. */
+/* Allocate 1..64 quanta into *seg with vmflag (VM_NOSLEEP and a policy);
+ * any failure is an API failure: the arena is far larger than it holds. */
 static inline void seg_alloc_random(vmem_t *vm, struct live_seg *seg,
-    size_t quantum_bytes)
+    size_t quantum_bytes, int vmflag)
 {
 	size_t size_bytes = rng_quanta_1_64() * quantum_bytes;
-	void *p = vmem_alloc(vm, size_bytes, VM_NOSLEEP);
+	void *p = vmem_alloc(vm, size_bytes, vmflag);
 
 	if (p == NULL || ((uintptr_t)p & (quantum_bytes - 1)) != 0)
-		die_api("vmem_alloc(%s, %zu, VM_NOSLEEP) returned %p", vmem_name(vm),
-		    size_bytes, p);
+		die_api("vmem_alloc(%s, %zu, %#x) returned %p", vmem_name(vm),
+		    size_bytes, (unsigned)vmflag, p);
 	seg->addr = (uintptr_t)p;
 	seg->size_bytes = size_bytes;
 }
@@ -222,40 +229,53 @@ static void segs_free_all(vmem_t *vm, const struct live_seg *segs, size_t count)
 		seg_free(vm, &segs[i]);
 }
 
-/* ---- 1. baseline: uncontended mutex pair -------------------------------- */
+/* ---- 1. W1 and W2: steady state of N live segments ----------------------- */
 
-static double bench_mutex_ns_per_pair(const struct bench_plan *plan)
+enum steady_victim { VICTIM_OLDEST, VICTIM_RANDOM };
+
+struct steady_workload {
+	const char *name;       /* the figure, as --only spells it */
+	const char *arena_name;
+	enum steady_victim victim;
+	int vmflag;             /* of every vmem_alloc: VM_NOSLEEP | policy */
+	uint64_t seed;          /* plus N: the same work in every run */
+};
+
+/*
+ * W2-bestfit draws the same sizes and victims as W1-instant (same seed): the
+ * two differ only in the policy, so their ratio is the price of best fit.
+ */
+enum { W1_RING, W1_INSTANT, W2_BESTFIT, STEADY_WORKLOADS };
+static const struct steady_workload steady_workloads[STEADY_WORKLOADS] = {
+	{ "W1-ring", "bench-w1-ring", VICTIM_OLDEST, VM_NOSLEEP, 0x5eed0001u },
+	{ "W1-instant", "bench-w1-instant", VICTIM_RANDOM, VM_NOSLEEP,
+	    0x5eed0101u },
+	{ "W2-bestfit", "bench-w2-bestfit", VICTIM_RANDOM,
+	    VM_NOSLEEP | VM_BESTFIT, 0x5eed0101u },
+};
+
+/* A steady-state arena and the bench's record of its live segments. */
+struct steady_run {
+	const struct steady_workload *w;
+	vmem_t *vm;
+	struct live_seg *segs;
+	size_t live_count;
+	size_t head; /* VICTIM_OLDEST: the slot of the oldest */
+};
+
+/* Free the oldest (slot head), allocate into its slot; pairs times. */
+static void steady_ring_pairs(struct steady_run *run, uint64_t pairs)
 {
-	static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
-	double ns[REPS];
-
-	for (int rep = 0; rep < REPS; rep++) {
-		uint64_t t0 = now_ns();
-		for (uint64_t i = 0; i < plan->mutex_pairs; i++) {
-			pthread_mutex_lock(&lock);
-			pthread_mutex_unlock(&lock);
-		}
-		ns[rep] = (double)(now_ns() - t0) / (double)plan->mutex_pairs;
-	}
-	return median3(ns);
-}
-
-/* ---- 2 and 3. W1: steady state of N live segments ------------------------ */
-
-enum w1_victim { W1_OLDEST, W1_RANDOM };
-
-/* Free the oldest (slot *head), allocate into its slot; pairs times. */
-static void w1_ring_pairs(vmem_t *vm, struct live_seg *segs, size_t live_count,
-    size_t *head, uint64_t pairs)
-{
-	size_t h = *head;
+	struct live_seg *segs = run->segs;
+	int vmflag = run->w->vmflag;
+	size_t h = run->head;
 
 	for (uint64_t i = 0; i < pairs; i++) {
-		seg_free(vm, &segs[h]);
-		seg_alloc_random(vm, &segs[h], W1_QUANTUM_BYTES);
-		h = h + 1 == live_count ? 0 : h + 1;
+		seg_free(run->vm, &segs[h]);
+		seg_alloc_random(run->vm, &segs[h], W1_QUANTUM_BYTES, vmflag);
+		h = h + 1 == run->live_count ? 0 : h + 1;
 	}
-	*head = h;
+	run->head = h;
 }
 
 /*
@@ -264,57 +284,95 @@ static void w1_ring_pairs(vmem_t *vm, struct live_seg *segs, size_t live_count,
  * vmem_free has the address at hand, so the miss on the bench's own array
  * (16 MB at N = 1e6) is not charged to the allocator.
  */
-static void w1_random_pairs(vmem_t *vm, struct live_seg *segs,
-    size_t live_count, uint64_t pairs)
+static void steady_random_pairs(struct steady_run *run, uint64_t pairs)
 {
-	size_t next_victim = rng_below(live_count);
+	struct live_seg *segs = run->segs;
+	size_t last = run->live_count - 1;
+	int vmflag = run->w->vmflag;
+	size_t next_victim = rng_below(run->live_count);
 
 	for (uint64_t i = 0; i < pairs; i++) {
 		size_t victim = next_victim;
-		next_victim = rng_below(live_count);
+		next_victim = rng_below(run->live_count);
 		__builtin_prefetch(&segs[next_victim]);
-		seg_free(vm, &segs[victim]);
-		segs[victim] = segs[live_count - 1];
-		seg_alloc_random(vm, &segs[live_count - 1], W1_QUANTUM_BYTES);
+		seg_free(run->vm, &segs[victim]);
+		segs[victim] = segs[last];
+		seg_alloc_random(run->vm, &segs[last], W1_QUANTUM_BYTES, vmflag);
 	}
 }
 
-static void w1_pairs(enum w1_victim how, vmem_t *vm, struct live_seg *segs,
-    size_t live_count, size_t *head, uint64_t pairs)
+static void steady_pairs(struct steady_run *run, uint64_t pairs)
 {
-	if (how == W1_OLDEST)
-		w1_ring_pairs(vm, segs, live_count, head, pairs);
+	if (run->w->victim == VICTIM_OLDEST)
+		steady_ring_pairs(run, pairs);
 	else
-		w1_random_pairs(vm, segs, live_count, pairs);
+		steady_random_pairs(run, pairs);
 }
 
 /*
- * Fill the arena to live_count, run live_count untimed pairs so that the
- * free lists reach their steady state, then time REPS runs of plan pairs.
+ * Up to max_pairs pairs, stopping at the first chunk boundary after
+ * budget_ns; returns the pairs run, their wall time in *elapsed_ns.
  */
-static double bench_w1_ns_per_pair(enum w1_victim how, size_t live_count,
-    const struct bench_plan *plan, struct live_seg *segs)
+static uint64_t steady_pairs_within(struct steady_run *run, uint64_t max_pairs,
+    uint64_t budget_ns, uint64_t *elapsed_ns)
 {
-	const char *name = how == W1_OLDEST ? "bench-w1-ring" : "bench-w1-instant";
-	vmem_t *vm = arena_create(name, W1_BASE, W1_SIZE_BYTES, W1_QUANTUM_BYTES);
-	size_t head = 0;
-	double ns[REPS];
+	uint64_t done = 0, t0 = bench_now_ns(), now = t0;
 
-	rng_seed(0x5eed0001u + (uint64_t)how * 0x100u + live_count);
-	for (size_t i = 0; i < live_count; i++)
-		seg_alloc_random(vm, &segs[i], W1_QUANTUM_BYTES);
-	w1_pairs(how, vm, segs, live_count, &head, live_count);
-	for (int rep = 0; rep < REPS; rep++) {
-		uint64_t t0 = now_ns();
-		w1_pairs(how, vm, segs, live_count, &head, plan->w1_pairs);
-		ns[rep] = (double)(now_ns() - t0) / (double)plan->w1_pairs;
+	while (done < max_pairs && now - t0 < budget_ns) {
+		uint64_t chunk = max_pairs - done;
+		if (chunk > STEADY_CHUNK_PAIRS)
+			chunk = STEADY_CHUNK_PAIRS;
+		steady_pairs(run, chunk);
+		done += chunk;
+		now = bench_now_ns();
 	}
-	segs_free_all(vm, segs, live_count);
-	vmem_destroy(vm);
-	return median3(ns);
+	*elapsed_ns = now - t0;
+	return done;
 }
 
-/* ---- 4. constrained allocation ------------------------------------------ */
+struct steady_result {
+	double ns_per_pair;
+	uint64_t pairs;      /* timed pairs per repetition */
+	uint64_t warm_pairs; /* untimed pairs before them */
+	bool cut;            /* the time budget cut the warm-up or the pairs */
+};
+
+/*
+ * Fill the arena to live_count, run up to live_count untimed pairs so that
+ * the free lists reach their steady state, then time REPS runs of the same
+ * number of pairs: as many as the first run did within its budget (see
+ * "Time budget" at the top).
+ */
+static struct steady_result steady_measure(const struct steady_workload *w,
+    size_t live_count, const struct bench_plan *plan, struct live_seg *segs)
+{
+	struct steady_run run = { w, NULL, segs, live_count, 0 };
+	struct steady_result res;
+	uint64_t elapsed_ns = 0;
+	double ns[REPS];
+
+	run.vm = arena_create(w->arena_name, W1_BASE, W1_SIZE_BYTES,
+	    W1_QUANTUM_BYTES);
+	rng_seed(w->seed + live_count);
+	for (size_t i = 0; i < live_count; i++)
+		seg_alloc_random(run.vm, &segs[i], W1_QUANTUM_BYTES, w->vmflag);
+	res.warm_pairs = steady_pairs_within(&run, live_count,
+	    plan->warm_budget_ns, &elapsed_ns);
+	res.pairs = steady_pairs_within(&run, plan->steady_pairs,
+	    plan->rep_budget_ns, &elapsed_ns);
+	res.cut = res.warm_pairs < live_count || res.pairs < plan->steady_pairs;
+	ns[0] = (double)elapsed_ns / (double)res.pairs;
+	for (int rep = 1; rep < REPS; rep++) {
+		steady_pairs_within(&run, res.pairs, UINT64_MAX, &elapsed_ns);
+		ns[rep] = (double)elapsed_ns / (double)res.pairs;
+	}
+	segs_free_all(run.vm, segs, live_count);
+	vmem_destroy(run.vm);
+	res.ns_per_pair = bench_median3(ns);
+	return res;
+}
+
+/* ---- 2. W4: constrained allocation -------------------------------------- */
 
 static inline void xalloc_pair_once(vmem_t *vm)
 {
@@ -339,21 +397,21 @@ static double bench_xalloc_ns_per_pair(const struct bench_plan *plan,
 
 	rng_seed(0x5eed0004u);
 	for (size_t i = 0; i < XA_LIVE_COUNT; i++)
-		seg_alloc_random(vm, &segs[i], XA_QUANTUM_BYTES);
+		seg_alloc_random(vm, &segs[i], XA_QUANTUM_BYTES, VM_NOSLEEP);
 	for (uint64_t i = 0; i < plan->xalloc_pairs / 10; i++)
 		xalloc_pair_once(vm);
 	for (int rep = 0; rep < REPS; rep++) {
-		uint64_t t0 = now_ns();
+		uint64_t t0 = bench_now_ns();
 		for (uint64_t i = 0; i < plan->xalloc_pairs; i++)
 			xalloc_pair_once(vm);
-		ns[rep] = (double)(now_ns() - t0) / (double)plan->xalloc_pairs;
+		ns[rep] = (double)(bench_now_ns() - t0) / (double)plan->xalloc_pairs;
 	}
 	segs_free_all(vm, segs, XA_LIVE_COUNT);
 	vmem_destroy(vm);
-	return median3(ns);
+	return bench_median3(ns);
 }
 
-/* ---- 5. memory: RSS growth per live allocation --------------------------- */
+/* ---- 3. memory: RSS growth per live allocation --------------------------- */
 
 /* Read a whole small /proc file with read(2): stdio would malloc a buffer. */
 static size_t proc_read(const char *path, char *buf, size_t cap)
@@ -429,7 +487,7 @@ static struct memory_result memory_measure_once(void)
 	rss0 = rss_statm_bytes();
 	kib0 = vmrss_kib();
 	for (size_t i = 0; i < MEM_ALLOC_COUNT; i++)
-		seg_alloc_random(vm, &segs[i], MEM_QUANTUM_BYTES);
+		seg_alloc_random(vm, &segs[i], MEM_QUANTUM_BYTES, VM_NOSLEEP);
 	for (size_t i = 0; i < MEM_ALLOC_COUNT; i += 2)
 		seg_free(vm, &segs[i]);
 	rss1 = rss_statm_bytes();
@@ -478,11 +536,11 @@ static struct memory_result bench_memory(void)
 		mib[rep] = r.vmrss_delta_mib;
 		buckets[rep] = r.hash_buckets;
 	}
-	return (struct memory_result){ median3(per_live), median3(mib),
-		median3(buckets) };
+	return (struct memory_result){ bench_median3(per_live), bench_median3(mib),
+		bench_median3(buckets) };
 }
 
-/* ---- 6. hash: free cost at 100k live vs 1k live -------------------------- */
+/* ---- 4. hash: free cost at 100k live vs 1k live -------------------------- */
 
 /* One round on a fresh arena: allocate count, time count frees in random order. */
 static uint64_t hash_round_free_ns(size_t count, struct live_seg *segs,
@@ -494,7 +552,7 @@ static uint64_t hash_round_free_ns(size_t count, struct live_seg *segs,
 	uint64_t t0, elapsed_ns;
 
 	for (size_t i = 0; i < count; i++)
-		seg_alloc_random(vm, &segs[i], W1_QUANTUM_BYTES);
+		seg_alloc_random(vm, &segs[i], W1_QUANTUM_BYTES, VM_NOSLEEP);
 	for (size_t i = count - 1; i > 0; i--) { /* Fisher-Yates */
 		size_t j = rng_below(i + 1);
 		struct live_seg t = segs[i];
@@ -503,9 +561,9 @@ static uint64_t hash_round_free_ns(size_t count, struct live_seg *segs,
 	}
 	vmem_stats(vm, &st);
 	*buckets_at_peak = st.vs_hash_buckets;
-	t0 = now_ns();
+	t0 = bench_now_ns();
 	segs_free_all(vm, segs, count);
-	elapsed_ns = now_ns() - t0;
+	elapsed_ns = bench_now_ns() - t0;
 	vmem_destroy(vm);
 	return elapsed_ns;
 }
@@ -525,81 +583,195 @@ static double bench_hash_ns_per_free(size_t count,
 			total_ns += hash_round_free_ns(count, segs, buckets);
 		ns[rep] = (double)total_ns / (double)(rounds * count);
 	}
-	return median3(ns);
+	return bench_median3(ns);
 }
 
 /* ---- main ---------------------------------------------------------------- */
 
 /* What to run: every figure by default; --only and --n narrow it (profiling). */
 struct bench_select {
-	const char *only; /* NULL, or one of the names in usage() */
-	size_t w1_live;   /* 0, or the one N of the W1 figures */
-	bool no_baseline; /* skip the mutex loop (keeps it out of a profile) */
+	const char *only;       /* NULL, or one of figure_names */
+	size_t steady_live;     /* 0, or the one N of the W figures */
+	bool no_baseline;       /* skip the baselines (keeps them out of a profile) */
+	const char *sweep_path; /* NULL, or the file of the sweep over N */
 };
+
+static const char *const figure_names[] = {
+	"W1-ring", "W1-instant", "W2-bestfit", "W4-xalloc", "memory", "hash",
+};
+#define FIGURE_NAMES (sizeof figure_names / sizeof figure_names[0])
 
 static bool selected(const struct bench_select *sel, const char *name)
 {
 	return sel->only == NULL || strcmp(sel->only, name) == 0;
 }
 
-/* End a figure line with its ratio to the baseline (none when skipped). */
-static void print_x_mutex(double ns, double mutex_ns)
+/* The N of the W figures: the decades print a line; the rest are sweep rows. */
+static const size_t sweep_live_counts[] = {
+	1000, 2000, 5000, 10000, 20000, 50000, 100000, 200000, 500000, 1000000,
+};
+#define SWEEP_POINTS (sizeof sweep_live_counts / sizeof sweep_live_counts[0])
+
+struct steady_table {
+	size_t count;
+	size_t live[SWEEP_POINTS];
+	bool printed[SWEEP_POINTS]; /* a figure line, not only a sweep row */
+	struct steady_result cell[STEADY_WORKLOADS][SWEEP_POINTS]; /* NAN: not run */
+};
+
+static bool is_decade(size_t n)
 {
-	if (mutex_ns > 0)
-		printf(" x-mutex=%.2f", ns / mutex_ns);
-	putchar('\n');
+	while (n >= 10 && n % 10 == 0)
+		n /= 10;
+	return n == 1;
 }
 
-/* The conditions of the run: other load on the machine moves every figure. */
-static void print_machine(void)
+static void steady_table_init(struct steady_table *t,
+    const struct bench_plan *plan, const struct bench_select *sel)
 {
-	char buf[256];
-	double load1 = 0;
-
-	proc_read("/proc/loadavg", buf, sizeof buf);
-	if (sscanf(buf, "%lf", &load1) != 1)
-		load1 = -1;
-	printf("# cpus=%ld loadavg-1min=%.2f (a load near cpus or above it "
-	       "inflates every time below)\n",
-	    sysconf(_SC_NPROCESSORS_ONLN), load1);
+	t->count = 0;
+	for (size_t k = 0; k < SWEEP_POINTS && sel->steady_live == 0; k++) {
+		size_t n = sweep_live_counts[k];
+		if (n > plan->steady_live_max ||
+		    (sel->sweep_path == NULL && !is_decade(n)))
+			continue;
+		t->live[t->count] = n;
+		t->printed[t->count] = is_decade(n);
+		t->count++;
+	}
+	if (sel->steady_live != 0) {
+		t->live[0] = sel->steady_live;
+		t->printed[0] = true;
+		t->count = 1;
+	}
+	for (size_t w = 0; w < STEADY_WORKLOADS; w++)
+		for (size_t k = 0; k < SWEEP_POINTS; k++)
+			t->cell[w][k] = (struct steady_result){ NAN, 0, 0, false };
 }
 
-static const size_t w1_live_counts[] = { 1000, 10000, 100000, 1000000 };
-#define W1_LIVE_COUNTS (sizeof w1_live_counts / sizeof w1_live_counts[0])
-
-static void report_w1(enum w1_victim how, const struct bench_plan *plan,
-    const struct bench_select *sel, double mutex_ns)
+/* The W1-ring figures' largest over their smallest: 1.0 is perfectly flat. */
+static void print_ring_spread(const struct steady_table *t)
 {
-	const char *name = how == W1_OLDEST ? "W1-ring" : "W1-instant";
-	size_t live_max = sel->w1_live != 0 ? sel->w1_live : plan->w1_live_max;
-	struct live_seg *segs = array_alloc_resident(live_max, sizeof *segs);
 	double lo = 0, hi = 0;
 	size_t runs = 0;
 
-	for (size_t k = 0; k < W1_LIVE_COUNTS; k++) {
-		size_t n = sel->w1_live != 0 ? sel->w1_live : w1_live_counts[k];
-		if (n > live_max || (sel->w1_live != 0 && k > 0))
-			break;
-		double ns = bench_w1_ns_per_pair(how, n, plan, segs);
-		printf("%s N=%zu ns/pair=%.1f", name, n, ns);
-		print_x_mutex(ns, mutex_ns);
-		fflush(stdout);
+	for (size_t k = 0; k < t->count; k++) {
+		double ns = t->cell[W1_RING][k].ns_per_pair;
+		if (!t->printed[k] || isnan(ns))
+			continue;
 		lo = runs == 0 || ns < lo ? ns : lo;
 		hi = runs == 0 || ns > hi ? ns : hi;
 		runs++;
 	}
-	if (how == W1_OLDEST && runs > 1)
+	if (runs > 1)
 		printf("W1-ring spread max/min=%.2f\n", hi / lo);
+}
+
+static void report_steady(struct steady_table *t, unsigned wi,
+    const struct bench_plan *plan, const struct bench_baseline *base,
+    struct live_seg *segs)
+{
+	const struct steady_workload *w = &steady_workloads[wi];
+	char param[32];
+
+	for (size_t k = 0; k < t->count; k++) {
+		struct steady_result r = steady_measure(w, t->live[k], plan, segs);
+		double instant_ns = t->cell[W1_INSTANT][k].ns_per_pair;
+		t->cell[wi][k] = r;
+		if (!t->printed[k])
+			continue;
+		snprintf(param, sizeof param, "N=%zu", t->live[k]);
+		bench_figure_begin(base, w->name, param, r.ns_per_pair, 1);
+		if (wi == W2_BESTFIT && !isnan(instant_ns))
+			printf(" x-W1-instant=%.2f", r.ns_per_pair / instant_ns);
+		if (r.cut)
+			printf(" pairs=%llu warm=%llu", (unsigned long long)r.pairs,
+			    (unsigned long long)r.warm_pairs);
+		bench_figure_end();
+	}
+	if (wi == W1_RING)
+		print_ring_spread(t);
+}
+
+static void report_steady_all(struct steady_table *t,
+    const struct bench_plan *plan, const struct bench_select *sel,
+    const struct bench_baseline *base)
+{
+	size_t live_max = 0;
+	bool any = false;
+	struct live_seg *segs;
+
+	for (unsigned wi = 0; wi < STEADY_WORKLOADS; wi++)
+		any = any || selected(sel, steady_workloads[wi].name);
+	for (size_t k = 0; k < t->count; k++)
+		live_max = t->live[k] > live_max ? t->live[k] : live_max;
+	if (!any || live_max == 0)
+		return;
+	segs = array_alloc_resident(live_max, sizeof *segs);
+	for (unsigned wi = 0; wi < STEADY_WORKLOADS; wi++)
+		if (selected(sel, steady_workloads[wi].name))
+			report_steady(t, wi, plan, base, segs);
 	free(segs);
 }
 
-static void report_xalloc(const struct bench_plan *plan, double mutex_ns)
+/*
+ * The sweep file: comment lines (#), then a header row "N W1-ring
+ * W1-instant W2-bestfit" and one row per N of ns/pair, NaN where a figure
+ * did not run.  gnuplot reads it as it is (bench/sweep.gp).
+ */
+static void sweep_write(const char *path, const struct steady_table *t,
+    const struct bench_plan *plan, const struct bench_baseline *base)
+{
+	FILE *fp = fopen(path, "w");
+
+	if (fp == NULL) {
+		perror(path);
+		exit(1);
+	}
+	fprintf(fp, "# quanta bench_vmem --sweep mode=%s: ns per vmem_free + "
+	    "vmem_alloc pair with N segments live, median of %d\n",
+	    plan->mode_name, REPS);
+	fprintf(fp, "# baseline-mutex ns/pair=%.1f baseline-malloc64 "
+	    "ns/pair=%.1f (0: not measured)\n", base->mutex_ns, base->malloc_ns);
+	for (size_t w = 0; w < STEADY_WORKLOADS; w++)
+		for (size_t k = 0; k < t->count; k++)
+			if (t->cell[w][k].cut)
+				fprintf(fp, "# time budget cut %s N=%zu: pairs=%llu "
+				    "warm=%llu\n", steady_workloads[w].name, t->live[k],
+				    (unsigned long long)t->cell[w][k].pairs,
+				    (unsigned long long)t->cell[w][k].warm_pairs);
+	fputs("N", fp);
+	for (size_t w = 0; w < STEADY_WORKLOADS; w++)
+		fprintf(fp, " %s", steady_workloads[w].name);
+	for (size_t k = 0; k < t->count; k++) {
+		fprintf(fp, "\n%zu", t->live[k]);
+		for (size_t w = 0; w < STEADY_WORKLOADS; w++) {
+			double ns = t->cell[w][k].ns_per_pair;
+			if (isnan(ns))
+				fputs(" NaN", fp); /* gnuplot's spelling */
+			else
+				fprintf(fp, " %.1f", ns);
+		}
+	}
+	fputc('\n', fp);
+	if (fclose(fp) != 0) {
+		perror(path);
+		exit(1);
+	}
+	printf("# sweep: N = %zu .. %zu, %zu rows, written to %s\n",
+	    t->live[0], t->live[t->count - 1], t->count, path);
+}
+
+static void report_xalloc(const struct bench_plan *plan,
+    const struct bench_baseline *base)
 {
 	struct live_seg *segs = array_alloc_resident(XA_LIVE_COUNT, sizeof *segs);
 	double ns = bench_xalloc_ns_per_pair(plan, segs);
+	char param[32];
 
-	printf("xalloc live=%zu ns/pair=%.1f", XA_LIVE_COUNT, ns);
-	print_x_mutex(ns, mutex_ns);
+	snprintf(param, sizeof param, "live=%zu", XA_LIVE_COUNT);
+	bench_figure_begin(base, "W4-xalloc", param, ns, 1);
+	bench_figure_end();
 	free(segs);
 }
 
@@ -630,13 +802,32 @@ static void report_hash(const struct bench_plan *plan)
 
 static void usage(FILE *fp)
 {
-	fputs("usage: bench_vmem [--quick] [--only NAME] [--n N] [--no-baseline]\n"
-	      "  (default)   full run: W1 up to N=1e6, 2e6 pairs per repetition\n"
-	      "  --quick     smoke run: W1 up to N=1e5, 2e5 pairs per repetition\n"
-	      "  --only NAME one figure: W1-ring, W1-instant, xalloc, memory, hash\n"
-	      "  --n N       W1 figures at this N only\n"
-	      "  --no-baseline  skip the mutex baseline and x-mutex (for profiling)\n",
+	fputs("usage: bench_vmem [--quick] [--sweep FILE] [--only NAME] [--n N] "
+	      "[--no-baseline]\n"
+	      "  (default)    full run: W figures at N = 1e3..1e6, 2e6 pairs per "
+	      "repetition\n"
+	      "  --quick      smoke run: N up to 1e5, 2e5 pairs per repetition\n"
+	      "  --sweep FILE also N = 2, 5 x 10^k; every W figure written to "
+	      "FILE\n"
+	      "  --only NAME  one figure: W1-ring, W1-instant, W2-bestfit, "
+	      "W4-xalloc, memory, hash\n"
+	      "  --n N        W figures at this N only\n"
+	      "  --no-baseline  skip the baselines and x- ratios (for profiling)\n",
 	    fp);
+}
+
+/* "xalloc" is W4-xalloc's name of earlier versions. */
+static bool parse_only(const char *name, struct bench_select *sel)
+{
+	if (strcmp(name, "xalloc") == 0)
+		name = "W4-xalloc";
+	for (size_t i = 0; i < FIGURE_NAMES; i++) {
+		if (strcmp(name, figure_names[i]) == 0) {
+			sel->only = figure_names[i];
+			return true;
+		}
+	}
+	return false;
 }
 
 static bool parse_args(int argc, char **argv, const struct bench_plan **plan,
@@ -646,21 +837,18 @@ static bool parse_args(int argc, char **argv, const struct bench_plan **plan,
 		if (strcmp(argv[i], "--quick") == 0) {
 			*plan = &plan_quick;
 		} else if (strcmp(argv[i], "--only") == 0 && i + 1 < argc) {
-			sel->only = argv[++i];
-			if (strcmp(sel->only, "W1-ring") != 0 &&
-			    strcmp(sel->only, "W1-instant") != 0 &&
-			    strcmp(sel->only, "xalloc") != 0 &&
-			    strcmp(sel->only, "memory") != 0 &&
-			    strcmp(sel->only, "hash") != 0)
+			if (!parse_only(argv[++i], sel))
 				return false;
 		} else if (strcmp(argv[i], "--no-baseline") == 0) {
 			sel->no_baseline = true;
+		} else if (strcmp(argv[i], "--sweep") == 0 && i + 1 < argc) {
+			sel->sweep_path = argv[++i];
 		} else if (strcmp(argv[i], "--n") == 0 && i + 1 < argc) {
 			char *end;
 			unsigned long long n = strtoull(argv[++i], &end, 10);
 			if (*end != '\0' || n < 2 || n > ((size_t)1 << 30))
 				return false;
-			sel->w1_live = (size_t)n;
+			sel->steady_live = (size_t)n;
 		} else {
 			return false;
 		}
@@ -668,12 +856,24 @@ static bool parse_args(int argc, char **argv, const struct bench_plan **plan,
 	return true;
 }
 
+static void report_baseline(const struct bench_plan *plan,
+    const struct bench_select *sel, struct bench_baseline *base)
+{
+	if (sel->no_baseline) {
+		printf("# baselines: skipped (--no-baseline)\n");
+		return;
+	}
+	bench_baseline_measure(base, plan->baseline_pairs);
+	bench_baseline_print(base);
+}
+
 int main(int argc, char **argv)
 {
 	const struct bench_plan *plan = &plan_full;
-	struct bench_select sel = { NULL, 0, false };
+	struct bench_select sel = { NULL, 0, false, NULL };
 	struct memory_result mem = { 0, 0, 0 };
-	double mutex_ns = 0;
+	struct bench_baseline base = { 0, 0 };
+	static struct steady_table steady;
 	uint64_t wall0_ns, cpu0_ns;
 
 	if (argc == 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
@@ -691,31 +891,23 @@ int main(int argc, char **argv)
 
 	printf("# quanta bench_vmem mode=%s reps=%d stat=median clock=CLOCK_MONOTONIC "
 	       "prng=xorshift64\n", plan->mode_name, REPS);
-	wall0_ns = now_ns();
+	wall0_ns = bench_now_ns();
 	cpu0_ns = cpu_ns();
-	print_machine();
-	if (sel.no_baseline) {
-		printf("# baseline: skipped (--no-baseline)\n");
-	} else {
-		mutex_ns = bench_mutex_ns_per_pair(plan);
-		printf("# baseline: uncontended pthread_mutex lock+unlock = %.1f "
-		       "ns/pair; x-mutex = figure / baseline\n", mutex_ns);
-		printf("baseline-mutex ns/pair=%.1f\n", mutex_ns);
-	}
-	fflush(stdout);
+	bench_print_machine();
+	report_baseline(plan, &sel, &base);
 
-	if (selected(&sel, "W1-ring"))
-		report_w1(W1_OLDEST, plan, &sel, mutex_ns);
-	if (selected(&sel, "W1-instant"))
-		report_w1(W1_RANDOM, plan, &sel, mutex_ns);
-	if (selected(&sel, "xalloc"))
-		report_xalloc(plan, mutex_ns);
+	steady_table_init(&steady, plan, &sel);
+	report_steady_all(&steady, plan, &sel, &base);
+	if (selected(&sel, "W4-xalloc"))
+		report_xalloc(plan, &base);
 	if (selected(&sel, "memory"))
 		report_memory(&mem);
 	if (selected(&sel, "hash"))
 		report_hash(plan);
+	if (sel.sweep_path != NULL)
+		sweep_write(sel.sweep_path, &steady, plan, &base);
 	/* Wall time well above CPU time: the bench was descheduled. */
-	double wall_s = (double)(now_ns() - wall0_ns) / 1e9;
+	double wall_s = (double)(bench_now_ns() - wall0_ns) / 1e9;
 	double cpu_s = (double)(cpu_ns() - cpu0_ns) / 1e9;
 	printf("# timed part: wall=%.1f s cpu=%.1f s wall/cpu=%.2f (above ~1.05 "
 	       "the bench lost the cpu to other work: rerun on an idle machine)\n",
