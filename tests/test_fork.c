@@ -1198,6 +1198,20 @@ QTEST(two_arena_locks_outside_the_documented_exceptions_are_reported)
 	    "taking ar_lock (rank 7) while holding ar_lock (rank 7)"));
 }
 
+static void take_rank(void *arg)
+{
+	static plat_mutex_t m = PLAT_MUTEX_INITIALIZER;
+	qlock_enter(&m, (qlock_rank_t)(intptr_t)arg);
+}
+
+QTEST(taking_a_lock_of_rank_none_or_past_the_last_rank_is_reported_as_unknown)
+{
+	QT_TRUE(qt_expect_abort(take_rank, (void *)(intptr_t)QLOCK_NONE,
+	    "taking a lock of unknown rank (none) (rank 0)"));
+	QT_TRUE(qt_expect_abort(take_rank, (void *)(intptr_t)QLOCK_RANKS,
+	    "taking a lock of unknown rank (bad rank) (rank 9)"));
+}
+
 QTEST(the_lockup_order_passes_the_witness_and_leaves_nothing_held)
 {
 	shared_init();
