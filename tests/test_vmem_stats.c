@@ -770,7 +770,7 @@ QTEST(dump_text_counts_the_members_of_each_free_list_exactly)
 	/* The free lists come last, the non-empty ones only. */
 	QT_TRUE(len > strlen(tail));
 	QT_STR_CONTAINS(text + len - strlen(tail), tail);
-	QT_EQ(strstr(text, "  freelist "), text + len - strlen(tail) + 1);
+	QT_PTR_EQ(strstr(text, "  freelist "), text + len - strlen(tail) + 1);
 	free(text);
 	vmem_free(vmp, ADDR(0x100100), 0x40);
 	vmem_free(vmp, ADDR(0x100240), 0x40);
