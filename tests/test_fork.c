@@ -831,6 +831,95 @@ QTEST(fork_while_another_thread_swaps_its_magazines_loses_no_buffer_in_the_child
 	fork_in_slow_path(UMEM_HOOK_SWAP, false);
 }
 
+/* ---- lost threads whose ids fill the first slot chunk ---------------------- */
+
+/*
+ * 64 threads each take a thread id (1..64: the main thread has none) and
+ * leave one buffer in their slot, then wait; a fork loses them all.  Ids
+ * 63 and 64 end the first chunk of 64 slots and the first 64-bit word of
+ * the fixup's map of used ids: the child must reclaim the slots and ids of
+ * all 64, those two included, and nothing else.
+ */
+#define ID_THREADS 64
+
+static umem_cache_t *ids_cache;
+static atomic_int ids_taken;
+static atomic_uintptr_t ids_max;
+static atomic_int ids_release;
+
+static void *leave_a_buffer_in_the_slot(void *arg)
+{
+	(void)arg;
+	void *b = umem_cache_alloc(ids_cache, UMEM_DEFAULT);
+	if (b == NULL)
+		return (void *)1;
+	umem_cache_free(ids_cache, b);
+	uintptr_t id = umem_thread_id(), max = atomic_load(&ids_max);
+	while (id > max && !atomic_compare_exchange_weak(&ids_max, &max, id))
+		;
+	atomic_fetch_add(&ids_taken, 1);
+	for (int i = 0; i < HOLD_MS && !atomic_load(&ids_release); i++)
+		sleep_ms(1);
+	return NULL;
+}
+
+/* The child: every buffer is in a slab or the depot, the checker is
+ * clean, and every id is free again: this thread takes id 1. */
+static int child_after_64_lost_threads(void)
+{
+	alarm(CHILD_ALARM_S);
+	long d = cache_unbalance(ids_cache, 0);
+	if (d != 0) {
+		fprintf(stderr, "child: %ld buffers unaccounted for\n", d);
+		return 100;
+	}
+	if (caches_clean() != 0)
+		return 101;
+	if (umem_thread_id() != 0)
+		return 102;
+	void *b = umem_cache_alloc(ids_cache, UMEM_DEFAULT);
+	if (b == NULL)
+		return 103;
+	umem_cache_free(ids_cache, b);
+	if (umem_thread_id() != 1) {
+		fprintf(stderr, "child: took id %lu, not 1\n",
+		    (unsigned long)umem_thread_id());
+		return 104;
+	}
+	return cache_unbalance(ids_cache, 0) != 0 ? 105 : 0;
+}
+
+QTEST(fork_with_64_lost_threads_reclaims_the_slots_and_ids_of_all_64)
+{
+	pthread_t t[ID_THREADS];
+	shared_init();
+	ids_cache = umem_cache_create("fork_ids64", 96, 0, NULL, NULL, NULL,
+	    NULL, NULL, 0);
+	QT_TRUE(ids_cache != NULL);
+	QT_EQ(umem_thread_id(), 0);
+	for (int k = 0; k < ID_THREADS; k++)
+		QT_EQ(pthread_create(&t[k], NULL, leave_a_buffer_in_the_slot,
+		    NULL), 0);
+	for (int i = 0; i < HOLD_MS && atomic_load(&ids_taken) < ID_THREADS;
+	     i++)
+		sleep_ms(1);
+	QT_EQ(atomic_load(&ids_taken), ID_THREADS);
+	QT_EQ(atomic_load(&ids_max), ID_THREADS);
+	pid_t pid = fork();
+	if (pid == 0)
+		qt_exit(child_after_64_lost_threads());
+	child_reap(pid, "64 lost threads", 0);
+	atomic_store(&ids_release, 1);
+	for (int k = 0; k < ID_THREADS; k++) {
+		void *rv = (void *)1;
+		QT_EQ(pthread_join(t[k], &rv), 0);
+		QT_PTR_EQ(rv, NULL);
+	}
+	QT_EQ(cache_unbalance(ids_cache, 0), 0);
+	QT_EQ(caches_clean(), 0);
+	umem_cache_destroy(ids_cache);
+}
+
 /* ---- who forks, and how often ------------------------------------------ */
 
 /* In a child: threads again, and a fork again; the grandchild works. */
@@ -1196,6 +1285,20 @@ QTEST(two_arena_locks_outside_the_documented_exceptions_are_reported)
 	    PLAT_MUTEX_INITIALIZER};
 	QT_TRUE(qt_expect_abort(take_two_arenas, m,
 	    "taking ar_lock (rank 7) while holding ar_lock (rank 7)"));
+}
+
+static void take_rank(void *arg)
+{
+	static plat_mutex_t m = PLAT_MUTEX_INITIALIZER;
+	qlock_enter(&m, (qlock_rank_t)(intptr_t)arg);
+}
+
+QTEST(taking_a_lock_of_rank_none_or_past_the_last_rank_is_reported_as_unknown)
+{
+	QT_TRUE(qt_expect_abort(take_rank, (void *)(intptr_t)QLOCK_NONE,
+	    "taking a lock of unknown rank (none) (rank 0)"));
+	QT_TRUE(qt_expect_abort(take_rank, (void *)(intptr_t)QLOCK_RANKS,
+	    "taking a lock of unknown rank (bad rank) (rank 9)"));
 }
 
 QTEST(the_lockup_order_passes_the_witness_and_leaves_nothing_held)

@@ -15,6 +15,11 @@
 
 #include "umem.h"
 #include "umem_impl.h"
+#include "vmem_impl.h"
+
+#ifdef UMEM_ASAN
+#include <sanitizer/asan_interface.h>
+#endif
 
 static umem_cache_t *mk(const char *name, size_t size)
 {
@@ -245,6 +250,38 @@ QTEST(a_use_of_a_freed_cache_object_is_reported_by_the_memory_checker)
 	/* No checker watching: the read is silent and the body aborts. */
 	QT_TRUE(qt_expect_abort(use_after_free_body, NULL, ""));
 #endif
+}
+
+/*
+ * Which caches tell a memory checker about their buffers: a memory cache
+ * does; a UMC_NOTOUCH cache does not, nor a quantum cache (its buffers may
+ * be no memory at all).  The flag is all a build without a checker shows;
+ * under ASan, a freed buffer of the first is poisoned, of the second not.
+ */
+QTEST(memory_caches_annotate_their_buffers_and_notouch_and_quantum_caches_do_not)
+{
+	static char space[1 << 12] __attribute__((aligned(16)));
+	umem_cache_t *mem = mk("ann_mem", 64);
+	umem_cache_t *nt = umem_cache_create("ann_notouch", 64, 0, NULL, NULL,
+	    NULL, NULL, NULL, UMC_NOTOUCH);
+	vmem_t *arena = vmem_create("ann_q", space, sizeof(space), 16, NULL,
+	    NULL, NULL, 64, VM_SLEEP);
+	QT_TRUE(nt != NULL && arena != NULL && arena->ar_qcache[0] != NULL);
+	QT_TRUE(mem->cc_annotate);
+	QT_TRUE(!nt->cc_annotate);
+	QT_TRUE(!arena->ar_qcache[0]->cc_annotate);
+	char *a = umem_cache_alloc(mem, UMEM_DEFAULT);
+	char *b = umem_cache_alloc(nt, UMEM_DEFAULT);
+	QT_TRUE(a != NULL && b != NULL);
+	umem_cache_free(mem, a);
+	umem_cache_free(nt, b);
+#ifdef UMEM_ASAN
+	QT_EQ(__asan_address_is_poisoned(a), 1);
+	QT_EQ(__asan_address_is_poisoned(b), 0);
+#endif
+	umem_cache_destroy(nt);
+	umem_cache_destroy(mem);
+	vmem_destroy(arena);
 }
 
 QTEST_MAIN()

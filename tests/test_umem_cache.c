@@ -297,6 +297,78 @@ QTEST(live_buffers_of_all_classes_never_overlap)
 	}
 }
 
+/* ---- the slab layer --------------------------------------------------------- */
+
+/* Allocate buffers until the cache holds exactly `slabs` slabs; the
+ * buffers stay allocated. */
+static void grow_to_slabs(umem_cache_t *cp, void **held, size_t *n,
+    size_t slabs)
+{
+	while (stats_of(cp).us_slabs < slabs) {
+		held[*n] = umem_cache_alloc(cp, UMEM_DEFAULT);
+		QT_TRUE(held[*n] != NULL);
+		(*n)++;
+	}
+	QT_EQ(stats_of(cp).us_slabs, slabs);
+}
+
+/* The slab hash starts with UMEM_SLAB_HASH_INITIAL = 16 buckets and grows
+ * fourfold when a new slab makes the slabs more than twice the buckets:
+ * at the 33rd slab to 64, at the 129th to 256. */
+QTEST(the_slab_hash_grows_fourfold_when_slabs_outnumber_twice_its_buckets)
+{
+	size_t n = 0;
+	umem_cache_t *cp = umem_cache_create("slab_hash", 512, 0, NULL, NULL,
+	    NULL, NULL, NULL, 0);
+	QT_TRUE(cp != NULL);
+	void **held = calloc(129 * (size_t)cp->cc_nbufs, sizeof(void *));
+	QT_TRUE(held != NULL);
+	QT_EQ(cp->cc_htab_mask + 1, UMEM_SLAB_HASH_INITIAL);
+	grow_to_slabs(cp, held, &n, 32);
+	QT_EQ(cp->cc_htab_mask + 1, 16);
+	grow_to_slabs(cp, held, &n, 33);
+	QT_EQ(cp->cc_htab_mask + 1, 64);
+	grow_to_slabs(cp, held, &n, 128);
+	QT_EQ(cp->cc_htab_mask + 1, 64);
+	grow_to_slabs(cp, held, &n, 129);
+	QT_EQ(cp->cc_htab_mask + 1, 256);
+	for (size_t i = 0; i < n; i++)
+		umem_cache_free(cp, held[i]);
+	free(held);
+	umem_cache_destroy(cp);
+}
+
+/* A slab's header comes from the metadata arena: when that fails (every
+ * NOSLEEP allocation of it, here), the slab just taken from the cache's
+ * arena goes back and the allocation returns NULL. */
+QTEST(a_slab_whose_header_cannot_be_allocated_goes_back_to_the_arena)
+{
+	static char pages[2 * 4096] __attribute__((aligned(4096)));
+	vmem_t *src = vmem_create("hdrless", pages, sizeof(pages), 4096, NULL,
+	    NULL, NULL, 0, VM_SLEEP);
+	QT_TRUE(src != NULL);
+	umem_cache_t *cp = umem_cache_create("hdrless", 512, 0, NULL, NULL,
+	    NULL, NULL, src, 0);
+	QT_TRUE(cp != NULL);
+	vmem_mtbf_set(umem_meta_arena, 1);
+	void *b = umem_cache_alloc(cp, UMEM_DEFAULT);
+	vmem_mtbf_set(umem_meta_arena, 0);
+	QT_PTR_EQ(b, NULL);
+	umem_cache_stats_t st = stats_of(cp);
+	QT_EQ(st.us_alloc_fail, 1);
+	QT_EQ(st.us_slabs, 0);
+	QT_EQ(st.us_slab_create, 0);
+	QT_EQ(vmem_size(src, VMEM_ALLOC), 0);
+	/* The metadata arena works again: so does the cache. */
+	b = umem_cache_alloc(cp, UMEM_DEFAULT);
+	QT_TRUE(b != NULL);
+	QT_EQ(vmem_size(src, VMEM_ALLOC), 4096);
+	umem_cache_free(cp, b);
+	umem_cache_destroy(cp);
+	QT_EQ(vmem_size(src, VMEM_ALLOC), 0);
+	vmem_destroy(src);
+}
+
 /* ---- UMEM_NOFAIL ------------------------------------------------------------ */
 
 static vmem_t *tiny;

@@ -214,6 +214,8 @@ struct import_log {
 	uintptr_t last_free_addr;
 	size_t last_free_size;
 	int refuse;
+	int refuse_call;       /* refuse only this call (1, 2, ...); 0: none */
+	int free_calls_at[8];  /* free_calls when alloc call k+1 began */
 };
 
 /* Only one import log per test process (each test is its own child). */
@@ -222,10 +224,13 @@ static struct import_log import_log;
 static void *
 logging_afunc(vmem_t *source, size_t size, int vmflag)
 {
+	if (import_log.alloc_calls < 8)
+		import_log.free_calls_at[import_log.alloc_calls] =
+		    import_log.free_calls;
 	import_log.alloc_calls++;
 	import_log.last_source = source;
 	import_log.last_alloc_size = size;
-	if (import_log.refuse)
+	if (import_log.refuse || import_log.alloc_calls == import_log.refuse_call)
 		return NULL;
 	return vmem_alloc(source, size, vmflag);
 }
@@ -315,6 +320,38 @@ QTEST(custom_source_import_carries_the_slack_an_aligned_request_needs)
 	vmem_xfree(child, p, 0x200);
 	QT_EQ(import_log.free_calls, 2);
 	QT_EQ(import_log.last_free_addr, PBASE + 0x1100);
+	QT_EQ(vmem_size(parent, VMEM_ALLOC), 0);
+	vmem_destroy(child);
+	vmem_destroy(parent);
+}
+
+/*
+ * The same request with VM_SLEEP, the source refusing the second import
+ * (the one with the slack): the unusable first span is given back before
+ * the caller waits, not held across the wait, so the third import finds
+ * the source as it was and takes that span again; the fourth, with the
+ * slack, fits.  Exactly one wait.
+ */
+QTEST(a_sleeping_request_gives_an_unusable_import_back_before_it_waits)
+{
+	vmem_t *parent = vmem_create("imp_odd_wait", ADDR(PBASE + 0x100), PSIZE,
+	    0x100, NULL, NULL, NULL, 0, VM_SLEEP);
+	vmem_t *child = make_logged_child("imp_slack_wait", 0x100, parent);
+	import_log.refuse_call = 2;
+	void *p = vmem_xalloc(child, 0x200, 0x1000, 0, 0, NULL, NULL,
+	    VM_SLEEP);
+	QT_EQ(UADDR(p), PBASE + 0x2000);
+	QT_EQ(import_log.alloc_calls, 4);
+	QT_EQ(import_log.free_calls_at[1], 0);
+	QT_EQ(import_log.free_calls_at[2], 1); /* given back before the wait */
+	QT_EQ(import_log.free_calls_at[3], 1);
+	QT_EQ(import_log.free_calls, 2);
+	QT_EQ(import_log.last_free_addr, PBASE + 0x100);
+	QT_EQ(import_log.last_free_size, 0x1000);
+	QT_EQ(stats_of(child).vs_wait, 1);
+	QT_EQ(vmem_size(parent, VMEM_ALLOC), 0x2000);
+	vmem_xfree(child, p, 0x200);
+	QT_EQ(import_log.free_calls, 3);
 	QT_EQ(vmem_size(parent, VMEM_ALLOC), 0);
 	vmem_destroy(child);
 	vmem_destroy(parent);

@@ -727,6 +727,56 @@ QTEST(dump_json_of_an_importing_arena_is_valid)
 	vmem_destroy(parent);
 }
 
+/* Two 0x100 holes (list 8) and the 0xffd80-byte tail (list 19). */
+static void
+two_holes_and_a_tail(vmem_t *vmp)
+{
+	void *a = vmem_alloc(vmp, 0x100, VM_SLEEP);
+	QT_EQ(UADDR(vmem_alloc(vmp, 0x40, VM_SLEEP)), 0x100100);
+	void *c = vmem_alloc(vmp, 0x100, VM_SLEEP);
+	QT_EQ(UADDR(vmem_alloc(vmp, 0x40, VM_SLEEP)), 0x100240);
+	QT_EQ(UADDR(a), 0x100000);
+	QT_EQ(UADDR(c), 0x100140);
+	vmem_free(vmp, a, 0x100);
+	vmem_free(vmp, c, 0x100);
+}
+
+QTEST(dump_json_counts_the_members_and_bytes_of_each_free_list_exactly)
+{
+	vmem_t *vmp = make_arena("st_dump_lists", BASE, SIZE, Q16);
+	size_t len;
+	char *text;
+	two_holes_and_a_tail(vmp);
+	text = dump_to_string(vmp, VMEM_DUMP_JSON, &len);
+	QT_STR_CONTAINS(text, "\"freelists\": ["
+	    "{\"index\": 8, \"min_size\": 256, \"count\": 2, \"bytes\": 512}, "
+	    "{\"index\": 19, \"min_size\": 524288, \"count\": 1, "
+	    "\"bytes\": 1047936}]}\n");
+	free(text);
+	vmem_free(vmp, ADDR(0x100100), 0x40);
+	vmem_free(vmp, ADDR(0x100240), 0x40);
+	vmem_destroy(vmp);
+}
+
+QTEST(dump_text_counts_the_members_of_each_free_list_exactly)
+{
+	static const char tail[] = "\n  freelist 8 (>= 0x100): 2 segments\n"
+	    "  freelist 19 (>= 0x80000): 1 segments\n";
+	vmem_t *vmp = make_arena("st_dump_lists_text", BASE, SIZE, Q16);
+	size_t len;
+	char *text;
+	two_holes_and_a_tail(vmp);
+	text = dump_to_string(vmp, VMEM_DUMP_TEXT, &len);
+	/* The free lists come last, the non-empty ones only. */
+	QT_TRUE(len > strlen(tail));
+	QT_STR_CONTAINS(text + len - strlen(tail), tail);
+	QT_PTR_EQ(strstr(text, "  freelist "), text + len - strlen(tail) + 1);
+	free(text);
+	vmem_free(vmp, ADDR(0x100100), 0x40);
+	vmem_free(vmp, ADDR(0x100240), 0x40);
+	vmem_destroy(vmp);
+}
+
 QTEST(dump_text_of_an_empty_arena_names_the_arena)
 {
 	vmem_t *vmp = make_arena("st_dump_text_empty", 0, 0, Q16);

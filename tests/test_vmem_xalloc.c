@@ -37,6 +37,18 @@ QTEST(xalloc_without_constraints_cuts_from_the_start_like_alloc)
 	vmem_destroy(vmp);
 }
 
+/* Nothing constrains it: instant fit takes a list head, no search step. */
+QTEST(xalloc_without_constraints_takes_a_list_head_without_a_search_step)
+{
+	vmem_t *vmp = make_arena("xa_plain_head", BASE, SIZE, Q16);
+	QT_EQ(xa(vmp, 0x100, 0, 0, 0, 0, 0), 0x100000);
+	QT_EQ(xa(vmp, 0x100, 0, 0, 0, 0, 0), 0x100100);
+	QT_EQ(stats_of(vmp).vs_search, 0);
+	vmem_xfree(vmp, ADDR(0x100000), 0x100);
+	vmem_xfree(vmp, ADDR(0x100100), 0x100);
+	vmem_destroy(vmp);
+}
+
 QTEST(xalloc_rounds_size_up_to_the_quantum)
 {
 	vmem_t *vmp = make_arena("xa_round", BASE, SIZE, Q16);
@@ -159,6 +171,21 @@ QTEST(xalloc_window_with_only_maxaddr_has_no_lower_bound)
 	QT_EQ(xa(vmp, 0x100, 0, 0, 0, 0, 0x100100), 0x100000);
 	QT_EQ(xa(vmp, 0x10, 0, 0, 0, 0, 0x100100), 0);
 	QT_EQ(xa(vmp, 0x10, 0, 0, 0, 0, 0x100110), 0x100100);
+	vmem_destroy(vmp);
+}
+
+/* maxaddr 1 is a window like any other (only 0 means none): [0, 1) of
+ * an arena of [1, 1000) holds nothing. */
+QTEST(xalloc_window_ending_at_address_1_holds_nothing_of_an_arena_starting_at_1)
+{
+	vmem_t *vmp = vmem_create("xa_window_at_1", ADDR(1), 999, 1, NULL,
+	    NULL, NULL, 0, VMC_IDENTIFIER);
+	QT_TRUE(vmp != NULL);
+	QT_EQ(xa(vmp, 1, 0, 0, 0, 0, 1), 0);
+	QT_EQ(stats_of(vmp).vs_fail, 1);
+	QT_EQ(xa(vmp, 1, 0, 0, 0, 0, 2), 1);
+	QT_EQ(vmem_size(vmp, VMEM_ALLOC), 1);
+	vmem_xfree(vmp, ADDR(1), 1);
 	vmem_destroy(vmp);
 }
 
