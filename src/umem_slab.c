@@ -9,8 +9,8 @@
  * with vmem_xalloc(arena, S, align S); S = cc_slab_bytes is a power of two,
  * so the slab of any buffer is its address rounded down to S, and a hash
  * keyed by that base finds the slab header in one probe on average (the
- * table doubles when the slabs outnumber twice the buckets).  The slab holds
- * N = S / chunk buffers, buffer i at base + i * chunk.  Its header lives in
+ * table grows fourfold when the slabs outnumber twice the buckets).  The
+ * slab holds N = S / chunk buffers, buffer i at base + i * chunk.  Its header lives in
  * the metadata arena, never in the slab: a quantum cache's slab may be a
  * range of IDs that is no memory at all.  The header carries two bitmaps of
  * N bits: the free map (bit set: buffer i is free in the slab) and the
@@ -223,8 +223,9 @@ static void slab_hash_remove(umem_cache_t *cp, umem_slab_t *sp)
 }
 
 /*
- * Double the table when the slabs outnumber twice the buckets.  The new
- * table is allocated without the lock; if another thread grew it meanwhile
+ * Grow the table fourfold when the slabs outnumber twice the buckets (to a
+ * load of 1/2: a growing cache rehashes half as often as by doubling).  The
+ * new table is allocated without the lock; if another thread grew it meanwhile
  * (or the allocation failed), nothing happens: lookups stay correct, only
  * chains are longer.
  */
