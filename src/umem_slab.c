@@ -10,8 +10,8 @@
  * so the slab of any buffer is its address rounded down to S, and a hash
  * keyed by that base finds the slab header in one probe on average (the
  * table grows fourfold when the slabs outnumber twice the buckets).  The
- * slab holds N = S / chunk buffers, buffer i at base + i * chunk.  Its header lives in
- * the metadata arena, never in the slab: a quantum cache's slab may be a
+ * slab holds N = S / chunk buffers, buffer i at base + i * chunk.  Its
+ * header lives in the metadata arena, never in the slab: a quantum cache's slab may be a
  * range of IDs that is no memory at all.  The header carries two bitmaps of
  * N bits: the free map (bit set: buffer i is free in the slab) and the
  * constructed map (bit set: buffer i holds a constructed object), plus, in
