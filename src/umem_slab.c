@@ -11,14 +11,15 @@
  * keyed by that base finds the slab header in one probe on average (the
  * table grows fourfold when the slabs outnumber twice the buckets).  The
  * slab holds N = S / chunk buffers, buffer i at base + i * chunk.  Its
- * header lives in the metadata arena, never in the slab: a quantum cache's slab may be a
- * range of IDs that is no memory at all.  The header carries two bitmaps of
- * N bits: the free map (bit set: buffer i is free in the slab) and the
- * constructed map (bit set: buffer i holds a constructed object), plus, in
- * debug builds, one state byte per buffer (UMEM_BS_*) and the size umem_alloc
- * was asked for.  Overhead, derived: a header of 48 bytes plus 2 bits per
- * buffer, e.g. 48 + 128 bytes for the 512 buffers of an 8-byte class in a
- * 4 KiB slab (4.3 %), 48 + 16 bytes for 64 buffers of 64 bytes (1.6 %).
+ * header lives in the metadata arena, never in the slab: a quantum cache's
+ * slab may be a range of IDs that is no memory at all.  The header carries
+ * two bitmaps of N bits: the free map (bit set: buffer i is free in the
+ * slab) and the constructed map (bit set: buffer i holds a constructed
+ * object), plus, in debug builds, one state byte per buffer (UMEM_BS_*) and
+ * the size umem_alloc was asked for.  Overhead, derived: a header of 48
+ * bytes plus 2 bits per buffer, e.g. 48 + 128 bytes for the 512 buffers of
+ * an 8-byte class in a 4 KiB slab (4.3 %), 48 + 16 bytes for 64 buffers of
+ * 64 bytes (1.6 %).
  *
  * Lazy construction.  A slab's buffers are constructed the first time each
  * is handed out, not when the slab arrives, so a slab imported for one
