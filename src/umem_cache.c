@@ -235,12 +235,6 @@ void *umem_cache_alloc_impl(umem_cache_t *cp, int vmflag)
 	return cache_alloc_fast(cp, vmflag);
 }
 
-void umem_cache_free_impl(umem_cache_t *cp, void *buf, umem_call_t call,
-    size_t size)
-{
-	cache_free_fast(cp, buf, call, size);
-}
-
 /* ---- the public calls ---------------------------------------------------- */
 
 static void annotate_alloc(const umem_cache_t *cp, void *buf, size_t size)

@@ -294,8 +294,6 @@ umem_cache_t *umem_cache_create_impl(const char *name, size_t bufsize,
     size_t align, umem_constructor_t *ctor, umem_destructor_t *dtor,
     umem_reclaim_t *reclaim, void *priv, vmem_t *source, int cflags);
 void *umem_cache_alloc_impl(umem_cache_t *cp, int vmflag);
-void umem_cache_free_impl(umem_cache_t *cp, void *buf, umem_call_t call,
-    size_t size);
 
 /* ---- umem_alloc.c ------------------------------------------------------------ */
 void umem_classes_init(void);
