@@ -37,6 +37,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -64,6 +65,8 @@ struct fork_figure {
 	double rss_delta_bytes; /* anonymous resident growth of the setup */
 	long maps;              /* lines of /proc/self/maps at the fork */
 	long objs;              /* fork-glibc: malloc(64) objects held */
+	double minflt_parent;   /* minor faults per fork, forking process */
+	double minflt_child;    /* ... and its children */
 };
 
 static double now_us(void)
@@ -125,9 +128,21 @@ static long maps_count(void)
 }
 
 /* Median latency of n fork + wait pairs, in microseconds. */
+/* Minor page faults per fork of the last fork_median_us: in the forking
+ * process and in its children (copy-on-write faults of the pages the fork
+ * handlers write, among others). */
+static double fork_minflt_parent, fork_minflt_child;
+
+static long minflt(int who)
+{
+	struct rusage ru;
+	return getrusage(who, &ru) == 0 ? ru.ru_minflt : 0;
+}
+
 static double fork_median_us(int n)
 {
 	static double t[FORKS_MAX];
+	long p0 = minflt(RUSAGE_SELF), c0 = minflt(RUSAGE_CHILDREN);
 	for (int i = 0; i < n; i++) {
 		double t0 = now_us();
 		pid_t pid = fork();
@@ -138,6 +153,8 @@ static double fork_median_us(int n)
 			die("fork or waitpid failed");
 		t[i] = now_us() - t0;
 	}
+	fork_minflt_parent = (double)(minflt(RUSAGE_SELF) - p0) / n;
+	fork_minflt_child = (double)(minflt(RUSAGE_CHILDREN) - c0) / n;
 	qsort(t, (size_t)n, sizeof(t[0]), cmp_double);
 	return t[n / 2];
 }
@@ -245,6 +262,8 @@ static void glibc_child(int n, double target_bytes, void *out)
 	f->rss_delta_bytes = rss_anon_bytes() - rss0;
 	f->maps = maps_count();
 	f->us = fork_median_us(n);
+	f->minflt_parent = fork_minflt_parent;
+	f->minflt_child = fork_minflt_child;
 }
 
 static void print_glibc(const char *name, int like_arenas,
@@ -254,8 +273,10 @@ static void print_glibc(const char *name, int like_arenas,
 		printf("%s like-arenas=%d", name, like_arenas);
 	else
 		printf("%s", name);
-	printf(" us/fork=%.1f anon-delta-KiB=%.0f maps=%ld objs=%ld\n", f->us,
-	    f->rss_delta_bytes / 1024, f->maps, f->objs);
+	printf(" us/fork=%.1f anon-delta-KiB=%.0f maps=%ld objs=%ld "
+	    "minflt-parent=%.0f minflt-child=%.0f\n", f->us,
+	    f->rss_delta_bytes / 1024, f->maps, f->objs, f->minflt_parent,
+	    f->minflt_child);
 	fflush(stdout);
 }
 
@@ -287,10 +308,12 @@ int main(int argc, char **argv)
 		double rss_delta = rss_anon_bytes() - rss0;
 		long maps = maps_count();
 		double us = fork_median_us(n);
+		double fp = fork_minflt_parent, fc = fork_minflt_child;
 		printf("fork-quanta arenas=%d us/fork=%.1f x-bare=%.2f "
-		    "x-glibc=%.2f handlers-us=%.1f anon-delta-KiB=%.0f maps=%ld\n",
+		    "x-glibc=%.2f handlers-us=%.1f anon-delta-KiB=%.0f maps=%ld "
+		    "minflt-parent=%.0f minflt-child=%.0f\n",
 		    setup_sizes[s], us, us / bare.us, us / glibc[s].us,
-		    handlers_median_us(n), rss_delta / 1024, maps);
+		    handlers_median_us(n), rss_delta / 1024, maps, fp, fc);
 		fflush(stdout);
 	}
 	return 0;

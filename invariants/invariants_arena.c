@@ -414,6 +414,10 @@ static void invariant_freetrees(invariant_ctx_t *c)
 		if (clean[i])
 			invariant_freelist_end(c, i, members);
 	}
+	if (vmp->ar_found != NULL && (vmp->ar_found_link == NULL ||
+	    *vmp->ar_found_link != vmp->ar_found))
+		invariant_add(c->r, "F4", vmp, vmp->ar_found, "ar_found",
+		    "the last search's piece is not where its link points");
 	/* Counts only of trees with no member reported (one report each). */
 	for (unsigned i = 0; i < VMEM_FREELISTS && c->list_ok; i++)
 		if (clean[i] && found[i] != c->free_class[i])

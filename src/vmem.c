@@ -170,13 +170,18 @@ static void tree_insert(vmem_seg_t **root, vmem_seg_t *s)
 {
 	vmem_seg_t **pp = root;
 	uint64_t pri = seg_priority(s);
-	while (*pp != NULL && seg_priority(*pp) > pri)
-		pp = seg_key_less(s, *pp) ? &(*pp)->sg_tree.left
-					  : &(*pp)->sg_tree.right;
-	vmem_seg_t *t = *pp;
+	size_t size = seg_size(s);
+	uintptr_t start = s->sg_start;
+	vmem_seg_t *t;
+	while ((t = *pp) != NULL && seg_priority(t) > pri) {
+		size_t ts = seg_size(t);
+		bool left = size < ts || (size == ts && start < t->sg_start);
+		pp = left ? &t->sg_tree.left : &t->sg_tree.right;
+	}
 	vmem_seg_t **l = &s->sg_tree.left, **r = &s->sg_tree.right;
 	while (t != NULL) {
-		if (seg_key_less(t, s)) {
+		size_t ts = seg_size(t);
+		if (ts < size || (ts == size && t->sg_start < start)) {
 			*l = t;
 			l = &t->sg_tree.right;
 			t = t->sg_tree.right;
@@ -191,14 +196,10 @@ static void tree_insert(vmem_seg_t **root, vmem_seg_t *s)
 	*pp = s;
 }
 
-static void tree_remove(vmem_seg_t **root, vmem_seg_t *s)
+/* Put the merge of s's children where *pp points at s. */
+static void tree_unlink_at(vmem_seg_t **pp, vmem_seg_t *s)
 {
-	vmem_seg_t **pp = root;
-	while (*pp != s) {
-		VMEM_ASSERT(*pp != NULL);
-		pp = seg_key_less(s, *pp) ? &(*pp)->sg_tree.left
-					  : &(*pp)->sg_tree.right;
-	}
+	VMEM_ASSERT(*pp == s);
 	vmem_seg_t *a = s->sg_tree.left, *b = s->sg_tree.right;
 	while (a != NULL && b != NULL) {
 		if (seg_priority(a) > seg_priority(b)) {
@@ -214,17 +215,41 @@ static void tree_remove(vmem_seg_t **root, vmem_seg_t *s)
 	*pp = a != NULL ? a : b;
 }
 
+static void tree_remove(vmem_seg_t **root, vmem_seg_t *s)
+{
+	vmem_seg_t **pp = root, *t;
+	size_t size = seg_size(s);
+	uintptr_t start = s->sg_start;
+	while ((t = *pp) != s) {
+		VMEM_ASSERT(t != NULL);
+		size_t ts = seg_size(t);
+		bool left = size < ts || (size == ts && start < t->sg_start);
+		pp = left ? &t->sg_tree.left : &t->sg_tree.right;
+	}
+	tree_unlink_at(pp, s);
+}
+
 static void freelist_insert_ordered(vmem_t *vmp, vmem_seg_t *s, unsigned i)
 {
+	vmp->ar_found = NULL;
 	tree_insert(&vmp->ar_freelist[i].sg_tree.left, s);
 	vmp->ar_freemap |= (uint64_t)1 << i;
 }
 
+/*
+ * The piece the last search found (ar_found) comes with the link that
+ * points at it (ar_found_link), valid until the next change of a tree:
+ * taking it then costs no second descent.
+ */
 static void freelist_remove_ordered(vmem_t *vmp, vmem_seg_t *s)
 {
 	unsigned i = vmem_freelist_index(seg_size(s));
 	vmem_seg_t **root = &vmp->ar_freelist[i].sg_tree.left;
-	tree_remove(root, s);
+	if (vmp->ar_found == s)
+		tree_unlink_at(vmp->ar_found_link, s);
+	else
+		tree_remove(root, s);
+	vmp->ar_found = NULL;
 	/* planted bug QB_FREEMAP_STALE: an emptied list keeps its freemap bit */
 	if (*root == NULL && !QUANTA_BUG(QB_FREEMAP_STALE))
 		vmp->ar_freemap &= ~((uint64_t)1 << i);
@@ -614,17 +639,18 @@ QUANTA_HOT static unsigned freemap_first(const vmem_t *vmp, unsigned i)
  * In a free tree: the piece of smallest key after prev, or, with prev
  * NULL, the piece of smallest key of size at least min.  One descent.
  */
-static vmem_seg_t *tree_next(vmem_seg_t *root, const vmem_seg_t *prev,
-    size_t min, uint64_t *steps)
+static vmem_seg_t *tree_next(vmem_seg_t **root, const vmem_seg_t *prev,
+    size_t min, uint64_t *steps, vmem_seg_t ***linkp)
 {
-	vmem_seg_t *next = NULL;
-	for (vmem_seg_t *t = root; t != NULL;) {
+	vmem_seg_t *next = NULL, *t;
+	for (vmem_seg_t **pp = root; (t = *pp) != NULL;) {
 		(*steps)++;
 		if (prev != NULL ? seg_key_less(prev, t) : seg_size(t) >= min) {
 			next = t;
-			t = t->sg_tree.left;
+			*linkp = pp;
+			pp = &t->sg_tree.left;
 		} else {
-			t = t->sg_tree.right;
+			pp = &t->sg_tree.right;
 		}
 	}
 	return next;
@@ -644,11 +670,14 @@ static vmem_seg_t *search_trees(vmem_t *vmp, const vmem_req_t *r, unsigned i,
 	uint64_t steps = 0;
 	for (i = freemap_first(vmp, i); i < VMEM_FREELISTS && found == NULL;
 	     i = freemap_first(vmp, i + 1)) {
-		vmem_seg_t *root = vmp->ar_freelist[i].sg_tree.left;
-		for (vmem_seg_t *t = tree_next(root, NULL, r->size, &steps);
-		     t != NULL; t = tree_next(root, t, r->size, &steps)) {
+		vmem_seg_t **root = &vmp->ar_freelist[i].sg_tree.left, **link;
+		for (vmem_seg_t *t = tree_next(root, NULL, r->size, &steps,
+			 &link);
+		     t != NULL; t = tree_next(root, t, r->size, &steps, &link)) {
 			if (seg_fit(r, t->sg_start, t->sg_end, addrp)) {
 				found = t;
+				vmp->ar_found = t;
+				vmp->ar_found_link = link;
 				break;
 			}
 		}

@@ -555,6 +555,17 @@ QTEST(f4_a_child_that_outranks_its_parent)
 	EXPECT_ONLY(r, "F4", 1);
 }
 
+QTEST(f4_a_found_piece_whose_link_points_elsewhere)
+{
+	vmem_seg_t *root, *child;
+	bool left;
+	vmem_t *vmp = ordered_two_free("inv_f4_found", &root, &child, &left);
+	vmp->ar_found = child;
+	vmp->ar_found_link = &vmp->ar_freelist[8].sg_tree.left; /* the root */
+	invariant_report_t r = check(vmp);
+	EXPECT_ONLY(r, "F4", 1);
+}
+
 QTEST(f4_a_free_tree_with_a_cycle)
 {
 	vmem_seg_t *root, *child;
