@@ -6,13 +6,16 @@
  *   <target>-replay [-v] PATH...
  * Each PATH is an input file or a folder (its files, and those of its
  * regressions/ subfolder).  Every input runs in a child process of its
- * own, so one that aborts fails alone; -v (or QUANTA_FUZZ_VERBOSE=1)
- * prints the decoded program step by step.  Output: "ok - FILE" or
+ * own, so one that aborts fails alone, and one that runs longer than
+ * QUANTA_REPLAY_TIMEOUT seconds (default 20; inputs take milliseconds) is
+ * killed and fails: a hang is a finding, as under libFuzzer's -timeout.
+ * -v (or QUANTA_FUZZ_VERBOSE=1) prints the decoded program step by step.  Output: "ok - FILE" or
  * "not ok - FILE: how it ended", then "N passed, M failed"; the exit
  * status is 0 iff nothing failed.
  */
 #include <dirent.h>
 #include <errno.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,7 +30,16 @@ extern void __gcov_dump(void) __attribute__((weak));
 
 #define REPLAY_INPUT_MAX (1u << 20)
 
+#define REPLAY_TIMEOUT_DEFAULT 20
+
 static unsigned passed, failed;
+
+static unsigned replay_timeout(void)
+{
+	const char *v = getenv("QUANTA_REPLAY_TIMEOUT");
+	long t = v != NULL ? strtol(v, NULL, 10) : 0;
+	return t > 0 ? (unsigned)t : REPLAY_TIMEOUT_DEFAULT;
+}
 
 static void replay_file(const char *path)
 {
@@ -43,6 +55,7 @@ static void replay_file(const char *path)
 	fflush(NULL);
 	pid_t pid = fork();
 	if (pid == 0) {
+		alarm(replay_timeout());
 		(void)LLVMFuzzerTestOneInput(buf, n);
 		fflush(NULL);
 		if (__gcov_dump != NULL)
@@ -57,7 +70,10 @@ static void replay_file(const char *path)
 		passed++;
 		return;
 	}
-	if (pid > 0 && WIFSIGNALED(status))
+	if (pid > 0 && WIFSIGNALED(status) && WTERMSIG(status) == SIGALRM)
+		printf("not ok - %s: timed out after %u s (a hang)\n", path,
+		    replay_timeout());
+	else if (pid > 0 && WIFSIGNALED(status))
 		printf("not ok - %s: killed by signal %d (%s)\n", path,
 		    WTERMSIG(status), strsignal(WTERMSIG(status)));
 	else
