@@ -250,6 +250,35 @@ QTEST(heap_arena_memory_is_real_and_grows_on_demand)
 	vmem_free(heap, p, big);
 }
 
+/*
+ * A request no growth could satisfy maps nothing: the heap grows by
+ * size + phase + align, and for a size near SIZE_MAX that sum wraps to a
+ * few pages.  Unchecked, the heap mapped a chunk (1 MiB) for it, kept it,
+ * and then failed the request anyway — and a VM_SLEEP caller would have
+ * mapped another chunk at every retry.
+ */
+QTEST(heap_request_whose_growth_would_wrap_fails_and_maps_nothing)
+{
+	vmem_t *heap = vmem_heap_arena();
+	size_t pg = vmem_quantum(heap);
+	void *warm = vmem_alloc(heap, pg, VM_NOSLEEP);
+	QT_TRUE(warm != NULL);
+	vmem_free(heap, warm, pg);
+	size_t total0 = vmem_size(heap, VMEM_SPAN);
+	uint64_t fail0 = stats_of(heap).vs_fail;
+	QT_TRUE(total0 > 0);
+	/* size + align = 2^64 + 4 pages: wraps to 4 pages. */
+	size_t size = SIZE_MAX - 4 * pg + 1;
+	QT_PTR_EQ(vmem_xalloc(heap, size, 8 * pg, 0, 0, NULL, NULL,
+	    VM_NOSLEEP), NULL);
+	QT_EQ(vmem_size(heap, VMEM_SPAN), total0);
+	/* The same with a phase carrying the sum over. */
+	QT_PTR_EQ(vmem_xalloc(heap, SIZE_MAX - 8 * pg + 1, 8 * pg, 4 * pg, 0,
+	    NULL, NULL, VM_NOSLEEP), NULL);
+	QT_EQ(vmem_size(heap, VMEM_SPAN), total0);
+	QT_EQ(stats_of(heap).vs_fail, fail0 + 2);
+}
+
 /* ---- VM_SLEEP --------------------------------------------------------------- */
 
 struct sleeper {
