@@ -471,6 +471,49 @@ QTEST(bad_free_says_whether_the_address_is_free_interior_or_foreign)
 	    "(not in any span of the arena)"));
 }
 
+/* ---- what a panic writes ------------------------------------------------------- */
+
+static void panic_short(void *arg)
+{
+	(void)arg;
+	vmem_panic("short message %d", 7);
+}
+
+static void panic_long(void *arg)
+{
+	char a[601];
+	(void)arg;
+	memset(a, 'a', 600);
+	a[600] = '\0';
+	vmem_panic("%s", a);
+}
+
+/* True iff s begins with prefix. */
+static int starts_with(const char *s, const char *prefix)
+{
+	return strncmp(s, prefix, strlen(prefix)) == 0;
+}
+
+/* One line: "quanta: ", the message, one newline, and nothing in between
+ * (what a tool running the test adds after the abort may follow). */
+QTEST(a_panic_writes_its_message_and_one_newline_and_nothing_more)
+{
+	QT_TRUE(qt_expect_abort(panic_short, NULL, "short message 7"));
+	QT_TRUE(starts_with(qt_last_stderr(), "quanta: short message 7\n"));
+}
+
+/* The line fits the 512-byte buffer: 510 characters, then the newline. */
+QTEST(a_panic_longer_than_its_buffer_is_cut_to_one_line_of_511_bytes)
+{
+	char want[512];
+	QT_TRUE(qt_expect_abort(panic_long, NULL, "quanta: aaaa"));
+	memcpy(want, "quanta: ", 8);
+	memset(want + 8, 'a', 502);
+	want[510] = '\n';
+	want[511] = '\0';
+	QT_TRUE(starts_with(qt_last_stderr(), want));
+}
+
 /* VMEM_SPAN alone is the total; with VMEM_ALLOC or VMEM_FREE it adds
  * nothing to them. */
 QTEST(vmem_size_span_alone_is_total_and_adds_nothing_to_alloc_or_free)
