@@ -1000,7 +1000,10 @@ QUANTA_HOT static vmem_seg_t *vmem_find_or_import(vmem_t *vmp, const vmem_req_t 
 		stash_rec_t rec;
 		spares_stash(vmp, VMEM_SEGS_PER_OP, &rec);
 		size_t need, len = 0;
-		if (!roundup_q(r->size + r->phase + r->align, vmp->ar_quantum,
+		/* phase < align: only the sum with the size can wrap, and a
+		 * request it wraps for no growth can serve. */
+		if (r->size > SIZE_MAX - (r->phase + r->align) ||
+		    !roundup_q(r->size + r->phase + r->align, vmp->ar_quantum,
 		    &need))
 			need = 0;
 		qlock_exit(&vmp->ar_lock, QLOCK_ARENA);

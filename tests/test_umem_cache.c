@@ -146,6 +146,55 @@ QTEST(a_failing_constructor_fails_the_allocation_and_is_not_destroyed)
 	QT_EQ(atomic_load(&dtor_calls), 1);
 }
 
+/* ---- cache destroy ----------------------------------------------------------- */
+
+/* A slot's partly filled magazine (2 rounds of 15) goes back at destroy:
+ * its rounds to the slabs, the magazine itself to the metadata arena, as
+ * does every other piece of the cache's metadata. */
+QTEST(cache_destroy_gives_a_partly_filled_magazine_back_to_the_metadata_arena)
+{
+	(void)umem_default_arena(); /* bootstrapped before the baseline */
+	size_t meta0 = vmem_size(umem_meta_arena, VMEM_ALLOC);
+	umem_cache_t *cp = umem_cache_create("part_mag", 64, 0, NULL, NULL,
+	    NULL, NULL, NULL, 0);
+	QT_TRUE(cp != NULL);
+	void *a = umem_cache_alloc(cp, UMEM_DEFAULT);
+	void *b = umem_cache_alloc(cp, UMEM_DEFAULT);
+	QT_TRUE(a != NULL && b != NULL);
+	umem_cache_free(cp, a);
+	umem_cache_free(cp, b);
+	umem_slot_t *sl = umem_slot_find(cp);
+	QT_TRUE(sl != NULL && sl->sl_loaded != NULL);
+	QT_EQ(sl->sl_rounds, 2);
+	QT_EQ(sl->sl_cap, 15);
+	QT_TRUE(vmem_size(umem_meta_arena, VMEM_ALLOC) > meta0);
+	umem_cache_destroy(cp);
+	QT_EQ(vmem_size(umem_meta_arena, VMEM_ALLOC), meta0);
+}
+
+static void destroy_with_three_buffers_out(void *arg)
+{
+	(void)arg;
+	umem_cache_t *cp = umem_cache_create("leaky_cache", 64, 0, NULL, NULL,
+	    NULL, NULL, NULL, 0);
+	void *v[5];
+	for (int i = 0; i < 5; i++)
+		v[i] = umem_cache_alloc(cp, UMEM_DEFAULT);
+	umem_cache_free(cp, v[0]);
+	umem_cache_free(cp, v[3]);
+	umem_cache_destroy(cp);
+}
+
+/* Buffers still with callers at destroy are counted and reported; those
+ * freed (here into a magazine) are not. */
+QTEST(cache_destroy_reports_exactly_the_buffers_still_with_callers)
+{
+	int status = qt_capture_stderr(destroy_with_three_buffers_out, NULL);
+	QT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	QT_STR_CONTAINS(qt_last_stderr(),
+	    "umem_cache_destroy(leaky_cache): leaked 3 buffers\n");
+}
+
 /* ---- reap ------------------------------------------------------------------- */
 
 typedef struct burst {
@@ -441,6 +490,44 @@ QTEST(nofail_without_a_callback_is_a_diagnostic_and_abort)
 {
 	QT_TRUE(qt_expect_abort(nofail_default_body, NULL,
 	    "umem_cache_alloc(cache \"starved\", UMEM_NOFAIL): out of memory"));
+}
+
+/* umem_alloc above the largest class is vmem_alloc of umem_default: make
+ * it fail until the callback turns the failures off. */
+static _Atomic int alloc_nofail_calls;
+
+static int nofail_heal_default(void)
+{
+	atomic_fetch_add(&alloc_nofail_calls, 1);
+	vmem_mtbf_set(umem_default_arena(), 0);
+	return UMEM_CALLBACK_RETRY;
+}
+
+QTEST(umem_alloc_nofail_asks_the_callback_and_retries)
+{
+	vmem_t *dflt = umem_default_arena();
+	umem_nofail_callback(nofail_heal_default);
+	vmem_mtbf_set(dflt, 1);
+	QT_PTR_EQ(umem_alloc(20000, UMEM_DEFAULT), NULL);
+	QT_EQ(atomic_load(&alloc_nofail_calls), 0);
+	void *p = umem_alloc(20000, UMEM_NOFAIL);
+	QT_TRUE(p != NULL);
+	QT_EQ(atomic_load(&alloc_nofail_calls), 1);
+	umem_free(p, 20000);
+}
+
+static void umem_alloc_nofail_default_body(void *arg)
+{
+	(void)arg;
+	vmem_mtbf_set(umem_default_arena(), 1);
+	(void)umem_alloc(20000, UMEM_NOFAIL);
+}
+
+QTEST(umem_alloc_nofail_without_a_callback_is_a_diagnostic_and_abort)
+{
+	QT_TRUE(qt_expect_abort(umem_alloc_nofail_default_body, NULL,
+	    "umem_alloc(size 20000, UMEM_NOFAIL): out of memory and no "
+	    "nofail callback (attempt 0)"));
 }
 
 QTEST_MAIN()

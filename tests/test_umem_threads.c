@@ -9,6 +9,7 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <sys/syscall.h>
 
 #include "umem.h"
 #include "umem_impl.h"
@@ -225,6 +226,75 @@ QTEST(the_magazine_size_grows_when_the_depot_lock_is_contended)
 	for (umem_mag_t *m = cp->cc_full.ml_head; m != NULL; m = m->mg_next)
 		QT_EQ(m->mg_cap, 31);
 	plat_mutex_unlock(&cp->cc_depot_lock);
+	umem_cache_destroy(cp);
+}
+
+/* ---- depot contention ------------------------------------------------------ */
+
+typedef struct waiter {
+	umem_cache_t *cp;
+	pthread_barrier_t *tid_known;
+	long tid;
+	void *buf;
+} waiter_t;
+
+static void *waiter_main(void *p)
+{
+	waiter_t *w = p;
+	w->tid = (long)syscall(SYS_gettid);
+	(void)pthread_barrier_wait(w->tid_known);
+	/* A fresh slot: the first allocation goes to the depot. */
+	w->buf = umem_cache_alloc(w->cp, UMEM_DEFAULT);
+	return NULL;
+}
+
+/* True once thread tid sleeps in a futex wait on the word at addr (the
+ * kernel's view: /proc/self/task/<tid>/syscall is "<nr> <arg1> ..."). */
+static bool waits_on_futex(long tid, const void *addr)
+{
+	char path[64], line[256];
+	(void)snprintf(path, sizeof(path), "/proc/self/task/%ld/syscall", tid);
+	FILE *fp = fopen(path, "r");
+	QT_TRUE(fp != NULL);
+	bool got = fgets(line, sizeof(line), fp) != NULL;
+	fclose(fp);
+	if (!got)
+		return false;
+	char *end;
+	long nr = strtol(line, &end, 10);
+	if (end == line || nr != SYS_futex)
+		return false;
+	return (uintptr_t)strtoull(end, NULL, 16) == (uintptr_t)addr;
+}
+
+/* Another thread holds the depot lock: the depot visit of this one finds
+ * it busy, waits, and is counted as contended — once. */
+QTEST(a_depot_visit_that_waits_for_the_lock_is_counted_as_contended)
+{
+	umem_cache_t *cp = umem_cache_create("contend", 64, 0, NULL, NULL,
+	    NULL, NULL, NULL, 0);
+	umem_cache_stats_t st;
+	umem_cache_stats(cp, &st);
+	QT_EQ(st.us_depot_contended, 0);
+	pthread_barrier_t bar;
+	pthread_barrier_init(&bar, NULL, 2);
+	waiter_t w = {cp, &bar, 0, NULL};
+	plat_mutex_lock(&cp->cc_depot_lock);
+	pthread_t t;
+	QT_EQ(pthread_create(&t, NULL, waiter_main, &w), 0);
+	(void)pthread_barrier_wait(&bar);
+	/* pthread_mutex_t begins with its futex word. */
+	for (int i = 0; !waits_on_futex(w.tid, &cp->cc_depot_lock); i++) {
+		QT_TRUE(i < 20000); /* 20 s */
+		(void)usleep(1000);
+	}
+	plat_mutex_unlock(&cp->cc_depot_lock);
+	QT_EQ(pthread_join(t, NULL), 0);
+	QT_TRUE(w.buf != NULL);
+	umem_cache_stats(cp, &st);
+	QT_EQ(st.us_depot_contended, 1);
+	umem_cache_free(cp, w.buf);
+	pthread_barrier_destroy(&bar);
 	umem_cache_destroy(cp);
 }
 

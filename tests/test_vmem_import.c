@@ -326,6 +326,58 @@ QTEST(custom_source_import_carries_the_slack_an_aligned_request_needs)
 }
 
 /*
+ * The same with a phase larger than the size (0x800 > 0x200): the source
+ * starts at an odd 0x900, so the first span [P+0x900, P+0x1900) holds no
+ * start 0x800 past a 0x1000 boundary with 0x200 after it; the second
+ * import (made while the first is still held, so it is the source's next
+ * range, [P+0x1900, P+0x3900)) carries the slack (0x200 + 0x800 + 0xf00,
+ * rounded: 0x2000) and the piece is at P+0x2800.  The overflow check of
+ * the second import must add the phase to the size, not take it away
+ * (size - phase wraps).
+ */
+QTEST(custom_source_import_carries_the_slack_for_a_phase_larger_than_the_size)
+{
+	vmem_t *parent = vmem_create("imp_odd_phase", ADDR(PBASE + 0x900),
+	    PSIZE, 0x100, NULL, NULL, NULL, 0, VM_SLEEP);
+	vmem_t *child = make_logged_child("imp_slack_phase", 0x100, parent);
+	void *p = vmem_xalloc(child, 0x200, 0x1000, 0x800, 0, NULL, NULL,
+	    VM_NOSLEEP);
+	QT_EQ(UADDR(p), PBASE + 0x2800);
+	QT_EQ(import_log.alloc_calls, 2);
+	QT_EQ(import_log.last_alloc_size, 0x2000);
+	QT_EQ(import_log.free_calls, 1);
+	QT_EQ(import_log.last_free_addr, PBASE + 0x900);
+	QT_EQ(import_log.last_free_size, 0x1000);
+	vmem_xfree(child, p, 0x200);
+	QT_EQ(import_log.free_calls, 2);
+	QT_EQ(import_log.last_free_addr, PBASE + 0x1900);
+	QT_EQ(import_log.last_free_size, 0x2000);
+	QT_EQ(vmem_size(parent, VMEM_ALLOC), 0);
+	vmem_destroy(child);
+	vmem_destroy(parent);
+}
+
+/*
+ * A huge aligned request to an arena with a custom source: the import
+ * size (size + phase, rounded to the alignment) would wrap, so the source
+ * is never asked and the request fails.
+ */
+QTEST(a_huge_aligned_request_whose_import_would_wrap_never_calls_the_source)
+{
+	vmem_t *parent = make_parent("imp_huge_p");
+	vmem_t *child = make_logged_child("imp_huge", 0x100, parent);
+	QT_PTR_EQ(vmem_xalloc(child, SIZE_MAX - 0x1000 + 1, 0x2000, 0x1000, 0,
+	    NULL, NULL, VM_NOSLEEP), NULL);
+	QT_PTR_EQ(vmem_xalloc(child, SIZE_MAX - 0x2000 + 1, 0x4000, 0, 0,
+	    NULL, NULL, VM_NOSLEEP), NULL);
+	QT_EQ(import_log.alloc_calls, 0);
+	QT_EQ(stats_of(child).vs_fail, 2);
+	QT_EQ(stats_of(child).vs_spans, 0);
+	vmem_destroy(child);
+	vmem_destroy(parent);
+}
+
+/*
  * The same request with VM_SLEEP, the source refusing the second import
  * (the one with the slack): the unusable first span is given back before
  * the caller waits, not held across the wait, so the third import finds

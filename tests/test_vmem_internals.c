@@ -250,6 +250,35 @@ QTEST(heap_arena_memory_is_real_and_grows_on_demand)
 	vmem_free(heap, p, big);
 }
 
+/*
+ * A request no growth could satisfy maps nothing: the heap grows by
+ * size + phase + align, and for a size near SIZE_MAX that sum wraps to a
+ * few pages.  Unchecked, the heap mapped a chunk (1 MiB) for it, kept it,
+ * and then failed the request anyway — and a VM_SLEEP caller would have
+ * mapped another chunk at every retry.
+ */
+QTEST(heap_request_whose_growth_would_wrap_fails_and_maps_nothing)
+{
+	vmem_t *heap = vmem_heap_arena();
+	size_t pg = vmem_quantum(heap);
+	void *warm = vmem_alloc(heap, pg, VM_NOSLEEP);
+	QT_TRUE(warm != NULL);
+	vmem_free(heap, warm, pg);
+	size_t total0 = vmem_size(heap, VMEM_SPAN);
+	uint64_t fail0 = stats_of(heap).vs_fail;
+	QT_TRUE(total0 > 0);
+	/* size + align = 2^64 + 4 pages: wraps to 4 pages. */
+	size_t size = SIZE_MAX - 4 * pg + 1;
+	QT_PTR_EQ(vmem_xalloc(heap, size, 8 * pg, 0, 0, NULL, NULL,
+	    VM_NOSLEEP), NULL);
+	QT_EQ(vmem_size(heap, VMEM_SPAN), total0);
+	/* The same with a phase carrying the sum over. */
+	QT_PTR_EQ(vmem_xalloc(heap, SIZE_MAX - 8 * pg + 1, 8 * pg, 4 * pg, 0,
+	    NULL, NULL, VM_NOSLEEP), NULL);
+	QT_EQ(vmem_size(heap, VMEM_SPAN), total0);
+	QT_EQ(stats_of(heap).vs_fail, fail0 + 2);
+}
+
 /* ---- VM_SLEEP --------------------------------------------------------------- */
 
 struct sleeper {
@@ -440,6 +469,49 @@ QTEST(bad_free_says_whether_the_address_is_free_interior_or_foreign)
 	arg.kind = 2;
 	QT_TRUE(qt_expect_abort(bad_free_of_kind, &arg,
 	    "(not in any span of the arena)"));
+}
+
+/* ---- what a panic writes ------------------------------------------------------- */
+
+static void panic_short(void *arg)
+{
+	(void)arg;
+	vmem_panic("short message %d", 7);
+}
+
+static void panic_long(void *arg)
+{
+	char a[601];
+	(void)arg;
+	memset(a, 'a', 600);
+	a[600] = '\0';
+	vmem_panic("%s", a);
+}
+
+/* True iff s begins with prefix. */
+static int starts_with(const char *s, const char *prefix)
+{
+	return strncmp(s, prefix, strlen(prefix)) == 0;
+}
+
+/* One line: "quanta: ", the message, one newline, and nothing in between
+ * (what a tool running the test adds after the abort may follow). */
+QTEST(a_panic_writes_its_message_and_one_newline_and_nothing_more)
+{
+	QT_TRUE(qt_expect_abort(panic_short, NULL, "short message 7"));
+	QT_TRUE(starts_with(qt_last_stderr(), "quanta: short message 7\n"));
+}
+
+/* The line fits the 512-byte buffer: 510 characters, then the newline. */
+QTEST(a_panic_longer_than_its_buffer_is_cut_to_one_line_of_511_bytes)
+{
+	char want[512];
+	QT_TRUE(qt_expect_abort(panic_long, NULL, "quanta: aaaa"));
+	memcpy(want, "quanta: ", 8);
+	memset(want + 8, 'a', 502);
+	want[510] = '\n';
+	want[511] = '\0';
+	QT_TRUE(starts_with(qt_last_stderr(), want));
 }
 
 /* VMEM_SPAN alone is the total; with VMEM_ALLOC or VMEM_FREE it adds

@@ -727,6 +727,34 @@ QTEST(dump_json_of_an_importing_arena_is_valid)
 	vmem_destroy(parent);
 }
 
+/* An importing arena with one added span too: the imported span says
+ * "imported": true, the added one false, each with its start and size. */
+QTEST(dump_json_says_which_spans_are_imported_and_which_added)
+{
+	vmem_t *parent = make_arena("st_dump_imp_parent", 0x10000000, 0x1000000,
+	    0x1000);
+	vmem_t *child = vmem_create("st_dump_imp_child", NULL, 0, Q16,
+	    vmem_alloc, vmem_free, parent, 0, VM_SLEEP);
+	size_t len;
+	char *text;
+	QT_TRUE(child != NULL);
+	QT_EQ(UADDR(vmem_alloc(child, 0x100, VM_SLEEP)), 0x10000000);
+	QT_PTR_EQ(vmem_add(child, ADDR(0x500000), 0x1000, VM_SLEEP),
+	    ADDR(0x500000));
+	text = dump_to_string(child, VMEM_DUMP_JSON, &len);
+	QT_STR_CONTAINS(text, "\"spans\": ["
+	    "{\"start\": 5242880, \"size\": 4096, \"imported\": false}, "
+	    "{\"start\": 268435456, \"size\": 4096, \"imported\": true}],");
+	free(text);
+	text = dump_to_string(child, VMEM_DUMP_TEXT, &len);
+	QT_STR_CONTAINS(text, "  span [0x500000, 0x501000) added\n"
+	    "  span [0x10000000, 0x10001000) imported\n");
+	free(text);
+	vmem_free(child, ADDR(0x10000000), 0x100);
+	vmem_destroy(child);
+	vmem_destroy(parent);
+}
+
 /* Two 0x100 holes (list 8) and the 0xffd80-byte tail (list 19). */
 static void
 two_holes_and_a_tail(vmem_t *vmp)
