@@ -173,15 +173,12 @@ static void tree_insert(vmem_seg_t **root, vmem_seg_t *s)
 	size_t size = seg_size(s);
 	uintptr_t start = s->sg_start;
 	vmem_seg_t *t;
-	while ((t = *pp) != NULL && seg_priority(t) > pri) {
-		size_t ts = seg_size(t);
-		bool left = size < ts || (size == ts && start < t->sg_start);
-		pp = left ? &t->sg_tree.left : &t->sg_tree.right;
-	}
+	while ((t = *pp) != NULL && seg_priority(t) > pri)
+		pp = seg_key_before(size, start, t) ? &t->sg_tree.left
+						    : &t->sg_tree.right;
 	vmem_seg_t **l = &s->sg_tree.left, **r = &s->sg_tree.right;
 	while (t != NULL) {
-		size_t ts = seg_size(t);
-		if (ts < size || (ts == size && t->sg_start < start)) {
+		if (!seg_key_before(size, start, t)) { /* t before s */
 			*l = t;
 			l = &t->sg_tree.right;
 			t = t->sg_tree.right;
@@ -222,9 +219,8 @@ static void tree_remove(vmem_seg_t **root, vmem_seg_t *s)
 	uintptr_t start = s->sg_start;
 	while ((t = *pp) != s) {
 		VMEM_ASSERT(t != NULL);
-		size_t ts = seg_size(t);
-		bool left = size < ts || (size == ts && start < t->sg_start);
-		pp = left ? &t->sg_tree.left : &t->sg_tree.right;
+		pp = seg_key_before(size, start, t) ? &t->sg_tree.left
+						    : &t->sg_tree.right;
 	}
 	tree_unlink_at(pp, s);
 }

@@ -347,11 +347,18 @@ static inline uint64_t seg_priority(const vmem_seg_t *s)
 	return (uint64_t)s->sg_start * 0x9e3779b97f4a7c15u;
 }
 
+/* Whether the key (size, start) comes before piece b in a free tree. */
+static inline bool seg_key_before(size_t size, uintptr_t start,
+    const vmem_seg_t *b)
+{
+	size_t sb = b->sg_end - b->sg_start;
+	return size < sb || (size == sb && start < b->sg_start);
+}
+
 /* Whether piece a comes before piece b in a free tree. */
 static inline bool seg_key_less(const vmem_seg_t *a, const vmem_seg_t *b)
 {
-	size_t sa = a->sg_end - a->sg_start, sb = b->sg_end - b->sg_start;
-	return sa < sb || (sa == sb && a->sg_start < b->sg_start);
+	return seg_key_before(a->sg_end - a->sg_start, a->sg_start, b);
 }
 
 #endif /* QUANTA_VMEM_IMPL_H */

@@ -14,37 +14,30 @@
 #include "vmem_impl.h"
 
 /*
- * Free-piece figures (lock held), read from the arena list: the free lists
- * are lists or trees depending on the arena (vmem.c), the arena list is
- * one list in every arena.
+ * The free pieces (lock held), read from the arena list: the free lists are
+ * lists or trees depending on the arena (vmem.c), the arena list is one
+ * list in every arena.  Members and bytes of every free list, their count
+ * and the largest.
  */
-static void free_figures(const vmem_t *vmp, size_t *count, size_t *largest)
-{
-	*count = 0;
-	*largest = 0;
-	const vmem_seg_t *seg0 = &vmp->ar_sentinel;
-	for (const vmem_seg_t *s = seg0->sg_next; s != seg0; s = s->sg_next) {
-		if (seg_type(s) != SEG_FREE)
-			continue;
-		(*count)++;
-		if (seg_size(s) > *largest)
-			*largest = seg_size(s);
-	}
-}
+typedef struct free_census {
+	size_t n[VMEM_FREELISTS], bytes[VMEM_FREELISTS];
+	size_t count, largest;
+} free_census_t;
 
-/* Members and bytes of every free list (lock held), from the arena list. */
-static void free_classes(const vmem_t *vmp, size_t n[VMEM_FREELISTS],
-    size_t bytes[VMEM_FREELISTS])
+static void free_census(const vmem_t *vmp, free_census_t *fc)
 {
-	memset(n, 0, VMEM_FREELISTS * sizeof(n[0]));
-	memset(bytes, 0, VMEM_FREELISTS * sizeof(bytes[0]));
+	memset(fc, 0, sizeof(*fc));
 	const vmem_seg_t *seg0 = &vmp->ar_sentinel;
 	for (const vmem_seg_t *s = seg0->sg_next; s != seg0; s = s->sg_next) {
 		if (seg_type(s) != SEG_FREE)
 			continue;
-		unsigned i = vmem_freelist_index(seg_size(s));
-		n[i]++;
-		bytes[i] += seg_size(s);
+		size_t size = seg_size(s);
+		unsigned i = vmem_freelist_index(size);
+		fc->n[i]++;
+		fc->bytes[i] += size;
+		fc->count++;
+		if (size > fc->largest)
+			fc->largest = size;
 	}
 }
 
@@ -75,7 +68,10 @@ static void stats_locked(const vmem_t *vmp, vmem_stats_t *out)
 	out->vs_mem_total = k->mem_total;
 	out->vs_mem_import = k->mem_import;
 	out->vs_free_bytes = k->mem_total - k->mem_inuse;
-	free_figures(vmp, &out->vs_segs_free, &out->vs_largest_free);
+	free_census_t fc;
+	free_census(vmp, &fc);
+	out->vs_segs_free = fc.count;
+	out->vs_largest_free = fc.largest;
 	out->vs_fragmentation = out->vs_free_bytes == 0 ? 0.0
 	    : 1.0 - (double)out->vs_largest_free / (double)out->vs_free_bytes;
 	out->vs_spans = span_count(vmp);
@@ -147,14 +143,14 @@ static void dump_json(const vmem_t *vmp, const vmem_stats_t *st, FILE *fp)
 		    seg_type(s) == SEG_ISPAN ? "true" : "false");
 	(void)fputs("],\n \"freelists\": [", fp);
 	sep = "";
-	size_t n[VMEM_FREELISTS], bytes[VMEM_FREELISTS];
-	free_classes(vmp, n, bytes);
+	free_census_t fc;
+	free_census(vmp, &fc);
 	for (unsigned i = 0; i < VMEM_FREELISTS; i++) {
-		if (n[i] == 0)
+		if (fc.n[i] == 0)
 			continue;
 		(void)fprintf(fp, "%s{\"index\": %u, \"min_size\": %" PRIu64
 		    ", \"count\": %" PRIu64 ", \"bytes\": %" PRIu64 "}", sep, i,
-		    U64(1) << i, U64(n[i]), U64(bytes[i]));
+		    U64(1) << i, U64(fc.n[i]), U64(fc.bytes[i]));
 		sep = ", ";
 	}
 	(void)fputs("]}\n", fp);
@@ -181,12 +177,12 @@ static void dump_text(const vmem_t *vmp, const vmem_stats_t *st, FILE *fp)
 		(void)fprintf(fp, "  span [%#" PRIx64 ", %#" PRIx64 ") %s\n",
 		    U64(s->sg_start), U64(s->sg_end),
 		    seg_type(s) == SEG_ISPAN ? "imported" : "added");
-	size_t n[VMEM_FREELISTS], bytes[VMEM_FREELISTS];
-	free_classes(vmp, n, bytes);
+	free_census_t fc;
+	free_census(vmp, &fc);
 	for (unsigned i = 0; i < VMEM_FREELISTS; i++)
-		if (n[i] != 0)
+		if (fc.n[i] != 0)
 			(void)fprintf(fp, "  freelist %u (>= %#" PRIx64 "): %"
-			    PRIu64 " segments\n", i, U64(1) << i, U64(n[i]));
+			    PRIu64 " segments\n", i, U64(1) << i, U64(fc.n[i]));
 }
 
 void vmem_dump(vmem_t *vmp, FILE *fp, int format)
