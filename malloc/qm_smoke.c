@@ -1,0 +1,98 @@
+/*
+ * qm_smoke.c — a small, deterministic program of ordinary allocation
+ * traffic (4 threads of malloc/calloc/realloc/aligned/free of sizes from 1
+ * byte to 1 MiB, a fork from a thread, stdio), built against plain libc.
+ * ci/malloc-test runs it with libquanta-malloc.so preloaded, plainly and
+ * under Valgrind memcheck, and compares its output with a plain run: the
+ * output depends only on the data, never on addresses.
+ */
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define SMOKE_THREADS 4
+#define SMOKE_SLOTS 64
+#define SMOKE_ROUNDS 3000
+
+static uint64_t next_rand(uint64_t *s)
+{
+	*s ^= *s << 13;
+	*s ^= *s >> 7;
+	*s ^= *s << 17;
+	return *s;
+}
+
+static size_t pick_size(uint64_t r)
+{
+	static const size_t tops[] = {16, 256, 4096, 40000, 300000, 1 << 20};
+	size_t top = tops[r % 6 == 5 && (r >> 8) % 8 != 0 ? 0 : r % 6];
+	return 1 + (size_t)((r >> 16) % top);
+}
+
+/* One thread: a slot array of blocks, each filled with a byte pattern
+ * checked before it is freed or grown; returns the checksum of the
+ * bytes checked. */
+static void *worker(void *arg)
+{
+	uint64_t s = 0x9e3779b97f4a7c15ull * ((uintptr_t)arg + 1), sum = 0;
+	unsigned char *blk[SMOKE_SLOTS] = {0};
+	size_t len[SMOKE_SLOTS] = {0};
+	for (int round = 0; round < SMOKE_ROUNDS; round++) {
+		uint64_t r = next_rand(&s);
+		size_t i = r % SMOKE_SLOTS, n = pick_size(next_rand(&s));
+		for (size_t k = 0; k < len[i]; k++)
+			sum += blk[i][k] == (unsigned char)(i + k) ? k % 7 : 1000;
+		if (blk[i] != NULL && (r >> 40) % 3 == 0) {
+			blk[i] = realloc(blk[i], n);
+		} else {
+			free(blk[i]);
+			blk[i] = (r >> 40) % 3 == 1 ? calloc(1, n)
+			    : aligned_alloc((size_t)64 << ((r >> 50) % 6), n);
+		}
+		if (blk[i] == NULL)
+			abort();
+		len[i] = n;
+		for (size_t k = 0; k < n; k++)
+			blk[i][k] = (unsigned char)(i + k);
+	}
+	for (size_t i = 0; i < SMOKE_SLOTS; i++)
+		free(blk[i]);
+	return (void *)(uintptr_t)sum;
+}
+
+/* Fork from a thread; the child allocates and exits with a known code. */
+static void *forker(void *arg)
+{
+	(void)arg;
+	pid_t pid = fork();
+	if (pid == 0) {
+		char *p = strdup("child allocates after a fork");
+		_exit(p != NULL && strlen(p) == 28 ? 42 : 1);
+	}
+	int st = 0;
+	(void)waitpid(pid, &st, 0);
+	return (void *)(uintptr_t)(WIFEXITED(st) ? WEXITSTATUS(st) : 255);
+}
+
+int main(void)
+{
+	pthread_t t[SMOKE_THREADS], f;
+	for (uintptr_t k = 0; k < SMOKE_THREADS; k++)
+		if (pthread_create(&t[k], NULL, worker, (void *)k) != 0)
+			return 1;
+	if (pthread_create(&f, NULL, forker, NULL) != 0)
+		return 1;
+	for (int k = 0; k < SMOKE_THREADS; k++) {
+		void *sum;
+		(void)pthread_join(t[k], &sum);
+		printf("thread %d checksum %lu\n", k, (unsigned long)(uintptr_t)sum);
+	}
+	void *code;
+	(void)pthread_join(f, &code);
+	printf("forked child exit %lu\n", (unsigned long)(uintptr_t)code);
+	return 0;
+}
