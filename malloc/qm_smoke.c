@@ -4,7 +4,8 @@
  * byte to 1 MiB, a fork from a thread, stdio), built against plain libc.
  * ci/malloc-test runs it with libquanta-malloc.so preloaded, plainly and
  * under Valgrind memcheck, and compares its output with a plain run: the
- * output depends only on the data, never on addresses.
+ * output depends only on the data, never on addresses.  With an argument
+ * (use-after-free, leak) it makes that one mistake instead.
  */
 #include <pthread.h>
 #include <stdint.h>
@@ -70,16 +71,47 @@ static void *forker(void *arg)
 	(void)arg;
 	pid_t pid = fork();
 	if (pid == 0) {
+		/* Allocate, then exec (so that Valgrind's leak check, which
+		 * would run at the child's exit, sees no parent's threads
+		 * gone with their blocks). */
 		char *p = strdup("child allocates after a fork");
-		_exit(p != NULL && strlen(p) == 28 ? 42 : 1);
+		if (p == NULL || strlen(p) != 28)
+			_exit(1);
+		execl("/bin/sh", "sh", "-c", "exit 42", (char *)NULL);
+		_exit(2);
 	}
 	int st = 0;
 	(void)waitpid(pid, &st, 0);
 	return (void *)(uintptr_t)(WIFEXITED(st) ? WEXITSTATUS(st) : 255);
 }
 
-int main(void)
+/*
+ * The two mistakes a Valgrind run must see through the front end's client
+ * requests (ci/malloc-test checks that it does): a read of a freed block,
+ * and a block no pointer reaches any more.
+ */
+static int mistake(const char *what)
 {
+	static char *volatile held, *volatile lost;
+	if (strcmp(what, "use-after-free") == 0) {
+		held = malloc(100);
+		memset(held, 1, 100);
+		free(held);
+		return held[10] == 1 ? 0 : 1;
+	}
+	if (strcmp(what, "leak") == 0) {
+		lost = malloc(1000);
+		lost[0] = 1;
+		lost = NULL;
+		return 0;
+	}
+	return 2;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc > 1)
+		return mistake(argv[1]);
 	pthread_t t[SMOKE_THREADS], f;
 	for (uintptr_t k = 0; k < SMOKE_THREADS; k++)
 		if (pthread_create(&t[k], NULL, worker, (void *)k) != 0)

@@ -1,7 +1,7 @@
 /*
  * qm_stats.c — QUANTA_MALLOC_STATS=1: counts of the front end's operations,
  * one line on stderr at exit, e.g.
- *   quanta-malloc: pid 123 alloc 5021 (small 4980 medium 30 large 11 boot 0)
+ *   quanta-malloc: pid 123 (sqlite3) alloc 5021 (small 4980 medium 30 large 11 boot 0)
  *   free 4990 realloc 12 in place, 40 moved
  * It is how a test proves the preloaded library served the program.  The
  * counters are relaxed atomics, touched only when the variable is set (a
@@ -9,6 +9,7 @@
  * are not counted).  The line is formatted into a stack buffer and written
  * with one write(2): no allocation at exit.
  */
+#include <errno.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -52,9 +53,10 @@ __attribute__((destructor)) static void qm_stats_print(void)
 	for (int k = 0; k < QM_KINDS; k++)
 		all += a[k] = atomic_load(&qm_n_alloc[k]);
 	char buf[256];
-	int n = snprintf(buf, sizeof(buf), "quanta-malloc: pid %ld alloc %llu "
+	int n = snprintf(buf, sizeof(buf), "quanta-malloc: pid %ld (%s) alloc %llu "
 	    "(small %llu medium %llu large %llu boot %llu) free %llu realloc "
 	    "%llu in place, %llu moved\n", (long)getpid(),
+	    program_invocation_short_name,
 	    (unsigned long long)all, (unsigned long long)a[0],
 	    (unsigned long long)a[1], (unsigned long long)a[2],
 	    (unsigned long long)a[3],

@@ -43,7 +43,9 @@
  * Valgrind: a block is made a MALLOCLIKE block of its usable size (so
  * reads of the slack are not errors, as malloc_usable_size promises);
  * a small piece, which umem_alloc already announced, is un-announced
- * first and announced again before umem_free (which un-announces it).
+ * first and announced again before umem_free (which un-announces it); a
+ * medium piece is made addressable again when it goes back to
+ * umem_default, whose memory also becomes the caches' metadata.
  */
 #include <errno.h>
 #include <malloc.h>
@@ -174,6 +176,9 @@ static void qm_piece_put(void *piece, size_t bytes, int kind, void *user)
 		umem_free(piece, bytes);
 		break;
 	case QM_MEDIUM:
+		/* umem_default's pieces may come back as the caches' own
+		 * metadata, which Valgrind must not see as a freed block. */
+		VALGRIND_MAKE_MEM_UNDEFINED(piece, bytes);
 		vmem_free(qm_medium, piece, bytes);
 		break;
 	case QM_LARGE: {
