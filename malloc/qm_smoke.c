@@ -5,7 +5,8 @@
  * ci/malloc-test runs it with libquanta-malloc.so preloaded, plainly and
  * under Valgrind memcheck, and compares its output with a plain run: the
  * output depends only on the data, never on addresses.  With an argument
- * (use-after-free, leak) it makes that one mistake instead.
+ * (use-after-free, leak) it makes that one mistake instead; keys-first
+ * makes glibc call malloc from inside the front end (keys_first).
  */
 #include <pthread.h>
 #include <stdint.h>
@@ -108,8 +109,40 @@ static int mistake(const char *what)
 	return 2;
 }
 
+static void *alloc_once(void *arg)
+{
+	void *volatile p = malloc(100);
+	free(p);
+	return arg;
+}
+
+/*
+ * A program that takes 40 thread-specific keys before its first malloc:
+ * the front end's bootstrap then gets key 40, and glibc's
+ * pthread_setspecific of a key above 31 callocs a second-level array for
+ * the thread — from inside the front end (the main thread and each of 2
+ * threads: 3 boot allocations, which QUANTA_MALLOC_STATS=1 shows).
+ */
+static int keys_first(void)
+{
+	pthread_key_t k;
+	for (int n = 0; n < 40; n++)
+		if (pthread_key_create(&k, NULL) != 0)
+			return 1;
+	(void)alloc_once(NULL);
+	pthread_t t[2];
+	for (int n = 0; n < 2; n++)
+		if (pthread_create(&t[n], NULL, alloc_once, NULL) != 0)
+			return 1;
+	for (int n = 0; n < 2; n++)
+		(void)pthread_join(t[n], NULL);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
+	if (argc > 1 && strcmp(argv[1], "keys-first") == 0)
+		return keys_first();
 	if (argc > 1)
 		return mistake(argv[1]);
 	pthread_t t[SMOKE_THREADS], f;
