@@ -237,8 +237,10 @@ static qm_hdr_t *qm_block_check(void *p, const char *call, size_t size)
 {
 	const char *why = NULL;
 	qm_hdr_t *h = qm_hdr(p);
-	if (((uintptr_t)p & 15u) != 0 || (uintptr_t)p < 4096)
+	if (((uintptr_t)p & 15u) != 0)
 		why = "not a pointer malloc returned (misaligned)";
+	else if ((uintptr_t)p < 4096)
+		why = "not a pointer malloc returned (in the first page)";
 	else if ((h->h_tag & QM_TAG_MASK) != qm_hash(p) || h->h_off < 16 ||
 	    h->h_off > h->h_piece_bytes)
 		why = "not a pointer malloc returned (no header of ours)";

@@ -339,6 +339,13 @@ static void free_stack_body(void *arg)
 	free(buf + 32);
 }
 
+static void free_low_body(void *arg)
+{
+	(void)arg;
+	static volatile uintptr_t low = 16;
+	free((void *)low);
+}
+
 QTEST(free_of_a_pointer_malloc_did_not_return_aborts_naming_it)
 {
 	QT_TRUE(qt_expect_abort(free_interior_body, NULL,
@@ -348,6 +355,9 @@ QTEST(free_of_a_pointer_malloc_did_not_return_aborts_naming_it)
 	    "): not a pointer malloc returned (misaligned)"));
 	QT_TRUE(qt_expect_abort(free_stack_body, NULL,
 	    "): not a pointer malloc returned (no header of ours)"));
+	QT_TRUE(qt_expect_abort(free_low_body, NULL,
+	    "quanta: free(ptr 0x10): not a pointer malloc returned (in the "
+	    "first page)"));
 }
 
 /* ---- threads and fork -------------------------------------------------- */
