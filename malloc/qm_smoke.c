@@ -5,7 +5,8 @@
  * ci/malloc-test runs it with libquanta-malloc.so preloaded, plainly and
  * under Valgrind memcheck, and compares its output with a plain run: the
  * output depends only on the data, never on addresses.  With an argument
- * (use-after-free, leak) it makes that one mistake instead; keys-first
+ * "short" it runs a tenth of the rounds; with use-after-free or leak it
+ * makes that one mistake instead; keys-first
  * makes glibc call malloc from inside the front end (keys_first).
  */
 #include <pthread.h>
@@ -19,6 +20,7 @@
 #define SMOKE_THREADS 4
 #define SMOKE_SLOTS 64
 #define SMOKE_ROUNDS 3000
+static int smoke_rounds = SMOKE_ROUNDS; /* "short": a tenth (Valgrind) */
 
 static uint64_t next_rand(uint64_t *s)
 {
@@ -43,7 +45,7 @@ static void *worker(void *arg)
 	uint64_t s = 0x9e3779b97f4a7c15ull * ((uintptr_t)arg + 1), sum = 0;
 	unsigned char *blk[SMOKE_SLOTS] = {0};
 	size_t len[SMOKE_SLOTS] = {0};
-	for (int round = 0; round < SMOKE_ROUNDS; round++) {
+	for (int round = 0; round < smoke_rounds; round++) {
 		uint64_t r = next_rand(&s);
 		size_t i = r % SMOKE_SLOTS, n = pick_size(next_rand(&s));
 		for (size_t k = 0; k < len[i]; k++)
@@ -143,7 +145,9 @@ int main(int argc, char **argv)
 {
 	if (argc > 1 && strcmp(argv[1], "keys-first") == 0)
 		return keys_first();
-	if (argc > 1)
+	if (argc > 1 && strcmp(argv[1], "short") == 0)
+		smoke_rounds = SMOKE_ROUNDS / 10;
+	else if (argc > 1)
 		return mistake(argv[1]);
 	pthread_t t[SMOKE_THREADS], f;
 	for (uintptr_t k = 0; k < SMOKE_THREADS; k++)

@@ -17,14 +17,14 @@
 
 #include "qmalloc.h"
 
-bool qm_stats_on;
+_Atomic bool qm_stats_on;
 static _Atomic uint64_t qm_n_alloc[QM_KINDS], qm_n_free;
 static _Atomic uint64_t qm_n_inplace, qm_n_moved;
 
 void qm_stats_setup(void)
 {
 	const char *s = getenv("QUANTA_MALLOC_STATS");
-	qm_stats_on = s != NULL && s[0] == '1';
+	atomic_store(&qm_stats_on, s != NULL && s[0] == '1');
 	qm_trace_setup(getenv("QUANTA_MALLOC_TRACE"));
 }
 
@@ -47,7 +47,7 @@ void qm_stat_realloc_slow(bool in_place)
 
 __attribute__((destructor)) static void qm_stats_print(void)
 {
-	if (!qm_stats_on)
+	if (!atomic_load(&qm_stats_on))
 		return;
 	uint64_t a[QM_KINDS], all = 0;
 	for (int k = 0; k < QM_KINDS; k++)

@@ -45,7 +45,7 @@ typedef struct qm_record {
 } qm_record_t;
 _Static_assert(sizeof(qm_record_t) == 32, "32-byte records");
 
-bool qm_trace_on;
+_Atomic bool qm_trace_on;
 static pthread_mutex_t qm_trace_lock = PTHREAD_MUTEX_INITIALIZER;
 static qm_record_t qm_trace_buf[QM_TRACE_BUF_RECORDS];
 static unsigned qm_trace_n;
@@ -118,7 +118,7 @@ void qm_trace_setup(const char *path)
 		return;
 	(void)pthread_atfork(qm_trace_prepare, qm_trace_parent,
 	    qm_trace_child);
-	qm_trace_on = true;
+	atomic_store_explicit(&qm_trace_on, true, memory_order_release);
 }
 
 void qm_trace_slow(int op, const void *p, size_t size, size_t align)
@@ -139,7 +139,7 @@ void qm_trace_slow(int op, const void *p, size_t size, size_t align)
 /* Late among the destructors (the lowest priority number runs last). */
 __attribute__((destructor(101))) static void qm_trace_exit(void)
 {
-	if (!qm_trace_on)
+	if (!atomic_load(&qm_trace_on))
 		return;
 	(void)pthread_mutex_lock(&qm_trace_lock);
 	qm_trace_flush_locked();

@@ -77,8 +77,9 @@ static __thread unsigned qm_depth __attribute__((tls_model("initial-exec")));
 static _Alignas(16) unsigned char qm_boot[QM_BOOT_BYTES];
 static _Atomic size_t qm_boot_used;
 static vmem_t *_Atomic qm_large;
-static vmem_t *qm_medium;
-static size_t qm_page;
+/* Set by every racing first call to the same values (hence atomics). */
+static vmem_t *_Atomic qm_medium_arena;
+static _Atomic size_t qm_page_bytes;
 
 static inline uint32_t qm_hash(const void *p)
 {
@@ -93,6 +94,16 @@ static inline qm_hdr_t *qm_hdr(void *p)
 static inline size_t qm_roundup(size_t x, size_t align)
 {
 	return (x + align - 1) & ~(align - 1);
+}
+
+static inline size_t qm_page(void)
+{
+	return atomic_load_explicit(&qm_page_bytes, memory_order_relaxed);
+}
+
+static inline vmem_t *qm_medium(void)
+{
+	return atomic_load_explicit(&qm_medium_arena, memory_order_relaxed);
 }
 
 /* ---- sources ------------------------------------------------------- */
@@ -112,11 +123,12 @@ static vmem_t *qm_setup(void)
 	vmem_t *lg = atomic_load(&qm_large);
 	if (lg != NULL)
 		return lg;
-	qm_page = plat_page_size();
-	qm_medium = umem_default_arena();
-	VMEM_ASSERT(vmem_quantum(qm_medium) == 16);
-	qm_stats_setup();
-	vmem_t *made = vmem_create("qmalloc_large", NULL, 0, qm_page,
+	size_t page = plat_page_size();
+	vmem_t *medium = umem_default_arena();
+	VMEM_ASSERT(vmem_quantum(medium) == 16 && page >= 4096);
+	atomic_store_explicit(&qm_page_bytes, page, memory_order_relaxed);
+	atomic_store_explicit(&qm_medium_arena, medium, memory_order_relaxed);
+	vmem_t *made = vmem_create("qmalloc_large", NULL, 0, page,
 	    qm_pages_map, NULL, NULL, 0, VM_SLEEP);
 	if (made == NULL)
 		vmem_panic("malloc: cannot create the arena qmalloc_large");
@@ -125,6 +137,7 @@ static vmem_t *qm_setup(void)
 		vmem_destroy(made);
 		return expect;
 	}
+	qm_stats_setup(); /* once: the winner */
 	return made;
 }
 
@@ -158,13 +171,13 @@ static void *qm_piece_get(size_t need, size_t align, int *kindp,
 	if (need <= QM_MEDIUM_MAX) {
 		*kindp = QM_MEDIUM;
 		*bytesp = qm_roundup(need, 16);
-		return vmem_alloc(qm_medium, *bytesp, VM_NOSLEEP);
+		return vmem_alloc(qm_medium(), *bytesp, VM_NOSLEEP);
 	}
 	*kindp = QM_LARGE;
-	*bytesp = qm_roundup(need, qm_page);
-	if (align <= qm_page)
+	*bytesp = qm_roundup(need, qm_page());
+	if (align <= qm_page())
 		return vmem_alloc(lg, *bytesp, VM_NOSLEEP);
-	return vmem_xalloc(lg, *bytesp, align, align - qm_page, 0, NULL, NULL,
+	return vmem_xalloc(lg, *bytesp, align, align - qm_page(), 0, NULL, NULL,
 	    VM_NOSLEEP);
 }
 
@@ -179,11 +192,11 @@ static void qm_piece_put(void *piece, size_t bytes, int kind, void *user)
 		/* umem_default's pieces may come back as the caches' own
 		 * metadata, which Valgrind must not see as a freed block. */
 		VALGRIND_MAKE_MEM_UNDEFINED(piece, bytes);
-		vmem_free(qm_medium, piece, bytes);
+		vmem_free(qm_medium(), piece, bytes);
 		break;
 	case QM_LARGE: {
 		/* The header's page stays: a second free still finds it. */
-		uintptr_t from = qm_roundup((uintptr_t)user, qm_page);
+		uintptr_t from = qm_roundup((uintptr_t)user, qm_page());
 		uintptr_t end = (uintptr_t)piece + bytes;
 		if (end > from)
 			(void)madvise((void *)from, end - from, MADV_DONTNEED);
@@ -214,7 +227,7 @@ static void *qm_block_alloc(size_t size, size_t align)
 		errno = ENOMEM;
 		return NULL;
 	}
-	size_t off = (kind == QM_LARGE && align > qm_page) ? qm_page :
+	size_t off = (kind == QM_LARGE && align > qm_page()) ? qm_page() :
 	    qm_roundup((uintptr_t)piece + 16, align) - (uintptr_t)piece;
 	unsigned char *user = (unsigned char *)piece + off;
 	VMEM_ASSERT(off >= 16 && off + size <= bytes && off <= UINT32_MAX);
@@ -245,7 +258,8 @@ static qm_hdr_t *qm_block_check(void *p, const char *call, size_t size)
 	    h->h_off > h->h_piece_bytes)
 		why = "not a pointer malloc returned (no header of ours)";
 	else if ((h->h_tag & QM_LIVE) == 0)
-		why = "double free (the block is already free)";
+		why = strcmp(call, "malloc_usable_size") == 0 ?
+		    "the block is free" : "double free (the block is already free)";
 	if (why == NULL)
 		return h;
 	if (size == SIZE_MAX)
@@ -321,7 +335,7 @@ void *realloc(void *p, size_t size)
 	if (size <= usable && size >= usable / 4) {
 		if ((h->h_tag & QM_KIND_MASK) == QM_LARGE) {
 			uintptr_t from = qm_roundup((uintptr_t)p + size,
-			    qm_page);
+			    qm_page());
 			uintptr_t end = (uintptr_t)p + usable;
 			if (end > from)
 				(void)madvise((void *)from, end - from,

@@ -8,6 +8,7 @@
 #ifndef QUANTA_QMALLOC_H
 #define QUANTA_QMALLOC_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -27,33 +28,37 @@ void qm_stats_setup(void);
 void qm_stat_alloc_slow(int kind);
 void qm_stat_free_slow(int kind);
 void qm_stat_realloc_slow(bool in_place);
-extern bool qm_stats_on;
+extern _Atomic bool qm_stats_on;
 
 static inline void qm_stat_alloc(int kind)
 {
-	if (__builtin_expect(qm_stats_on, 0))
+	if (__builtin_expect(atomic_load_explicit(&qm_stats_on,
+	    memory_order_relaxed), 0))
 		qm_stat_alloc_slow(kind);
 }
 
 static inline void qm_stat_free(int kind)
 {
-	if (__builtin_expect(qm_stats_on, 0))
+	if (__builtin_expect(atomic_load_explicit(&qm_stats_on,
+	    memory_order_relaxed), 0))
 		qm_stat_free_slow(kind);
 }
 
 static inline void qm_stat_realloc(bool in_place)
 {
-	if (__builtin_expect(qm_stats_on, 0))
+	if (__builtin_expect(atomic_load_explicit(&qm_stats_on,
+	    memory_order_relaxed), 0))
 		qm_stat_realloc_slow(in_place);
 }
 
 void qm_trace_setup(const char *path);
 void qm_trace_slow(int op, const void *p, size_t size, size_t align);
-extern bool qm_trace_on;
+extern _Atomic bool qm_trace_on;
 
 static inline void qm_trace(int op, const void *p, size_t size, size_t align)
 {
-	if (__builtin_expect(qm_trace_on, 0))
+	if (__builtin_expect(atomic_load_explicit(&qm_trace_on,
+	    memory_order_acquire), 0))
 		qm_trace_slow(op, p, size, align);
 }
 

@@ -316,6 +316,21 @@ QTEST(realloc_of_a_freed_block_aborts_and_realloc_to_0_frees)
 	    "): double free (the block is already free)"));
 }
 
+static void usable_size_freed_body(void *arg)
+{
+	(void)arg;
+	void *volatile p = malloc(64);
+	free(p);
+	(void)malloc_usable_size(p);
+}
+
+QTEST(malloc_usable_size_of_a_freed_block_aborts_naming_it)
+{
+	QT_TRUE(qt_expect_abort(usable_size_freed_body, NULL,
+	    "): the block is free"));
+	QT_STR_CONTAINS(qt_last_stderr(), "quanta: malloc_usable_size(ptr 0x");
+}
+
 static void free_interior_body(void *arg)
 {
 	(void)arg;
