@@ -19,6 +19,7 @@
 #include <malloc.h>
 #include <pthread.h>
 #include <stdint.h>
+#include <sys/mman.h>
 
 #define PAGE ((size_t)sysconf(_SC_PAGESIZE))
 
@@ -228,6 +229,32 @@ QTEST(realloc_shrinks_a_large_block_in_place_and_moves_it_to_grow)
 	QT_TRUE(q != NULL && q != p);
 	QT_EQ(count_unlike(q, 600000, 5), 0);
 	free(q);
+}
+
+/* Resident pages of [from, from + len), both page-aligned (mincore). */
+static size_t resident_pages(uintptr_t from, size_t len)
+{
+	unsigned char vec[1024];
+	size_t pages = len / PAGE, n = 0;
+	if (pages > sizeof(vec) || mincore((void *)from, len, vec) != 0)
+		return SIZE_MAX;
+	for (size_t k = 0; k < pages; k++)
+		n += vec[k] & 1;
+	return n;
+}
+
+QTEST(free_and_shrinking_realloc_of_a_large_block_give_its_pages_back)
+{
+	size_t n = 256 * PAGE;
+	unsigned char *p = malloc(n);
+	memset(p, 1, n);
+	uintptr_t first = ((uintptr_t)p + PAGE - 1) & ~(PAGE - 1);
+	QT_EQ(resident_pages(first, 128 * PAGE), 128);
+	QT_PTR_EQ(realloc(p, 100 * PAGE), p);
+	QT_EQ(resident_pages(first, 100 * PAGE), 100);
+	QT_EQ(resident_pages(first + 101 * PAGE, 100 * PAGE), 0);
+	free(p);
+	QT_EQ(resident_pages(first, 200 * PAGE), 0);
 }
 
 QTEST(realloc_null_is_malloc_and_a_failed_realloc_keeps_the_block)
