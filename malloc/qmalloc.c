@@ -112,9 +112,7 @@ static void *qm_pages_map(vmem_t *src, size_t size, int vmflag)
 {
 	(void)src;
 	(void)vmflag;
-	void *p = mmap(NULL, size, PROT_READ | PROT_WRITE,
-	    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	return p == MAP_FAILED ? NULL : p;
+	return plat_pages_map(size);
 }
 
 /* Once per process, under the depth guard; racing first calls agree. */
