@@ -166,6 +166,12 @@ class ViewTest(unittest.TestCase):
         strip = [ET.tostring(e) for e in a.iter(SVG + "rect")]
         self.assertEqual(strip, [ET.tostring(e) for e in b.iter(SVG + "rect")])
 
+    def test_stdin_that_is_not_a_dump_is_refused_as_stdin(self):
+        r = self.run_tool("-", stdin="[]")
+        self.assertEqual((r.returncode, r.stdout, r.stderr), (
+            2, "", "quanta-view: (stdin): not a quanta dump: an empty JSON "
+                   "array\n"))
+
     def test_several_dumps_are_stacked_one_panel_each(self):
         arr = self.file("arr.json", [TWO_SPANS, ONE_SEG])
         root = self.svg_of(arr, self.file("one.json", ONE_SEG))
