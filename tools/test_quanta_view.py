@@ -141,6 +141,23 @@ class ViewTest(unittest.TestCase):
         self.assertEqual(len(self.rects(root, "alloc")), 0)
         self.assertEqual(free[0].get("width"), "960.00")
 
+    def test_a_segment_cut_by_a_row_end_continues_on_the_next_row(self):
+        # 101 segments: 2 rows of 960 px for 30,720 bytes, 16 bytes a pixel.
+        # 100 of 96 bytes (6 px), alternately allocated and free, then one
+        # allocated [9600, 30720), cut at byte 15360 where row 1 ends.
+        segs = [(0x1000 + 96 * k, 96, "alloc" if k % 2 == 0 else "free")
+                for k in range(100)] + [(0x1000 + 9600, 21120, "alloc")]
+        root = self.svg_of(self.file("cut.json", dump(
+            "cut", [(0x1000, 30720, False)], segs)))
+        counts = {c: len(self.rects(root, c)) for c in (
+            "alloc", "free", "agg", "alloc cont", "free cont", "span added")}
+        self.assertEqual(counts, {"alloc": 51, "free": 50, "agg": 0,
+                                  "alloc cont": 1, "free cont": 0,
+                                  "span added": 2})
+        self.assertEqual([(e.get("x"), e.get("width")) for e in
+                          self.rects(root, "alloc cont")], [("140.0",
+                                                             "960.00")])
+
     def test_100000_segments_are_summed_into_rectangles_a_pixel_wide(self):
         root = self.svg_of(self.file("big.json", hundred_thousand()))
         agg = self.rects(root, "agg")
