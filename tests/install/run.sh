@@ -9,7 +9,8 @@
 # print exactly demo.expected; the shared ones must need libquanta.so.1,
 # the library's soname; the static one must need no libquanta at all; and
 # the release library must still end a double free in its diagnostic and
-# abort.  Also pins the installed file list and the man page links.
+# abort.  Also pins the installed file list, the functions the shared
+# library exports (install/quanta.map's) and the man page links.
 # Exit 0 iff all hold; prints what differed otherwise.  About 2 seconds once
 # the release variant is built (ci/check builds it first).
 set -euo pipefail
@@ -45,6 +46,14 @@ diff -u "$tmp/files.want" "$tmp/files" || fail "installed files"
 [ "$(readlink "$prefix/lib/libquanta.so")" = libquanta.so.1.0.0 ] || fail "libquanta.so link"
 readelf -d "$prefix/lib/libquanta.so.1.0.0" | grep -q 'Library soname: \[libquanta.so.1\]' ||
 	fail "soname of libquanta.so.1.0.0: $(readelf -d "$prefix/lib/libquanta.so.1.0.0" | grep -i soname)"
+
+# The shared library exports the calls of install/quanta.map, no more.
+sed -n '/^global:/,/^local:/s/^[[:space:]]*\([a-z_]*\);$/\1/p' install/quanta.map |
+	LC_ALL=C sort >"$tmp/exports.want"
+nm -D --defined-only "$prefix/lib/libquanta.so.1.0.0" | awk '$2 == "T" {sub(/@.*/, "", $3); print $3}' |
+	LC_ALL=C sort >"$tmp/exports"
+[ "$(wc -l <"$tmp/exports.want")" -gt 20 ] || fail "install/quanta.map lists $(wc -l <"$tmp/exports.want") calls"
+diff -u "$tmp/exports.want" "$tmp/exports" || fail "the exported functions of libquanta.so"
 
 # Man pages: a call without its own page is a link to its family's page.
 [ "$(readlink "$prefix/share/man/man3/vmem_xalloc.3")" = vmem_alloc.3 ] || fail "vmem_xalloc.3 link"
