@@ -59,6 +59,13 @@ diff -u "$tmp/exports.want" "$tmp/exports" || fail "the exported functions of li
 [ "$(readlink "$prefix/share/man/man3/vmem_xalloc.3")" = vmem_alloc.3 ] || fail "vmem_xalloc.3 link"
 MANPATH=$prefix/share/man MANWIDTH=80 man -P cat vmem_xalloc 2>/dev/null | head -1 |
 	grep -q '^VMEM_ALLOC(3)' || fail "man vmem_xalloc does not show the vmem_alloc page"
+(cd / && MANWIDTH=80 man -l "$prefix/share/man/man3/umem_zalloc.3" 2>/dev/null) | head -1 |
+	grep -q '^UMEM_ALLOC(3)' || fail "man -l umem_zalloc.3 does not show the umem_alloc page"
+for page in "$prefix"/share/man/man3/*.3; do
+	[ -L "$page" ] && continue
+	says=$(LC_ALL=C groff -man -Tutf8 -ww -z "$page" 2>&1)
+	[ -z "$says" ] || fail "groff warns about $(basename "$page"): $says"
+done
 
 export PKG_CONFIG_PATH=$prefix/lib/pkgconfig
 [ "$(pkg-config --modversion quanta)" = 1.0.0 ] || fail "pkg-config --modversion"
