@@ -15,6 +15,7 @@
  *
  * Figures (bench/README.md explains each one):
  *   baseline    uncontended pthread_mutex lock + unlock; malloc(64) + free
+ *   plat-mutex  the same mutex pair through the platform seam (platform.h)
  *   W1-ring     N live; free the oldest, allocate a new one (instant fit)
  *   W1-instant  N live; free a random live one, allocate a new one
  *   W2-bestfit  W1-instant with VM_BESTFIT on every allocation
@@ -865,6 +866,7 @@ static void report_baseline(const struct bench_plan *plan,
 	}
 	bench_baseline_measure(base, plan->baseline_pairs);
 	bench_baseline_print(base);
+	bench_seam_print(base, plan->baseline_pairs);
 }
 
 int main(int argc, char **argv)

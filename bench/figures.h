@@ -46,6 +46,14 @@ void bench_baseline_measure(struct bench_baseline *base, uint64_t pairs_per_rep)
 void bench_baseline_print(const struct bench_baseline *base);
 
 /*
+ * The "plat-mutex" line: an uncontended plat_mutex_lock + plat_mutex_unlock
+ * pair (the library's platform seam, src/platform.h), with the bare pthread
+ * pair measured in the same run, repetitions interleaved (pthread-ns/pair),
+ * and x-pthread, the seam's figure over pthread's.
+ */
+void bench_seam_print(const struct bench_baseline *base, uint64_t pairs_per_rep);
+
+/*
  * Begin a figure line: "WORKLOAD PARAM ns/pair=… Mpairs/s=… x-malloc=…
  * x-mutex=…" (PARAM may be "", the ratios only when the baselines were
  * measured), without the newline: the caller may append " key=value"
