@@ -26,11 +26,24 @@
 #include <time.h>
 #include <unistd.h>
 
+static clockid_t bench_clock = CLOCK_MONOTONIC;
+
+void bench_clock_use_cpu(void)
+{
+	bench_clock = CLOCK_PROCESS_CPUTIME_ID;
+}
+
+const char *bench_clock_name(void)
+{
+	return bench_clock == CLOCK_MONOTONIC ? "CLOCK_MONOTONIC" :
+	    "CLOCK_PROCESS_CPUTIME_ID";
+}
+
 uint64_t bench_now_ns(void)
 {
 	struct timespec ts;
 
-	if (clock_gettime(CLOCK_MONOTONIC, &ts) != 0) {
+	if (clock_gettime(bench_clock, &ts) != 0) {
 		perror("bench: clock_gettime");
 		exit(1);
 	}

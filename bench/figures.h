@@ -27,8 +27,17 @@
 #define BENCH_REPS 3
 #define BENCH_EXIT_API 2
 
-/* CLOCK_MONOTONIC in ns; exits 1 if the clock fails. */
+/* The figures' clock in ns (CLOCK_MONOTONIC unless bench_clock_use_cpu was
+ * called); exits 1 if the clock fails. */
 uint64_t bench_now_ns(void);
+
+/* From now on, time with the process's CPU clock (CLOCK_PROCESS_CPUTIME_ID):
+ * the time the process lost to other work is not counted.  Single-threaded
+ * programs only (bench_vmem --cpu-clock). */
+void bench_clock_use_cpu(void);
+
+/* "CLOCK_MONOTONIC" or "CLOCK_PROCESS_CPUTIME_ID", for the header line. */
+const char *bench_clock_name(void);
 
 /* The median of BENCH_REPS values (the array is left as it was). */
 double bench_median3(const double v[BENCH_REPS]);
