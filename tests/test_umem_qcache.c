@@ -5,7 +5,8 @@
  * memory at all: the arenas here span unmapped integers, so a cache that
  * touched one would crash.  The tests that go through vmem_alloc need the
  * arena side (vmem.c creating the caches and routing to them); they are
- * compiled once vmem_impl.h defines VMEM_QCACHE_WIRED.
+ * compiled once vmem_impl.h defines VMEM_QCACHE_WIRED.  One of them runs
+ * threads through the caches while a reap runs beside them.
  */
 #include "qtest.h"
 
