@@ -873,7 +873,7 @@ static void report_baseline(const struct bench_plan *plan,
 	}
 	bench_baseline_measure(base, plan->baseline_pairs);
 	bench_baseline_print(base);
-	bench_seam_print(base, plan->baseline_pairs);
+	bench_seam_print(plan->baseline_pairs);
 }
 
 int main(int argc, char **argv)

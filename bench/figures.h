@@ -57,10 +57,12 @@ void bench_baseline_print(const struct bench_baseline *base);
 /*
  * The "plat-mutex" line: an uncontended plat_mutex_lock + plat_mutex_unlock
  * pair (the library's platform seam, src/platform.h), with the bare pthread
- * pair measured in the same run, repetitions interleaved (pthread-ns/pair),
- * and x-pthread, the seam's figure over pthread's.
+ * pair measured in the same run, in alternating chunks (pthread-ns/pair),
+ * and x-pthread, the seam's figure over pthread's.  Both are timed with the
+ * calling thread's CPU clock (clock=thread-cpu), whatever bench_now_ns
+ * reads, so the line carries no x-malloc / x-mutex.
  */
-void bench_seam_print(const struct bench_baseline *base, uint64_t pairs_per_rep);
+void bench_seam_print(uint64_t pairs_per_rep);
 
 /*
  * Begin a figure line: "WORKLOAD PARAM ns/pair=… Mpairs/s=… x-malloc=…
