@@ -27,8 +27,17 @@
 #define BENCH_REPS 3
 #define BENCH_EXIT_API 2
 
-/* CLOCK_MONOTONIC in ns; exits 1 if the clock fails. */
+/* The figures' clock in ns (CLOCK_MONOTONIC unless bench_clock_use_cpu was
+ * called); exits 1 if the clock fails. */
 uint64_t bench_now_ns(void);
+
+/* From now on, time with the process's CPU clock (CLOCK_PROCESS_CPUTIME_ID):
+ * the time the process lost to other work is not counted.  Single-threaded
+ * programs only (bench_vmem --cpu-clock). */
+void bench_clock_use_cpu(void);
+
+/* "CLOCK_MONOTONIC" or "CLOCK_PROCESS_CPUTIME_ID", for the header line. */
+const char *bench_clock_name(void);
 
 /* The median of BENCH_REPS values (the array is left as it was). */
 double bench_median3(const double v[BENCH_REPS]);
@@ -44,6 +53,16 @@ void bench_baseline_measure(struct bench_baseline *base, uint64_t pairs_per_rep)
 
 /* Print the "baseline-mutex" and "baseline-malloc64" figure lines. */
 void bench_baseline_print(const struct bench_baseline *base);
+
+/*
+ * The "plat-mutex" line: an uncontended plat_mutex_lock + plat_mutex_unlock
+ * pair (the library's platform seam, src/platform.h), with the bare pthread
+ * pair measured in the same run, in alternating chunks (pthread-ns/pair),
+ * and x-pthread, the seam's figure over pthread's.  Both are timed with the
+ * calling thread's CPU clock (clock=thread-cpu), whatever bench_now_ns
+ * reads, so the line carries no x-malloc / x-mutex.
+ */
+void bench_seam_print(uint64_t pairs_per_rep);
 
 /*
  * Begin a figure line: "WORKLOAD PARAM ns/pair=… Mpairs/s=… x-malloc=…

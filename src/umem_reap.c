@@ -47,7 +47,6 @@ void umem_cache_reap(umem_cache_t *cp)
 		cp->cc_reclaim(cp->cc_private);
 	umem_depot_reap(cp);
 	umem_slab_release_free(cp, 0);
-	VMEM_ASSERT(cp->cc_nslabs_free == 0 || cp->cc_freeslabs != NULL);
 }
 
 static void reap_all(void)

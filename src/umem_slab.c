@@ -369,6 +369,9 @@ void umem_slab_release_free(umem_cache_t *cp, size_t keep)
 		chain = sp;
 	}
 	VMEM_ASSERT(cp->cc_nslabs_free <= keep || bound == 0);
+	/* Under the lock: other threads move slabs on and off the free list
+	 * as soon as it drops, and the two fields agree only while it is held. */
+	VMEM_ASSERT(cp->cc_nslabs_free == 0 || cp->cc_freeslabs != NULL);
 	qlock_exit(&cp->cc_slab_lock, QLOCK_SLAB);
 	slab_destroy_chain(cp, chain);
 }

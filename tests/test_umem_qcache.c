@@ -5,10 +5,12 @@
  * memory at all: the arenas here span unmapped integers, so a cache that
  * touched one would crash.  The tests that go through vmem_alloc need the
  * arena side (vmem.c creating the caches and routing to them); they are
- * compiled once vmem_impl.h defines VMEM_QCACHE_WIRED.
+ * compiled once vmem_impl.h defines VMEM_QCACHE_WIRED.  One of them runs
+ * threads through the caches while a reap runs beside them.
  */
 #include "qtest.h"
 
+#include <pthread.h>
 #include <stdatomic.h>
 
 #include "umem.h"
@@ -224,6 +226,91 @@ QTEST(vmc_no_qcache_turns_the_quantum_caches_off)
 	QT_EQ(segs.n, 1);
 	QT_EQ(segs.size[0], 2 * Q);
 	vmem_free(vmp, a, 2 * Q);
+	vmem_destroy(vmp);
+}
+
+/*
+ * Threads allocating and freeing 1..8 quanta through vmem_alloc (so through
+ * the quantum caches' lock-free release fast path) while the main thread
+ * reaps until they are done: each thread claims every quantum of a range it
+ * gets with a CAS in a table of owners, so a range handed to two threads at
+ * once is seen.  ci/check runs it under ThreadSanitizer over release's code.
+ */
+#define QTH_THREADS 4
+#define QTH_OPS 20000
+#define QTH_LIVE 32
+
+typedef struct qth_arg {
+	vmem_t *vmp;
+	_Atomic unsigned char *owner; /* one per quantum of ID_SPAN */
+	unsigned char self;           /* 1..QTH_THREADS */
+	int errors;
+	_Atomic int *done;
+} qth_arg_t;
+
+static void qth_claim(qth_arg_t *a, uintptr_t p, size_t q, unsigned char from,
+    unsigned char to)
+{
+	size_t first = (p - ID_BASE) / Q;
+	for (size_t i = 0; i < q; i++) {
+		unsigned char expect = from;
+		if (!atomic_compare_exchange_strong(&a->owner[first + i], &expect,
+		    to))
+			a->errors++;
+	}
+}
+
+static void *qth_main(void *arg)
+{
+	qth_arg_t *a = arg;
+	uintptr_t held[QTH_LIVE] = {0};
+	size_t q[QTH_LIVE] = {0};
+	uint64_t x = 0x9e3779b97f4a7c15ull * a->self;
+	for (int op = 0; op < QTH_OPS; op++) {
+		x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+		int k = (int)(x % QTH_LIVE);
+		if (held[k] == 0) {
+			q[k] = 1 + (size_t)(x >> 32) % 8;
+			held[k] = (uintptr_t)vmem_alloc(a->vmp, q[k] * Q,
+			    VM_NOSLEEP);
+			if (held[k] == 0) {
+				a->errors++;
+				continue;
+			}
+			qth_claim(a, held[k], q[k], 0, a->self);
+		} else {
+			qth_claim(a, held[k], q[k], a->self, 0);
+			vmem_free(a->vmp, (void *)held[k], q[k] * Q);
+			held[k] = 0;
+		}
+	}
+	for (int k = 0; k < QTH_LIVE; k++) {
+		if (held[k] != 0) {
+			qth_claim(a, held[k], q[k], a->self, 0);
+			vmem_free(a->vmp, (void *)held[k], q[k] * Q);
+		}
+	}
+	atomic_fetch_add(a->done, 1);
+	return NULL;
+}
+
+QTEST(threads_sharing_the_quantum_caches_with_a_reap_never_share_a_range)
+{
+	static _Atomic unsigned char owner[ID_SPAN / Q];
+	vmem_t *vmp = id_arena("qc_threads", 8 * Q, 0);
+	pthread_t t[QTH_THREADS];
+	qth_arg_t args[QTH_THREADS];
+	_Atomic int done = 0;
+	for (int i = 0; i < QTH_THREADS; i++) {
+		args[i] = (qth_arg_t){vmp, owner, (unsigned char)(i + 1), 0, &done};
+		QT_EQ(pthread_create(&t[i], NULL, qth_main, &args[i]), 0);
+	}
+	while (atomic_load(&done) < QTH_THREADS)
+		umem_reap();
+	for (int i = 0; i < QTH_THREADS; i++) {
+		QT_EQ(pthread_join(t[i], NULL), 0);
+		QT_EQ(args[i].errors, 0);
+	}
 	vmem_destroy(vmp);
 }
 

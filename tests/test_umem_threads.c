@@ -1,6 +1,7 @@
 /*
  * quanta — tests/test_umem_threads.c: per-thread slots and the depot.
- * Several threads sharing a cache never get one object at once; two live
+ * Several threads sharing a cache never get one object at once, even with
+ * a reap running beside them; two live
  * threads never share a slot; an exiting thread's magazines go back to the
  * depot; the magazine size grows when the depot lock is contended.
  * White-box (umem_impl.h) where the public API cannot show the fact.
@@ -21,6 +22,7 @@
 typedef struct mt_arg {
 	umem_cache_t *cp;
 	int self;           /* 1..MT_THREADS */
+	int ops;            /* allocations and frees, all told */
 	_Atomic int failed;
 } mt_arg_t;
 
@@ -32,7 +34,7 @@ static void *mt_main(void *p)
 	mt_arg_t *a = p;
 	_Atomic int *live[MT_LIVE] = {0};
 	uint64_t x = 0x9e3779b97f4a7c15ull * (uint64_t)a->self;
-	for (int op = 0; op < MT_OPS; op++) {
+	for (int op = 0; op < a->ops; op++) {
 		x ^= x << 13, x ^= x >> 7, x ^= x << 17;
 		int k = (int)(x % MT_LIVE);
 		if (live[k] == NULL) {
@@ -81,6 +83,7 @@ QTEST(threads_sharing_a_cache_never_hand_one_object_to_two_owners)
 	for (int i = 0; i < MT_THREADS; i++) {
 		args[i].cp = cp;
 		args[i].self = i + 1;
+		args[i].ops = MT_OPS;
 		atomic_store(&args[i].failed, 0);
 		QT_EQ(pthread_create(&t[i], NULL, mt_main, &args[i]), 0);
 	}
@@ -91,6 +94,52 @@ QTEST(threads_sharing_a_cache_never_hand_one_object_to_two_owners)
 	umem_cache_stats_t st;
 	umem_cache_stats(cp, &st);
 	/* Every thread exited: all buffers are in slabs or depot magazines. */
+	QT_EQ(st.us_bufs_total, st.us_bufs_slab_free + st.us_bufs_depot);
+	umem_cache_destroy(cp);
+}
+
+/* The same threads while the main thread reaps every cache and reads the
+ * cache's statistics until they are done: the reap empties the depot and
+ * gives slabs back under the fast paths' feet (the release fast path takes
+ * no lock; ci/check runs this under ThreadSanitizer over release's code). */
+typedef struct mt_done_arg {
+	mt_arg_t mt;
+	_Atomic int *done;
+} mt_done_arg_t;
+
+static void *mt_done_main(void *p)
+{
+	mt_done_arg_t *a = p;
+	(void)mt_main(&a->mt);
+	atomic_fetch_add(a->done, 1);
+	return NULL;
+}
+
+QTEST(a_reap_beside_threads_sharing_a_cache_hands_no_object_to_two_owners)
+{
+	umem_cache_t *cp = umem_cache_create("mt-reap", 48, 0, zero_ctor, NULL,
+	    NULL, NULL, NULL, 0);
+	pthread_t t[MT_THREADS];
+	mt_done_arg_t args[MT_THREADS];
+	_Atomic int done = 0;
+	for (int i = 0; i < MT_THREADS; i++) {
+		args[i].mt.cp = cp;
+		args[i].mt.self = i + 1;
+		args[i].mt.ops = MT_OPS / 4; /* the overlap counts, not the volume */
+		atomic_store(&args[i].mt.failed, 0);
+		args[i].done = &done;
+		QT_EQ(pthread_create(&t[i], NULL, mt_done_main, &args[i]), 0);
+	}
+	umem_cache_stats_t st;
+	while (atomic_load(&done) < MT_THREADS) {
+		umem_reap();
+		umem_cache_stats(cp, &st);
+	}
+	for (int i = 0; i < MT_THREADS; i++) {
+		QT_EQ(pthread_join(t[i], NULL), 0);
+		QT_EQ(atomic_load(&args[i].mt.failed), 0);
+	}
+	umem_cache_stats(cp, &st);
 	QT_EQ(st.us_bufs_total, st.us_bufs_slab_free + st.us_bufs_depot);
 	umem_cache_destroy(cp);
 }
