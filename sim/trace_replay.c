@@ -119,7 +119,6 @@ static void block_alloc(tr_obj_t *o, uint32_t id, size_t size, size_t align)
 	if (align > TR_HDR_BYTES)
 		o->user &= ~(uintptr_t)(align - 1);
 	o->size = size;
-	o->state = OBJ_LIVE;
 	if (o->user < o->base + TR_HDR_BYTES || o->user + size > o->base +
 	    o->bytes)
 		sim_fail("trace: o%u: [+0x%lx, +%zu) outside its piece", id,
@@ -179,6 +178,9 @@ static void do_record(size_t k)
 	else
 		block_alloc(&R.obj[r->id], r->id, (size_t)r->size,
 		    (size_t)r->align);
+	/* Live for the other threads only once its operation is done. */
+	if (r->id != 0)
+		R.obj[r->id].state = OBJ_LIVE;
 	sim_op_end();
 	sim_check_soon();
 }
