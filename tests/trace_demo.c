@@ -7,7 +7,7 @@
  *
  * Each thread draws its operations from its own xorshift stream (seed and
  * thread number): malloc of mostly small and now and then large sizes,
- * calloc, realloc chains (a block grown again and again), the three
+ * calloc, realloc chains (a block grown again and again, up to 512 KiB), the three
  * aligned calls, frees, and blocks handed through a shared mailbox to be
  * freed by another thread.  Each thread keeps its last block live at the
  * end (a leak the replay must account for).  --fork: after the threads,
@@ -108,16 +108,18 @@ static block_t allocate(uint64_t *s)
 	return (block_t){p, size};
 }
 
-/* Grow b to 1.25x-2x its size: new block, record, old block's free. */
+/* Grow b to 1x-2x its size (a block past 256 KiB shrinks to a quarter
+ * instead): new block, record, old block's free. */
 static void grow(block_t *b, uint64_t *s)
 {
-	size_t size = b->size + 1 + (size_t)(next(s) % (b->size + 1));
+	size_t size = b->size > ((size_t)256 << 10) ? b->size / 4 :
+	    b->size + 1 + (size_t)(next(s) % (b->size + 1));
 	void *q = malloc(size);
 	if (q == NULL) {
 		perror("trace_demo: realloc");
 		exit(1);
 	}
-	memcpy(q, b->p, b->size);
+	memcpy(q, b->p, size < b->size ? size : b->size);
 	qtrace_record(QTRACE_REALLOC, b->p, size, 0, q);
 	free(b->p);
 	*b = (block_t){q, size};
