@@ -23,12 +23,17 @@
  * empty map and buffer, ids and thread numbers from the start, and a file
  * of its own, path.<pid>.  Its frees of blocks inherited from the parent
  * are recorded as foreign (QTRACE_F_FOREIGN), which a replay skips.
+ *
+ * Exec: a program the traced one runs inherits QUANTA_MALLOC_TRACE.  The
+ * first process holds an flock on path for its life, so a later one finds
+ * path locked and writes path.<pid> instead of truncating it.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -99,14 +104,10 @@ static void buf_put(const unsigned char *rec, size_t len)
 	qt_used += len;
 }
 
-/* Open path (O_TRUNC) and buffer the header; false if it cannot. */
-static bool file_start(const char *path, uint64_t parent)
+/* The header, written at once: a process that ends without its flush
+ * (an exec, an _exit) still leaves a readable, incomplete trace. */
+static bool header_write(uint64_t parent)
 {
-	int saved = errno;
-	qt_fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	errno = saved;
-	if (qt_fd < 0)
-		return false;
 	unsigned char hdr[4 + 3 * 10];
 	memcpy(hdr, QTRACE_MAGIC, 4);
 	size_t n = 4;
@@ -115,7 +116,49 @@ static bool file_start(const char *path, uint64_t parent)
 	n += put_varint(hdr + n, parent);
 	qt_used = 0;
 	buf_put(hdr, n);
-	return true;
+	buf_drain();
+	return qt_fd >= 0;
+}
+
+/* path.<pid> into out (no snprintf: it may allocate). */
+static void pid_path(char *out, uint64_t pid)
+{
+	size_t n = strlen(qt_path);
+	memcpy(out, qt_path, n);
+	out[n++] = '.';
+	char digits[24];
+	size_t k = 0;
+	do {
+		digits[k++] = (char)('0' + pid % 10);
+		pid /= 10;
+	} while (pid != 0);
+	while (k > 0)
+		out[n++] = digits[--k];
+	out[n] = '\0';
+}
+
+/* The process's file: path itself, unless another live process holds
+ * path's lock (the traced program exec'd a program that inherited the
+ * variable): then path.<pid>.  parent != 0: a fork's child, path.<pid>. */
+static bool file_start(uint64_t parent)
+{
+	int saved = errno, fd = -1;
+	char own[QT_PATH_BYTES];
+	if (parent == 0) {
+		fd = open(qt_path, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+		if (fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) == 0 &&
+		    ftruncate(fd, 0) == 0) {
+			qt_fd = fd;
+			errno = saved;
+			return header_write(parent);
+		}
+		if (fd >= 0)
+			close(fd);
+	}
+	pid_path(own, qt_pid);
+	qt_fd = open(own, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	errno = saved;
+	return qt_fd >= 0 && header_write(parent);
 }
 
 /* ---- the pointer -> id map ------------------------------------------ */
@@ -286,28 +329,11 @@ void qtrace_init_from_env(void)
 		if (len > 0 && len + 24 < QT_PATH_BYTES) {
 			memcpy(qt_path, path, len + 1);
 			qt_pid = (uint64_t)getpid();
-			if (file_start(qt_path, 0))
+			if (file_start(0))
 				atomic_store(&qtrace_on, true);
 		}
 	}
 	pthread_mutex_unlock(&qt_lock);
-}
-
-/* path.<pid> into out (no snprintf: it may allocate). */
-static void child_path(char *out, uint64_t pid)
-{
-	size_t n = strlen(qt_path);
-	memcpy(out, qt_path, n);
-	out[n++] = '.';
-	char digits[24];
-	size_t k = 0;
-	do {
-		digits[k++] = (char)('0' + pid % 10);
-		pid /= 10;
-	} while (pid != 0);
-	while (k > 0)
-		out[n++] = digits[--k];
-	out[n] = '\0';
 }
 
 void qtrace_fork_child(void)
@@ -332,9 +358,7 @@ void qtrace_fork_child(void)
 		return;
 	uint64_t parent = qt_pid;
 	qt_pid = (uint64_t)getpid();
-	char path[QT_PATH_BYTES];
-	child_path(path, qt_pid);
-	if (file_start(path, parent))
+	if (file_start(parent))
 		atomic_store(&qtrace_on, true);
 }
 

@@ -7,7 +7,9 @@
  */
 #include "qtest.h"
 
+#include <fcntl.h>
 #include <pthread.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 
 #include "trace.h"
@@ -212,6 +214,52 @@ QTEST(trace_fork_child_writes_its_own_file)
 	QT_TRUE(c.complete);
 	qtrace_release(&t);
 	qtrace_release(&c);
+}
+
+/* Another process (here: another open file description) holds path's
+ * lock, as the traced parent does for a program it exec'd: the recorder
+ * writes path.<pid> and leaves path alone. */
+QTEST(trace_locked_path_goes_to_path_pid)
+{
+	snprintf(path, sizeof(path), "/tmp/qtrace-test-%d", (int)getpid());
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	QT_TRUE(fd >= 0);
+	QT_EQ(write(fd, "x", 1), 1);
+	QT_EQ(flock(fd, LOCK_EX | LOCK_NB), 0);
+	trace_start();
+	qtrace_record(QTRACE_MALLOC, NULL, 10, 0, P(1));
+	qtrace_flush();
+	char own[160];
+	snprintf(own, sizeof(own), "%s.%d", path, (int)getpid());
+	struct stat st;
+	QT_EQ(stat(path, &st), 0);
+	QT_EQ(st.st_size, 1);
+	qtrace_t t;
+	char err[200];
+	QT_EQ(qtrace_read(own, &t, err, sizeof(err)), 0);
+	QT_EQ(t.nrec, 1);
+	QT_EQ(t.parent, 0);
+	QT_TRUE(t.complete);
+	qtrace_release(&t);
+	close(fd);
+	unlink(path);
+	unlink(own);
+}
+
+/* A process that ends without the flush leaves the header: a readable
+ * trace, incomplete, with no records. */
+QTEST(trace_header_written_at_once)
+{
+	trace_start();
+	qtrace_record(QTRACE_MALLOC, NULL, 10, 0, P(1));
+	qtrace_t t;
+	char err[200];
+	QT_EQ(qtrace_read(path, &t, err, sizeof(err)), 0);
+	unlink(path);
+	QT_EQ(t.nrec, 0);
+	QT_TRUE(!t.complete);
+	QT_EQ(t.pid, (uint64_t)getpid());
+	qtrace_release(&t);
 }
 
 QTEST(trace_off_without_the_variable)
