@@ -2,8 +2,8 @@
  * trace_read.c — the reader of the allocation trace (TRACE.md): a file
  * into an array of records with object ids made absolute, checked for
  * consistency, for the simulator's replay (quanta-sim trace) and the
- * benchmark's driver (bench/trace_malloc.c).  Not part of the front end:
- * it uses malloc freely.
+ * benchmark's driver (bench/bench_trace_malloc.c).  Not part of the
+ * front end: it uses malloc freely.
  *
  * Theory
  * ------
