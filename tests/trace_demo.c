@@ -7,12 +7,12 @@
  *
  * Each thread draws its operations from its own xorshift stream (seed and
  * thread number): malloc of mostly small and now and then large sizes,
- * calloc, realloc chains (a block grown again and again, up to 512 KiB), the three
- * aligned calls, frees, and blocks handed through a shared mailbox to be
- * freed by another thread.  Each thread keeps its last block live at the
- * end of the trace (freed only after the flush: a leak the replay must
- * account for).  --fork: after the threads,
- * the process forks; the child records into OUT.<pid>.  The sizes are the
+ * calloc, realloc chains (a block grown again and again, up to 512 KiB),
+ * the three aligned calls, frees, and blocks handed through a shared
+ * mailbox to be freed by another thread.  Each thread keeps its last
+ * block live at the end of the trace (freed only after the flush: a leak
+ * the replay must account for).  --fork: after the threads, the process
+ * forks; the child records into OUT.<pid>.  The sizes are the
  * seed's; the interleaving (hence the record order) is the machine's.
  *
  * realloc is done as the front end's moving realloc is recorded: the new
