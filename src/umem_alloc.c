@@ -82,6 +82,12 @@ static umem_cache_t *class_cache(size_t size)
 	return cp;
 }
 
+size_t umem_alloc_class_bytes(size_t size)
+{
+	umem_bootstrap();
+	return class_cache(size)->cc_bufsize;
+}
+
 void umem_nofail_callback(umem_nofail_callback_t *cb)
 {
 	atomic_store(&umem_nofail_cb, cb);

@@ -297,6 +297,9 @@ void *umem_cache_alloc_impl(umem_cache_t *cp, int vmflag);
 
 /* ---- umem_alloc.c ------------------------------------------------------------ */
 void umem_classes_init(void);
+/* The buffer size of the class that serves umem_alloc(size), for 0 < size
+ * <= UMEM_CLASS_MAX_BYTES (the malloc front end allocates whole classes). */
+size_t umem_alloc_class_bytes(size_t size);
 /* A UMEM_NOFAIL allocation failed: reap, then ask the nofail callback;
  * returns to retry.  cache_name NULL: umem_alloc of size. */
 void umem_nofail_wait(const char *call, const char *cache_name, size_t size,

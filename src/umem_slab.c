@@ -616,6 +616,9 @@ void umem_slab_give_back(umem_cache_t *cp, umem_slab_t *chain)
 }
 
 /* ---- debug: every buffer's state, checked at each hand-over ----------------- */
+/* Debug builds only (UMEM_DEBUG): release builds call none of these, and
+ * compile them out. */
+#if UMEM_DEBUG
 
 /* Find buf's slab and index under the lock, or die naming the call. */
 static umem_slab_t *debug_find(umem_cache_t *cp, void *buf, umem_call_t call,
@@ -716,3 +719,4 @@ void umem_debug_set_reqsize(umem_cache_t *cp, void *buf, size_t size)
 	umem_slab_reqsize(cp, sp)[i] = (uint32_t)size;
 	qlock_exit(&cp->cc_slab_lock, QLOCK_SLAB);
 }
+#endif /* UMEM_DEBUG */

@@ -222,7 +222,9 @@ extern _Atomic unsigned vmem_offlist_arenas;
 /* vmem_panic.c */
 _Noreturn void vmem_panic(const char *fmt, ...)
     __attribute__((format(printf, 1, 2)));
+#ifndef NDEBUG
 _Noreturn void vmem_assert_fail(const char *expr, const char *file, int line);
+#endif
 
 /* vmem_tags.c: where tags come from. */
 void vmem_bootstrap(void);

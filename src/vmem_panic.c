@@ -38,7 +38,10 @@ _Noreturn void vmem_panic(const char *fmt, ...)
 	abort();
 }
 
+#ifndef NDEBUG
+/* VMEM_ASSERT's end; NDEBUG (release) compiles the assertions and this out. */
 _Noreturn void vmem_assert_fail(const char *expr, const char *file, int line)
 {
 	vmem_panic("assertion failed: %s, file %s, line %d", expr, file, line);
 }
+#endif

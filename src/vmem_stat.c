@@ -6,7 +6,9 @@
  * Both take the arena lock for a consistent snapshot and only read.  The JSON
  * form is versioned by its "schema" key (VMEM_DUMP_SCHEMA); a reader that
  * sees another version must not guess.  Keys are only ever added within a
- * version, never renamed or removed.
+ * version, never renamed or removed ("segments", every allocated and free
+ * segment, was added to version 1 for tools/quanta-view; docs/howto-dump.md
+ * describes every key).
  */
 #include <inttypes.h>
 #include <string.h>
@@ -105,6 +107,61 @@ static void json_string(FILE *fp, const char *s)
 
 #define U64(x) ((uint64_t)(x))
 
+/* Every span in address order: start, size, imported or added. */
+static void dump_json_spans(const vmem_t *vmp, FILE *fp)
+{
+	const vmem_seg_t *seg0 = &vmp->ar_sentinel;
+	const char *sep = "";
+	(void)fputs(" \"spans\": [", fp);
+	for (const vmem_seg_t *s = seg0->sg_link.next; s != seg0;
+	     s = s->sg_link.next, sep = ", ")
+		(void)fprintf(fp, "%s{\"start\": %" PRIu64 ", \"size\": %" PRIu64
+		    ", \"imported\": %s}", sep, U64(s->sg_start),
+		    U64(seg_size(s)),
+		    seg_type(s) == SEG_ISPAN ? "true" : "false");
+	(void)fputs("],\n", fp);
+}
+
+/*
+ * Every allocated and free segment in address order, one a line, read from
+ * the arena list (span markers and the rotor/walker markers are not
+ * resources and are left out; the spans are listed above).
+ */
+static void dump_json_segments(const vmem_t *vmp, FILE *fp)
+{
+	const vmem_seg_t *seg0 = &vmp->ar_sentinel;
+	const char *sep = "\n  ";
+	(void)fputs(" \"segments\": [", fp);
+	for (const vmem_seg_t *s = seg0->sg_next; s != seg0; s = s->sg_next) {
+		int t = seg_type(s);
+		if (t != SEG_ALLOC && t != SEG_FREE)
+			continue;
+		(void)fprintf(fp, "%s{\"start\": %" PRIu64 ", \"size\": %" PRIu64
+		    ", \"state\": \"%s\"}", sep, U64(s->sg_start),
+		    U64(seg_size(s)), t == SEG_ALLOC ? "alloc" : "free");
+		sep = ",\n  ";
+	}
+	(void)fputs("],\n", fp);
+}
+
+/* The non-empty free lists: index, smallest member size, members, bytes. */
+static void dump_json_freelists(const vmem_t *vmp, FILE *fp)
+{
+	const char *sep = "";
+	free_census_t fc;
+	free_census(vmp, &fc);
+	(void)fputs(" \"freelists\": [", fp);
+	for (unsigned i = 0; i < VMEM_FREELISTS; i++) {
+		if (fc.n[i] == 0)
+			continue;
+		(void)fprintf(fp, "%s{\"index\": %u, \"min_size\": %" PRIu64
+		    ", \"count\": %" PRIu64 ", \"bytes\": %" PRIu64 "}", sep, i,
+		    U64(1) << i, U64(fc.n[i]), U64(fc.bytes[i]));
+		sep = ", ";
+	}
+	(void)fputs("]}\n", fp);
+}
+
 static void dump_json(const vmem_t *vmp, const vmem_stats_t *st, FILE *fp)
 {
 	(void)fprintf(fp, "{\"schema\": \"%s\", \"name\": ", VMEM_DUMP_SCHEMA);
@@ -132,28 +189,9 @@ static void dump_json(const vmem_t *vmp, const vmem_stats_t *st, FILE *fp)
 	    U64(st->vs_free_bytes), U64(st->vs_largest_free),
 	    st->vs_fragmentation, U64(st->vs_segs_alloc), U64(st->vs_segs_free),
 	    U64(st->vs_hash_buckets), U64(st->vs_spare_tags));
-	(void)fputs(" \"spans\": [", fp);
-	const vmem_seg_t *seg0 = &vmp->ar_sentinel;
-	const char *sep = "";
-	for (const vmem_seg_t *s = seg0->sg_link.next; s != seg0;
-	     s = s->sg_link.next, sep = ", ")
-		(void)fprintf(fp, "%s{\"start\": %" PRIu64 ", \"size\": %" PRIu64
-		    ", \"imported\": %s}", sep, U64(s->sg_start),
-		    U64(seg_size(s)),
-		    seg_type(s) == SEG_ISPAN ? "true" : "false");
-	(void)fputs("],\n \"freelists\": [", fp);
-	sep = "";
-	free_census_t fc;
-	free_census(vmp, &fc);
-	for (unsigned i = 0; i < VMEM_FREELISTS; i++) {
-		if (fc.n[i] == 0)
-			continue;
-		(void)fprintf(fp, "%s{\"index\": %u, \"min_size\": %" PRIu64
-		    ", \"count\": %" PRIu64 ", \"bytes\": %" PRIu64 "}", sep, i,
-		    U64(1) << i, U64(fc.n[i]), U64(fc.bytes[i]));
-		sep = ", ";
-	}
-	(void)fputs("]}\n", fp);
+	dump_json_spans(vmp, fp);
+	dump_json_segments(vmp, fp);
+	dump_json_freelists(vmp, fp);
 }
 
 static void dump_text(const vmem_t *vmp, const vmem_stats_t *st, FILE *fp)

@@ -8,7 +8,8 @@
  * written here (objects, arrays, strings with escapes, numbers, true, false,
  * null), which also records every key with the kind of its value, so the
  * tests can ask for "schema" = VMEM_DUMP_SCHEMA and the keys "name",
- * "quantum", "counters", "spans" and "freelists".
+ * "quantum", "counters", "spans", "segments" and "freelists".  The spans,
+ * segments and free lists are also compared as exact text.
  */
 #include "qtest.h"
 
@@ -605,7 +606,7 @@ QTEST(dump_text_names_the_arena)
 QTEST(dump_json_is_valid_json_with_schema_and_required_keys)
 {
 	static const char *const keys[] = { "name", "quantum", "counters",
-		"spans", "freelists" };
+		"spans", "segments", "freelists" };
 	vmem_t *vmp = make_arena("st_dump_json", BASE, SIZE, Q16);
 	struct json *j = malloc(sizeof(*j));
 	const struct json_key *name;
@@ -783,6 +784,57 @@ QTEST(dump_json_counts_the_members_and_bytes_of_each_free_list_exactly)
 	free(text);
 	vmem_free(vmp, ADDR(0x100100), 0x40);
 	vmem_free(vmp, ADDR(0x100240), 0x40);
+	vmem_destroy(vmp);
+}
+
+/* Every allocated and free segment in address order, one a line, the
+ * next-fit rotor (always on the arena list) and the span marker left out. */
+QTEST(dump_json_lists_every_segment_in_address_order_exactly)
+{
+	vmem_t *vmp = make_arena("st_dump_segs", BASE, SIZE, Q16);
+	size_t len;
+	char *text;
+	two_holes_and_a_tail(vmp);
+	text = dump_to_string(vmp, VMEM_DUMP_JSON, &len);
+	QT_STR_CONTAINS(text, "\n \"spans\": [{\"start\": 1048576, "
+	    "\"size\": 1048576, \"imported\": false}],\n"
+	    " \"segments\": [\n"
+	    "  {\"start\": 1048576, \"size\": 256, \"state\": \"free\"},\n"
+	    "  {\"start\": 1048832, \"size\": 64, \"state\": \"alloc\"},\n"
+	    "  {\"start\": 1048896, \"size\": 256, \"state\": \"free\"},\n"
+	    "  {\"start\": 1049152, \"size\": 64, \"state\": \"alloc\"},\n"
+	    "  {\"start\": 1049216, \"size\": 1047936, \"state\": \"free\"}],\n"
+	    " \"freelists\": [");
+	free(text);
+	vmem_free(vmp, ADDR(0x100100), 0x40);
+	vmem_free(vmp, ADDR(0x100240), 0x40);
+	vmem_destroy(vmp);
+}
+
+/* Segments of several spans: as many as vmem_stats counts, none of an
+ * empty arena. */
+QTEST(dump_json_segments_are_the_allocated_and_free_segments_of_every_span)
+{
+	vmem_t *vmp = make_arena("st_dump_segs_spans", BASE, SIZE, Q16);
+	struct json *j = malloc(sizeof(*j));
+	vmem_t *empty = make_arena("st_dump_segs_empty", 0, 0, Q16);
+	size_t len;
+	char *text;
+	QT_TRUE(j != NULL);
+	populate_for_dump(vmp); /* 2 alloc, 2 free; 1 free in the added span */
+	text = dump_to_string(vmp, VMEM_DUMP_JSON, &len);
+	QT_JSON_VALID(j, text, len);
+	QT_EQ(json_need_at(j, "segments", 1)->kind, JSON_ARRAY);
+	QT_EQ(json_need_at(j, "segments", 1)->count, 5);
+	QT_EQ(stats_of(vmp).vs_segs_alloc + stats_of(vmp).vs_segs_free, 5);
+	QT_STR_CONTAINS(text, "  {\"start\": 3145728, \"size\": 65536, "
+	    "\"state\": \"free\"}],\n");
+	free(text);
+	text = dump_to_string(empty, VMEM_DUMP_JSON, &len);
+	QT_STR_CONTAINS(text, "],\n \"segments\": [],\n \"freelists\": []}\n");
+	free(text);
+	free(j);
+	vmem_destroy(empty);
 	vmem_destroy(vmp);
 }
 

@@ -3,6 +3,12 @@
  * exercises every policy and constraint, and prints each arena's statistics
  * and JSON dump.  The main command (ci/campaign) runs it until the fuzzing
  * and simulation campaigns exist.
+ *
+ * When every other allocation of the 64-byte arena has been freed, the arena
+ * is at its most fragmented: the demo then writes the JSON dumps of the
+ * stack (small, pages, pids) as one JSON array to a file, for
+ * tools/quanta-view to draw:  arena_demo [DUMP.json], or the path in
+ * $QUANTA_DEMO_DUMP, or build/arena_demo.json.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,8 +37,30 @@ static void print_stats(vmem_t *vmp)
 	    st.vs_fragmentation);
 }
 
-int main(void)
+/* The arenas' JSON dumps as one JSON array in the file at path. */
+static void write_dumps(const char *path, vmem_t *const *arenas, int n)
 {
+	FILE *fp = fopen(path, "w");
+	if (fp == NULL) {
+		perror(path);
+		exit(2);
+	}
+	(void)fputs("[\n", fp);
+	for (int i = 0; i < n; i++) {
+		if (i > 0)
+			(void)fputs(",\n", fp);
+		vmem_dump(arenas[i], fp, VMEM_DUMP_JSON);
+	}
+	(void)fputs("]\n", fp);
+	must(ferror(fp) == 0 && fclose(fp) == 0, "writing the dump");
+	printf("dumps of small, pages, pids written to %s\n", path);
+}
+
+int main(int argc, char **argv)
+{
+	const char *dump_path = argc > 1 ? argv[1] : getenv("QUANTA_DEMO_DUMP");
+	if (dump_path == NULL)
+		dump_path = "build/arena_demo.json";
 	/* Level 1: 4 KiB pages from the heap; level 2: 64-byte quanta of
 	 * memory; level 3: an ID space that is not memory at all. */
 	vmem_t *pages = vmem_create("pages", NULL, 0, 4096, vmem_alloc,
@@ -72,6 +100,7 @@ int main(void)
 	print_stats(small);
 	print_stats(pages);
 	vmem_dump(small, stdout, VMEM_DUMP_TEXT);
+	write_dumps(dump_path, (vmem_t *const[]){ small, pages, ids }, 3);
 	for (int i = 1; i < NLIVE; i += 2)
 		vmem_free(small, live[i], sizes[i]);
 	vmem_xfree(small, x, 1000);
