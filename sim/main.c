@@ -10,6 +10,9 @@
  *   quanta-sim shrink FILE|RECORD [--out DIR]
  *   quanta-sim explore SCENARIO [--preemptions P] [--max-runs N]
  *   quanta-sim corpus DIR                 replay every seed kept in DIR
+ *   quanta-sim trace FILE [--seed S|--seeds A..B] [--bug B] [--trace]
+ *                                         an allocation trace replayed
+ *                                         (trace_replay.c), one run a seed
  *
  * Theory
  * ------
@@ -35,6 +38,7 @@
 
 #include "bugs.h"
 #include "sim.h"
+#include "trace.h"
 
 #define SIM_JOBS_MAX 64
 /* ---- list, run ------------------------------------------------------------------- */
@@ -108,6 +112,75 @@ static int cmd_run(int argc, char **argv)
 	sim_run_one(&gcfg, r, trace);
 	print_result(&gcfg, r);
 	return r->failed ? 1 : 0;
+}
+
+/* ---- trace: an allocation trace replayed (trace_replay.c) ------------------------ */
+
+static void trace_config(sim_config_t *cfg, const qtrace_t *t, uint64_t seed)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	snprintf(cfg->scenario, sizeof(cfg->scenario), "trace");
+	cfg->strategy = SIM_RANDOM;
+	cfg->depth = 3;
+	cfg->threads = t->nthreads;
+	cfg->ops = (unsigned)t->nrec;
+	cfg->seed = seed;
+	cfg->check_every = 0; /* the scenario asks after every operation */
+	cfg->preempt = true;
+	cfg->step_budget = 2000000u + 4000u * (uint64_t)t->nrec;
+}
+
+static int parse_seeds(const char *arg, uint64_t *lo, uint64_t *hi)
+{
+	char *end;
+	*lo = *hi = strtoull(arg, &end, 10);
+	if (strncmp(end, "..", 2) == 0)
+		*hi = strtoull(end + 2, &end, 10);
+	return *end == '\0' && *lo <= *hi ? 0 : -1;
+}
+
+static int cmd_trace(int argc, char **argv)
+{
+	uint64_t lo = 1, hi = 1;
+	const char *show = NULL;
+	int bug = 0;
+	for (int i = 1; i < argc; i++) {
+		if ((strcmp(argv[i], "--seed") == 0 ||
+		    strcmp(argv[i], "--seeds") == 0) && i + 1 < argc) {
+			if (parse_seeds(argv[++i], &lo, &hi) != 0)
+				return 2;
+		} else if (strcmp(argv[i], "--trace") == 0) {
+			show = "-";
+		} else if (strcmp(argv[i], "--bug") == 0 && i + 1 < argc) {
+			if ((bug = sim_bug_lookup(argv[++i])) < 0)
+				return 2;
+		}
+	}
+	static qtrace_t t;
+	char err[256];
+	if (argc < 1 || qtrace_read(argv[0], &t, err, sizeof(err)) != 0) {
+		fprintf(stderr, "quanta-sim: trace: %s\n", argc < 1 ?
+		    "usage: quanta-sim trace FILE [--seed S|--seeds A..B] "
+		    "[--bug B] [--trace]" : err);
+		return 2;
+	}
+	printf("trace %s: %zu records, %u threads, %u blocks (%u live at the "
+	    "end), %s\n", argv[0], t.nrec, t.nthreads, t.nobjects, t.live_end,
+	    t.complete ? "complete" : "INCOMPLETE (no end record)");
+	sim_trace_loaded = &t;
+	sim_scenario_extra = &sim_trace_scenario;
+	unsigned pass = 0, fail = 0;
+	sim_result_t *r = sim_result_page();
+	for (uint64_t seed = lo; seed <= hi; seed++) {
+		trace_config(&gcfg, &t, seed);
+		gcfg.bug = bug;
+		sim_run_one(&gcfg, r, show);
+		print_result(&gcfg, r);
+		r->failed ? fail++ : pass++;
+	}
+	printf("%u passed, %u failed\n", pass, fail);
+	qtrace_release(&t);
+	return fail != 0;
 }
 
 /* ---- replay ------------------------------------------------------------------------ */
@@ -837,7 +910,8 @@ int main(int argc, char **argv)
 	if (argc < 2) {
 		fprintf(stderr, "usage: quanta-sim list | run SEED|RECORD "
 		    "[--trace] | sweep --seeds A..B [--jobs N] ... | replay FILE "
-		    "| shrink FILE|RECORD | explore SCENARIO | corpus DIR\n");
+		    "| shrink FILE|RECORD | explore SCENARIO | corpus DIR | trace FILE "
+		    "[--seed S]\n");
 		return 2;
 	}
 	static const struct {
@@ -846,7 +920,7 @@ int main(int argc, char **argv)
 	} cmds[] = {
 		{"run", cmd_run}, {"sweep", cmd_sweep}, {"replay", cmd_replay},
 		{"shrink", cmd_shrink}, {"corpus", cmd_corpus},
-		{"explore", cmd_explore},
+		{"explore", cmd_explore}, {"trace", cmd_trace},
 	};
 	const char *cmd = argv[1];
 	if (strcmp(cmd, "list") == 0)

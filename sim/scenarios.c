@@ -963,10 +963,15 @@ const sim_scenario_t sim_scenarios[] = {
 };
 const size_t sim_nscenarios = sizeof(sim_scenarios) / sizeof(sim_scenarios[0]);
 
+const sim_scenario_t *sim_scenario_extra;
+
 const sim_scenario_t *sim_scenario_find(const char *name)
 {
 	for (size_t i = 0; i < sim_nscenarios; i++)
 		if (strcmp(sim_scenarios[i].name, name) == 0)
 			return &sim_scenarios[i];
+	if (sim_scenario_extra != NULL &&
+	    strcmp(sim_scenario_extra->name, name) == 0)
+		return sim_scenario_extra;
 	return NULL;
 }

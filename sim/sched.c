@@ -126,6 +126,7 @@ static struct sim_state {
 	ucontext_t main_ctx;
 	sim_rng_t sched, faults;
 	uint64_t step, clock, last_check;
+	bool check_pending;      /* sim_check_soon: at the next lock-free step */
 	unsigned next_lock_id, next_cond_id;
 	unsigned locks_held;        /* by anyone */
 	int quiet;                  /* the checker runs: no points */
@@ -843,11 +844,19 @@ void sim_check_now(const char *why, bool caches)
 		    "%s: clean%s", why, caches ? " (with caches)" : "");
 }
 
+void sim_check_soon(void)
+{
+	S.check_pending = true;
+}
+
 static void maybe_check(void)
 {
-	if (S.cfg.check_every == 0 || S.quiet || S.locks_held != 0 ||
-	    S.step - S.last_check < S.cfg.check_every)
+	if (S.quiet || S.locks_held != 0)
 		return;
+	if (!S.check_pending && (S.cfg.check_every == 0 ||
+	    S.step - S.last_check < S.cfg.check_every))
+		return;
+	S.check_pending = false;
 	/* vmem_offlist_arenas: an arena mid create or destroy; the checker
 	 * skips R3 then by itself. */
 	bool quiescent = true;

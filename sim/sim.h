@@ -97,6 +97,9 @@ bool sim_fault(unsigned odds_scale);
 const sim_config_t *sim_config(void);
 /* Run the whole checker now (no lock may be held by anyone). */
 void sim_check_now(const char *why, bool caches);
+/* Run it at the first step from now at which no thread holds a lock
+ * (the trace replay: after every operation). */
+void sim_check_soon(void);
 /* An address as the trace prints it: an offset into the page region. */
 uintptr_t sim_addr(const void *p);
 /* PRNG: splitmix64 seeding, xoshiro256** stream. */
@@ -116,6 +119,15 @@ typedef struct sim_scenario {
 extern const sim_scenario_t sim_scenarios[];
 extern const size_t sim_nscenarios;
 const sim_scenario_t *sim_scenario_find(const char *name);
+/* A scenario outside the table (so not in seeds or sweeps) that
+ * sim_scenario_find also finds: quanta-sim trace sets it. */
+extern const sim_scenario_t *sim_scenario_extra;
+
+/* ---- trace_replay.c (quanta-sim only) ----------------------------------- */
+struct qtrace;
+/* The trace the scenario "trace" replays (read before the runs fork). */
+extern const struct qtrace *sim_trace_loaded;
+extern const sim_scenario_t sim_trace_scenario;
 
 /* ---- runner.c ------------------------------------------------------- */
 typedef struct sim_run_slot {
