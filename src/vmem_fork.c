@@ -13,19 +13,22 @@
  * debug witness checks this code against them like any other):
  *   1. the cache layer's bootstrap lock (no bootstrap is half done);
  *   2. the cache-list lock (no cache is created, destroyed or reaped);
- *   3. every cache's depot lock, then 4. every cache's slab lock, in list
- *      order (no magazine or slab operation is half done);
+ *   3. every cache's depot lock, then 4. every cache's slab lock (no
+ *      magazine or slab operation is half done);
  *   5. the arena-list lock (no arena is created or destroyed);
  *   6. the populate lock (no populate is half done);
- *   7. every arena's lock, in arena-list order (no operation is half done);
+ *   7. every arena's lock (no operation is half done);
  *   8. the global tag-list lock;
  *   9. the lock table's guard (no lock is being handed out or given back).
+ * The per-object locks of 3, 4 and 7 are those of the listed caches and
+ * arenas, found by a walk of the lock table (locktab.h), in its order.
  * Lock-free state is what the locks cannot freeze; the child repairs it:
  * the thread slots of the threads it lacks give their magazines and ids
  * back (umem_thread_child_fixup, busy slots included), and their reentrant
  * walks come off the arenas, since their stacks will be reused, and the
  * tags they had stashed across a source call go back to the arenas'
  * spares (vmem_child_fixup_arena) — docs/fork.md, "What a child reclaims".
+ * Only the arenas whose lock slot counts such a state are visited.
  *
  * The handlers are installed once, first thing in the vmem bootstrap (its
  * gate, vmem_tags.c), so a program that only calls umem_alloc gets them
