@@ -541,9 +541,9 @@ static void op_umem_alloc(fuzz_in_t *in, bool zero)
 				    "0x%02x", size, (void *)p, i, p[i]);
 	umem_cache_t *cls = fc_class_cache(size);
 	if (cls != NULL) {
-		qlock_enter(&cls->cc_slab_lock, QLOCK_SLAB);
+		qlock_enter(cls->cc_slab_lock, QLOCK_SLAB);
 		bool mine = umem_slab_lookup(cls, (uintptr_t)p) != NULL;
-		qlock_exit(&cls->cc_slab_lock, QLOCK_SLAB);
+		qlock_exit(cls->cc_slab_lock, QLOCK_SLAB);
 		if (!mine || cls->cc_bufsize < size)
 			fuzz_fail("umem_alloc(%zu) = %p: not a buffer of its size "
 			    "class \"%s\"", size, (void *)p, cls->cc_name);
@@ -731,14 +731,14 @@ static void op_mag_resize(fuzz_in_t *in)
 	}
 	umem_cache_t *cp = cands[w % n];
 	fc.step_qcache = cp;
-	qlock_enter(&cp->cc_depot_lock, QLOCK_DEPOT);
+	qlock_enter(cp->cc_depot_lock, QLOCK_DEPOT);
 	uint32_t from = atomic_load(&cp->cc_magsize);
 	if (cp->cc_magtype < UMEM_MAGTYPES - 1) {
 		cp->cc_magtype++;
 		atomic_store(&cp->cc_magsize, fc_magsizes[cp->cc_magtype]);
 	}
 	uint32_t to = atomic_load(&cp->cc_magsize);
-	qlock_exit(&cp->cc_depot_lock, QLOCK_DEPOT);
+	qlock_exit(cp->cc_depot_lock, QLOCK_DEPOT);
 	fuzz_step("mag_resize(\"%s\") %u -> %u%s", cp->cc_name, from, to,
 	    (b & 1) ? ", depot purged" : "");
 	if (b & 1)

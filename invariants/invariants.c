@@ -43,7 +43,7 @@
 #include "invariants_impl.h"
 
 static const char *const invariant_codes[INVARIANT_NCODES] = {
-    "A1", "A2", "A3", "A4", "A5", "F1", "F2", "F3", "F4", "H1", "H2", "H3",
+    "A1", "A2", "A3", "A4", "A5", "A6", "F1", "F2", "F3", "F4", "H1", "H2", "H3",
     "S1", "S2", "S3", "C1", "C2", "C3", "R1", "R2", "R3", "R4"};
 
 static int invariant_code_index(const char *code)
@@ -173,9 +173,9 @@ size_t invariant_check_arena_locked(vmem_t *vmp, invariant_report_t *r)
 
 size_t invariant_check_arena(vmem_t *vmp, invariant_report_t *r)
 {
-	qlock_enter(&vmp->ar_lock, QLOCK_ARENA);
+	qlock_enter(vmp->ar_lock, QLOCK_ARENA);
 	size_t n = invariant_check_arena_locked(vmp, r);
-	qlock_exit(&vmp->ar_lock, QLOCK_ARENA);
+	qlock_exit(vmp->ar_lock, QLOCK_ARENA);
 	return n;
 }
 
@@ -326,10 +326,10 @@ static bool invariant_lock_all(bool block, size_t *n)
 	*n = 0;
 	for (vmem_t *vmp = vmem_list; vmp != NULL; vmp = vmp->ar_next) {
 		if (block) {
-			qlock_enter_nested(&vmp->ar_lock, QLOCK_ARENA);
-		} else if (!qlock_tryenter_any(&vmp->ar_lock, QLOCK_ARENA)) {
+			qlock_enter_nested(vmp->ar_lock, QLOCK_ARENA);
+		} else if (!qlock_tryenter_any(vmp->ar_lock, QLOCK_ARENA)) {
 			for (vmem_t *u = vmem_list; u != vmp; u = u->ar_next)
-				qlock_exit(&u->ar_lock, QLOCK_ARENA);
+				qlock_exit(u->ar_lock, QLOCK_ARENA);
 			return false;
 		}
 		(*n)++;
@@ -340,7 +340,7 @@ static bool invariant_lock_all(bool block, size_t *n)
 static void invariant_unlock_all(void)
 {
 	for (vmem_t *vmp = vmem_list; vmp != NULL; vmp = vmp->ar_next)
-		qlock_exit(&vmp->ar_lock, QLOCK_ARENA);
+		qlock_exit(vmp->ar_lock, QLOCK_ARENA);
 }
 
 /*
@@ -474,9 +474,9 @@ void invariant_after_op(vmem_t *vmp)
 	size_t max = invariant_segs_max();
 	vmem_tag_census_t c;
 	vmem_tag_census(&c);
-	qlock_enter(&vmp->ar_lock, QLOCK_ARENA);
+	qlock_enter(vmp->ar_lock, QLOCK_ARENA);
 	size_t segs = 2 * vmp->ar_htab_count + 64; /* about: one free each */
-	qlock_exit(&vmp->ar_lock, QLOCK_ARENA);
+	qlock_exit(vmp->ar_lock, QLOCK_ARENA);
 	bool arena_due = invariant_size_due(segs, op, max);
 	/* Inside a populate (this thread holds the populate lock, ranked
 	 * above the list lock) the global check would take locks out of

@@ -31,7 +31,7 @@
 #define INVARIANT_WHAT_BYTES 160
 #define INVARIANT_NAME_BYTES 32
 /* A1..A5 F1..F3 H1..H3 S1..S3 C1..C3 R1..R4 */
-#define INVARIANT_NCODES 22
+#define INVARIANT_NCODES 23
 
 typedef struct invariant_violation {
 	char code[4];                       /* "A1" */

@@ -278,6 +278,15 @@ static void invariant_arena_list(invariant_ctx_t *c)
 		invariant_add(c->r, "A5", vmp, NULL, "ar_nwalkers",
 		    "%zu walkers on the arena list, ar_nwalkers %zu",
 		    c->nwalker, vmp->ar_nwalkers);
+	size_t transient = vmp->ar_nwaiters + (vmp->ar_htab_rescaling ? 1u : 0u) +
+	    vmp->ar_nstash + vmp->ar_nwalkers;
+	if (*vmem_pending(vmp) != transient)
+		invariant_add(c->r, "A6", vmp, NULL, "pending",
+		    "its lock's slot counts %u transient states, the arena "
+		    "has %zu (waiters %zu, rescaling %d, stashed %zu, "
+		    "walkers %zu)", *vmem_pending(vmp), transient,
+		    vmp->ar_nwaiters, (int)vmp->ar_htab_rescaling,
+		    vmp->ar_nstash, vmp->ar_nwalkers);
 }
 
 /* ---- free lists and bitmap: F1-F3 ------------------------------------------- */

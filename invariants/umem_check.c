@@ -296,7 +296,7 @@ static void check_q3(umem_cache_t *cp, qcheck_t *q)
 	if (!(cp->cc_cflags & UMC_QCACHE))
 		return;
 	vmem_t *vmp = cp->cc_arena;
-	qlock_enter(&vmp->ar_lock, QLOCK_ARENA);
+	qlock_enter(vmp->ar_lock, QLOCK_ARENA);
 	umem_slab_t *heads[3] = {cp->cc_partial, cp->cc_fullslabs,
 	    cp->cc_freeslabs};
 	for (uint32_t l = 0; l < 3; l++) {
@@ -310,19 +310,19 @@ static void check_q3(umem_cache_t *cp, qcheck_t *q)
 				    "\"%s\"", cp->cc_name,
 				    (unsigned long)sp->sb_base, vmp->ar_name);
 	}
-	qlock_exit(&vmp->ar_lock, QLOCK_ARENA);
+	qlock_exit(vmp->ar_lock, QLOCK_ARENA);
 }
 
 size_t invariant_umem_cache(umem_cache_t *cp, umem_violation_t *out,
     size_t max)
 {
 	qcheck_t q = {out, max, 0};
-	qlock_enter(&cp->cc_depot_lock, QLOCK_DEPOT);
-	qlock_enter(&cp->cc_slab_lock, QLOCK_SLAB);
+	qlock_enter(cp->cc_depot_lock, QLOCK_DEPOT);
+	qlock_enter(cp->cc_slab_lock, QLOCK_SLAB);
 	check_q2(cp, &q);
 	check_q1(cp, &q);
 	check_q3(cp, &q);
-	qlock_exit(&cp->cc_slab_lock, QLOCK_SLAB);
-	qlock_exit(&cp->cc_depot_lock, QLOCK_DEPOT);
+	qlock_exit(cp->cc_slab_lock, QLOCK_SLAB);
+	qlock_exit(cp->cc_depot_lock, QLOCK_DEPOT);
 	return q.found;
 }

@@ -369,14 +369,14 @@ static void op_free(held_t *h)
 /* Grow a cache's magazines one step, as a contended depot window does. */
 static void mag_resize(umem_cache_t *cp)
 {
-	qlock_enter(&cp->cc_depot_lock, QLOCK_DEPOT);
+	qlock_enter(cp->cc_depot_lock, QLOCK_DEPOT);
 	if (cp->cc_magtype + 1 < UMEM_MAGTYPES) {
 		static const uint32_t sizes[UMEM_MAGTYPES] = {1, 3, 7, 15, 31,
 		    63, 127, 255};
 		cp->cc_magtype++;
 		atomic_store(&cp->cc_magsize, sizes[cp->cc_magtype]);
 	}
-	qlock_exit(&cp->cc_depot_lock, QLOCK_DEPOT);
+	qlock_exit(cp->cc_depot_lock, QLOCK_DEPOT);
 }
 
 static void op_chaos(void)

@@ -552,6 +552,26 @@ void sim_mutex_unlock(plat_mutex_t *m)
 	point(EV_UNLOCK, id, 0);
 }
 
+/* ---- leaf locks: never found held, so never a scheduling point ------------- */
+
+void sim_leaf_lock(plat_leaf_t *l)
+{
+	unsigned me = S.quiet || S.cur == NULL ? SIM_CHECKER_ID : S.cur->id;
+	if (l->pl_owner != 0)
+		sim_fail("a leaf lock found held by T%u (its holder made a seam "
+		    "call)", l->pl_owner);
+	l->pl_owner = me;
+}
+
+void sim_leaf_unlock(plat_leaf_t *l)
+{
+	unsigned me = S.quiet || S.cur == NULL ? SIM_CHECKER_ID : S.cur->id;
+	if (l->pl_owner != me)
+		sim_fail("a leaf lock released by T%u, held by T%u", me,
+		    l->pl_owner);
+	l->pl_owner = 0;
+}
+
 /* ---- condition variables ---------------------------------------------- */
 
 void sim_cond_init(plat_cond_t *c)
@@ -951,7 +971,7 @@ void sim_join(unsigned id)
 static bool arena_lock_listed(const plat_mutex_t *m)
 {
 	for (vmem_t *vmp = vmem_list; vmp != NULL; vmp = vmp->ar_next)
-		if (&vmp->ar_lock == m)
+		if (vmp->ar_lock == m)
 			return true;
 	return false;
 }

@@ -36,7 +36,15 @@ typedef struct plat_cond {
 	unsigned pc_waiters;
 } plat_cond_t;
 
+/* A leaf lock (platform.h): its holder, id pl_owner, makes no seam call
+ * before it lets go, so no other simulated thread can ever find it held:
+ * no scheduling point, and a held one found is a failure of the run. */
+typedef struct plat_leaf {
+	unsigned pl_owner;
+} plat_leaf_t;
+
 #define PLAT_MUTEX_INITIALIZER {0, 0, 0}
+#define PLAT_LEAF_INITIALIZER {0}
 #define PLAT_COND_INITIALIZER {0, 0}
 
 typedef unsigned plat_tsd_key_t;
@@ -46,6 +54,8 @@ void sim_mutex_init(plat_mutex_t *m);
 void sim_mutex_lock(plat_mutex_t *m);
 int sim_mutex_trylock(plat_mutex_t *m);
 void sim_mutex_unlock(plat_mutex_t *m);
+void sim_leaf_lock(plat_leaf_t *l);
+void sim_leaf_unlock(plat_leaf_t *l);
 void sim_cond_init(plat_cond_t *c);
 void sim_cond_broadcast(plat_cond_t *c);
 void sim_cond_timedwait(plat_cond_t *c, plat_mutex_t *m, uint64_t timeout_ns);
@@ -71,6 +81,8 @@ static inline int plat_mutex_trylock(plat_mutex_t *m)
 	return sim_mutex_trylock(m);
 }
 static inline void plat_mutex_unlock(plat_mutex_t *m) { sim_mutex_unlock(m); }
+static inline void plat_leaf_lock(plat_leaf_t *l) { sim_leaf_lock(l); }
+static inline void plat_leaf_unlock(plat_leaf_t *l) { sim_leaf_unlock(l); }
 static inline void plat_cond_init(plat_cond_t *c) { sim_cond_init(c); }
 static inline void plat_cond_destroy(plat_cond_t *c) { (void)c; }
 static inline void plat_cond_broadcast(plat_cond_t *c)

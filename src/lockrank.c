@@ -23,6 +23,7 @@ static const char *const qlock_names[QLOCK_RANKS] = {
 	[QLOCK_POPULATE] = "vmem_populate_lock",
 	[QLOCK_ARENA] = "ar_lock",
 	[QLOCK_TAG] = "vmem_tag_lock",
+	[QLOCK_LOCKTAB] = "locktab_guard",
 };
 
 /* Locks held by this thread, per rank.  The fork lockup holds one depot

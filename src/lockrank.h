@@ -19,7 +19,10 @@
  *   5     vmem_list_lock        the checker's walk of every arena
  *   6     vmem_populate_lock    a populate's allocation from vmem_seg
  *   7     ar_lock (an arena's)  never a source call nor a reap (L1)
- *   8     vmem_tag_lock         nothing: taken last, to move tags
+ *   8     vmem_tag_lock         nothing: taken to move tags
+ *   9     locktab_guard         nothing: a leaf lock, taken last (the
+ *                               lock table, locktab.h, where the mutexes
+ *                               of ranks 3, 4 and 7 live)
  *
  * Documented exceptions (qlock_enter_nested): several locks of one rank
  * may be held at once only by the fork lockup (every depot, every slab,
@@ -50,7 +53,8 @@ typedef enum qlock_rank {
 	QLOCK_POPULATE = 6,
 	QLOCK_ARENA = 7,
 	QLOCK_TAG = 8,
-	QLOCK_RANKS = 9 /* one past the highest */
+	QLOCK_LOCKTAB = 9,
+	QLOCK_RANKS = 10 /* one past the highest */
 } qlock_rank_t;
 
 #if defined(QUANTA_DEBUG) && !defined(QUANTA_NO_WITNESS)

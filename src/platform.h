@@ -76,6 +76,25 @@ static inline void plat_mutex_unlock(plat_mutex_t *m)
 	(void)pthread_mutex_unlock(m);
 }
 
+/*
+ * A leaf lock: its holder makes no other seam call and takes no lock
+ * before it lets go (a few stores, no wait).  Here a plain mutex; the
+ * simulator's leaf lock is no scheduling point, since no simulated thread
+ * can be switched out while holding one (the lock table, locktab.c).
+ */
+typedef pthread_mutex_t plat_leaf_t;
+#define PLAT_LEAF_INITIALIZER PTHREAD_MUTEX_INITIALIZER
+
+static inline void plat_leaf_lock(plat_leaf_t *l)
+{
+	(void)pthread_mutex_lock(l);
+}
+
+static inline void plat_leaf_unlock(plat_leaf_t *l)
+{
+	(void)pthread_mutex_unlock(l);
+}
+
 static inline void plat_cond_init(plat_cond_t *c)
 {
 	(void)pthread_cond_init(c, NULL);

@@ -112,6 +112,8 @@ static void cache_list_insert(umem_cache_t *cp)
 	while (*pp != NULL)
 		pp = &(*pp)->cc_next;
 	*pp = cp;
+	locktab_list(cp->cc_depot_lock, cp, QLOCK_DEPOT);
+	locktab_list(cp->cc_slab_lock, cp, QLOCK_SLAB);
 	qlock_exit(&umem_cache_list_lock, QLOCK_CACHE_LIST);
 }
 
@@ -124,10 +126,32 @@ static bool cache_list_remove(umem_cache_t *cp)
 		pp = &(*pp)->cc_next;
 	if (*pp == cp) {
 		*pp = cp->cc_next;
+		locktab_unlist(cp->cc_depot_lock);
+		locktab_unlist(cp->cc_slab_lock);
 		found = true;
 	}
 	qlock_exit(&umem_cache_list_lock, QLOCK_CACHE_LIST);
 	return found;
+}
+
+/* The cache's two locks, slots of the lock table (locktab.h). */
+static bool cache_locks_get(umem_cache_t *cp)
+{
+	cp->cc_depot_lock = locktab_get();
+	if (cp->cc_depot_lock != NULL)
+		cp->cc_slab_lock = locktab_get();
+	return cp->cc_slab_lock != NULL;
+}
+
+/* Give back what cache_locks_get took (no thread holds either lock). */
+static void cache_locks_put(umem_cache_t *cp)
+{
+	if (cp->cc_slab_lock != NULL)
+		locktab_put(cp->cc_slab_lock);
+	if (cp->cc_depot_lock != NULL)
+		locktab_put(cp->cc_depot_lock);
+	cp->cc_slab_lock = NULL;
+	cp->cc_depot_lock = NULL;
 }
 
 umem_cache_t *umem_cache_create_impl(const char *name, size_t bufsize,
@@ -149,11 +173,11 @@ umem_cache_t *umem_cache_create_impl(const char *name, size_t bufsize,
 	cp->cc_reclaim = reclaim;
 	cp->cc_private = priv;
 	cp->cc_arena = source != NULL ? source : umem_default;
-	if (!umem_slab_layout(cp, align)) {
+	if (!cache_locks_get(cp) || !umem_slab_layout(cp, align)) {
+		cache_locks_put(cp);
 		umem_meta_free(cp, sizeof(*cp));
 		return NULL;
 	}
-	plat_mutex_init(&cp->cc_slab_lock);
 	umem_mag_init_cache(cp);
 	cache_list_insert(cp);
 	VMEM_ASSERT(cp->cc_slab_bytes >= cp->cc_chunk_bytes);
@@ -204,8 +228,7 @@ void umem_cache_destroy(umem_cache_t *cp)
 	VMEM_ASSERT(cp->cc_nslabs == 0);
 	umem_slab_hash_fini(cp);
 	umem_slots_fini(cp);
-	plat_mutex_destroy(&cp->cc_depot_lock);
-	plat_mutex_destroy(&cp->cc_slab_lock);
+	cache_locks_put(cp);
 	umem_meta_free(cp, sizeof(*cp));
 }
 
@@ -323,10 +346,10 @@ void umem_qcache_check_arena_free(vmem_t *arena, void *addr, size_t size)
 		umem_cache_t *cp = arena->ar_qcache[k];
 		if (cp == NULL)
 			continue;
-		qlock_enter(&cp->cc_slab_lock, QLOCK_SLAB);
+		qlock_enter(cp->cc_slab_lock, QLOCK_SLAB);
 		umem_slab_t *sp = umem_slab_lookup(cp, (uintptr_t)addr);
 		bool slab_start = sp != NULL && sp->sb_base == (uintptr_t)addr;
-		qlock_exit(&cp->cc_slab_lock, QLOCK_SLAB);
+		qlock_exit(cp->cc_slab_lock, QLOCK_SLAB);
 		if (slab_start)
 			vmem_panic("vmem_free(arena \"%s\", addr 0x%lx, size "
 			    "0x%lx): wrong size: the address is a slab of "
@@ -404,11 +427,11 @@ static const umem_cache_t *cache_owning(uintptr_t addr)
 	size_t n = 0;
 	for (umem_cache_t *cp = umem_cache_list; cp != NULL && owner == NULL &&
 	    n < 100000; cp = cp->cc_next, n++) {
-		if (!qlock_tryenter_any(&cp->cc_slab_lock, QLOCK_SLAB))
+		if (!qlock_tryenter_any(cp->cc_slab_lock, QLOCK_SLAB))
 			continue;
 		if (umem_slab_lookup(cp, addr) != NULL)
 			owner = cp;
-		qlock_exit(&cp->cc_slab_lock, QLOCK_SLAB);
+		qlock_exit(cp->cc_slab_lock, QLOCK_SLAB);
 	}
 	if (listed)
 		qlock_exit(&umem_cache_list_lock, QLOCK_CACHE_LIST);
@@ -436,20 +459,20 @@ void umem_cache_stats(umem_cache_t *cp, umem_cache_stats_t *out)
 	out->us_bufsize = cp->cc_bufsize;
 	out->us_chunk_bytes = cp->cc_chunk_bytes;
 	out->us_slab_bytes = cp->cc_slab_bytes;
-	qlock_enter(&cp->cc_depot_lock, QLOCK_DEPOT);
+	qlock_enter(cp->cc_depot_lock, QLOCK_DEPOT);
 	out->us_mags_full = cp->cc_full.ml_count;
 	out->us_mags_empty = cp->cc_empty.ml_count;
 	for (umem_mag_t *m = cp->cc_full.ml_head; m != NULL; m = m->mg_next)
 		out->us_bufs_depot += m->mg_cap;
 	out->us_magsize = atomic_load(&cp->cc_magsize);
 	out->us_depot_contended = cp->cc_depot_contended;
-	qlock_exit(&cp->cc_depot_lock, QLOCK_DEPOT);
-	qlock_enter(&cp->cc_slab_lock, QLOCK_SLAB);
+	qlock_exit(cp->cc_depot_lock, QLOCK_DEPOT);
+	qlock_enter(cp->cc_slab_lock, QLOCK_SLAB);
 	out->us_slabs = cp->cc_nslabs;
 	out->us_slabs_free = cp->cc_nslabs_free;
 	out->us_bufs_total = cp->cc_nslabs * cp->cc_nbufs;
 	out->us_bufs_slab_free = cp->cc_bufs_slab_free;
-	qlock_exit(&cp->cc_slab_lock, QLOCK_SLAB);
+	qlock_exit(cp->cc_slab_lock, QLOCK_SLAB);
 	out->us_constructed = atomic_load(&cp->cc_constructed);
 	out->us_destructed = atomic_load(&cp->cc_destructed);
 	out->us_slab_create = atomic_load(&cp->cc_slab_create);
@@ -464,21 +487,18 @@ const char *umem_cache_name(const umem_cache_t *cp)
 
 /* ---- fork ---------------------------------------------------------------- */
 
-/* In rank order (lockrank.h): the list, every depot, then every slab. */
+/* In rank order (lockrank.h): the list, every depot, then every slab of
+ * a listed cache, found in the lock table (locktab.h), not by the list. */
 void umem_lockup(void)
 {
 	qlock_enter(&umem_cache_list_lock, QLOCK_CACHE_LIST);
-	for (umem_cache_t *cp = umem_cache_list; cp != NULL; cp = cp->cc_next)
-		qlock_enter_nested(&cp->cc_depot_lock, QLOCK_DEPOT);
-	for (umem_cache_t *cp = umem_cache_list; cp != NULL; cp = cp->cc_next)
-		qlock_enter_nested(&cp->cc_slab_lock, QLOCK_SLAB);
+	locktab_enter_listed(QLOCK_DEPOT);
+	locktab_enter_listed(QLOCK_SLAB);
 }
 
 void umem_release(void)
 {
-	for (umem_cache_t *cp = umem_cache_list; cp != NULL; cp = cp->cc_next)
-		qlock_exit(&cp->cc_slab_lock, QLOCK_SLAB);
-	for (umem_cache_t *cp = umem_cache_list; cp != NULL; cp = cp->cc_next)
-		qlock_exit(&cp->cc_depot_lock, QLOCK_DEPOT);
+	locktab_exit_listed(QLOCK_SLAB);
+	locktab_exit_listed(QLOCK_DEPOT);
 	qlock_exit(&umem_cache_list_lock, QLOCK_CACHE_LIST);
 }

@@ -236,8 +236,8 @@ struct umem_cache {
 	vmem_t *cc_arena;
 	umem_cache_t *cc_next;    /* the list of all caches */
 
-	/* Depot: cc_depot_lock. */
-	plat_mutex_t cc_depot_lock;
+	/* Depot: cc_depot_lock (each lock a slot of locktab.h). */
+	plat_mutex_t *cc_depot_lock;
 	umem_maglist_t cc_full;
 	umem_maglist_t cc_empty;
 	_Atomic uint32_t cc_magsize;
@@ -248,7 +248,7 @@ struct umem_cache {
 	uint32_t cc_window_contended;
 
 	/* Slab layer: cc_slab_lock. */
-	plat_mutex_t cc_slab_lock;
+	plat_mutex_t *cc_slab_lock;
 	umem_slab_t *cc_partial;
 	umem_slab_t *cc_fullslabs;
 	umem_slab_t *cc_freeslabs;

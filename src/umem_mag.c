@@ -73,7 +73,6 @@ void umem_mag_init_cache(umem_cache_t *cp)
 		type = 1;
 	cp->cc_magtype = type;
 	atomic_store(&cp->cc_magsize, umem_magsizes[type]);
-	plat_mutex_init(&cp->cc_depot_lock);
 	VMEM_ASSERT(type < UMEM_MAGTYPES);
 	VMEM_ASSERT(cp->cc_full.ml_count == 0 && cp->cc_empty.ml_count == 0);
 }
@@ -138,8 +137,8 @@ typedef struct depot_drop {
 
 static void depot_lock(umem_cache_t *cp)
 {
-	if (!qlock_tryenter(&cp->cc_depot_lock, QLOCK_DEPOT)) {
-		qlock_enter(&cp->cc_depot_lock, QLOCK_DEPOT);
+	if (!qlock_tryenter(cp->cc_depot_lock, QLOCK_DEPOT)) {
+		qlock_enter(cp->cc_depot_lock, QLOCK_DEPOT);
 		cp->cc_depot_contended++;
 		cp->cc_window_contended++;
 	}
@@ -192,7 +191,7 @@ static void depot_window_close(umem_cache_t *cp, depot_drop_t *drop)
 static void depot_unlock(umem_cache_t *cp, depot_drop_t *drop)
 {
 	depot_window_close(cp, drop);
-	qlock_exit(&cp->cc_depot_lock, QLOCK_DEPOT);
+	qlock_exit(cp->cc_depot_lock, QLOCK_DEPOT);
 	umem_slab_give_back(cp, drop->slabs);
 	for (umem_mag_t *m = drop->mags, *next; m != NULL; m = next) {
 		next = m->mg_next;

@@ -232,10 +232,10 @@ static void slab_hash_remove(umem_cache_t *cp, umem_slab_t *sp)
  */
 static void slab_hash_grow(umem_cache_t *cp)
 {
-	qlock_enter(&cp->cc_slab_lock, QLOCK_SLAB);
+	qlock_enter(cp->cc_slab_lock, QLOCK_SLAB);
 	size_t buckets = cp->cc_htab_mask + 1;
 	bool want = cp->cc_nslabs > 2 * buckets;
-	qlock_exit(&cp->cc_slab_lock, QLOCK_SLAB);
+	qlock_exit(cp->cc_slab_lock, QLOCK_SLAB);
 	if (!want)
 		return;
 	size_t nb = buckets * 4;
@@ -243,11 +243,11 @@ static void slab_hash_grow(umem_cache_t *cp)
 	if (nt == NULL)
 		return;
 	memset(nt, 0, nb * sizeof(*nt));
-	qlock_enter(&cp->cc_slab_lock, QLOCK_SLAB);
+	qlock_enter(cp->cc_slab_lock, QLOCK_SLAB);
 	umem_slab_t **old = cp->cc_htab;
 	size_t oldn = cp->cc_htab_mask + 1;
 	if (oldn != buckets) {
-		qlock_exit(&cp->cc_slab_lock, QLOCK_SLAB);
+		qlock_exit(cp->cc_slab_lock, QLOCK_SLAB);
 		umem_meta_free(nt, nb * sizeof(*nt));
 		return;
 	}
@@ -264,7 +264,7 @@ static void slab_hash_grow(umem_cache_t *cp)
 	cp->cc_htab = nt;
 	cp->cc_htab_mask = nb - 1;
 	VMEM_ASSERT(cp->cc_nslabs <= 2 * nb);
-	qlock_exit(&cp->cc_slab_lock, QLOCK_SLAB);
+	qlock_exit(cp->cc_slab_lock, QLOCK_SLAB);
 	if (old != cp->cc_htab_embedded)
 		umem_meta_free(old, oldn * sizeof(*old));
 }
@@ -360,7 +360,7 @@ static void slab_destroy_chain(umem_cache_t *cp, umem_slab_t *chain)
 void umem_slab_release_free(umem_cache_t *cp, size_t keep)
 {
 	umem_slab_t *chain = NULL;
-	qlock_enter(&cp->cc_slab_lock, QLOCK_SLAB);
+	qlock_enter(cp->cc_slab_lock, QLOCK_SLAB);
 	size_t bound = cp->cc_nslabs_free;
 	for (size_t i = 0; i < bound && cp->cc_nslabs_free > keep; i++) {
 		umem_slab_t *sp = cp->cc_freeslabs;
@@ -372,7 +372,7 @@ void umem_slab_release_free(umem_cache_t *cp, size_t keep)
 	/* Under the lock: other threads move slabs on and off the free list
 	 * as soon as it drops, and the two fields agree only while it is held. */
 	VMEM_ASSERT(cp->cc_nslabs_free == 0 || cp->cc_freeslabs != NULL);
-	qlock_exit(&cp->cc_slab_lock, QLOCK_SLAB);
+	qlock_exit(cp->cc_slab_lock, QLOCK_SLAB);
 	slab_destroy_chain(cp, chain);
 }
 
@@ -384,7 +384,7 @@ size_t umem_slab_destroy_all(umem_cache_t *cp)
 {
 	size_t leaked = 0;
 	umem_slab_t *chain = NULL;
-	qlock_enter(&cp->cc_slab_lock, QLOCK_SLAB);
+	qlock_enter(cp->cc_slab_lock, QLOCK_SLAB);
 	uint32_t lists[3] = {UMEM_SL_PARTIAL, UMEM_SL_FULL, UMEM_SL_FREE};
 	for (unsigned l = 0; l < 3; l++) {
 		umem_slab_t **head = slab_list_head(cp, lists[l]);
@@ -400,7 +400,7 @@ size_t umem_slab_destroy_all(umem_cache_t *cp)
 		}
 	}
 	VMEM_ASSERT(cp->cc_nslabs == 0 && cp->cc_nslabs_free == 0);
-	qlock_exit(&cp->cc_slab_lock, QLOCK_SLAB);
+	qlock_exit(cp->cc_slab_lock, QLOCK_SLAB);
 	slab_destroy_chain(cp, chain);
 	return leaked;
 }
@@ -449,9 +449,9 @@ static umem_slab_t *slab_with_free(umem_cache_t *cp, int vmflag,
 		return cp->cc_partial;
 	if (cp->cc_freeslabs != NULL)
 		return cp->cc_freeslabs;
-	qlock_exit(&cp->cc_slab_lock, QLOCK_SLAB);
+	qlock_exit(cp->cc_slab_lock, QLOCK_SLAB);
 	umem_slab_t *sp = slab_create(cp, vmflag);
-	qlock_enter(&cp->cc_slab_lock, QLOCK_SLAB);
+	qlock_enter(cp->cc_slab_lock, QLOCK_SLAB);
 	if (sp == NULL)
 		return cp->cc_partial != NULL ? cp->cc_partial
 					      : cp->cc_freeslabs;
@@ -465,7 +465,7 @@ static umem_slab_t *slab_with_free(umem_cache_t *cp, int vmflag,
 /* Construction failed: the buffer goes back unconstructed. */
 static void slab_unconstruct(umem_cache_t *cp, void *buf)
 {
-	qlock_enter(&cp->cc_slab_lock, QLOCK_SLAB);
+	qlock_enter(cp->cc_slab_lock, QLOCK_SLAB);
 	umem_slab_t *sp = umem_slab_lookup(cp, (uintptr_t)buf);
 	VMEM_ASSERT(sp != NULL);
 	uint32_t i = (uint32_t)umem_slab_index(cp, sp, (uintptr_t)buf);
@@ -474,7 +474,7 @@ static void slab_unconstruct(umem_cache_t *cp, void *buf)
 		umem_slab_state(cp, sp)[i] = UMEM_BS_SLAB;
 	cp->cc_direct_from_caller++;
 	slab_put(cp, sp, i);
-	qlock_exit(&cp->cc_slab_lock, QLOCK_SLAB);
+	qlock_exit(cp->cc_slab_lock, QLOCK_SLAB);
 	atomic_fetch_sub(&cp->cc_constructed, 1);
 }
 
@@ -487,10 +487,10 @@ static void slab_unconstruct(umem_cache_t *cp, void *buf)
 void *umem_slab_alloc(umem_cache_t *cp, int vmflag)
 {
 	bool grow = false;
-	qlock_enter(&cp->cc_slab_lock, QLOCK_SLAB);
+	qlock_enter(cp->cc_slab_lock, QLOCK_SLAB);
 	umem_slab_t *sp = slab_with_free(cp, vmflag, &grow);
 	if (sp == NULL) {
-		qlock_exit(&cp->cc_slab_lock, QLOCK_SLAB);
+		qlock_exit(cp->cc_slab_lock, QLOCK_SLAB);
 		return NULL;
 	}
 	uint32_t i = slab_take(cp, sp);
@@ -502,7 +502,7 @@ void *umem_slab_alloc(umem_cache_t *cp, int vmflag)
 	cp->cc_direct_to_caller++;
 	void *buf = (void *)(sp->sb_base + i * cp->cc_chunk_bytes);
 	VMEM_ASSERT(umem_slab_lookup(cp, (uintptr_t)buf) == sp);
-	qlock_exit(&cp->cc_slab_lock, QLOCK_SLAB);
+	qlock_exit(cp->cc_slab_lock, QLOCK_SLAB);
 	if (grow)
 		slab_hash_grow(cp);
 	if (!construct)
@@ -543,7 +543,7 @@ static void slab_free_locked(umem_cache_t *cp, void *buf, umem_call_t call,
 {
 	umem_slab_t *sp = umem_slab_lookup(cp, (uintptr_t)buf);
 	if (sp == NULL) {
-		qlock_exit(&cp->cc_slab_lock, QLOCK_SLAB);
+		qlock_exit(cp->cc_slab_lock, QLOCK_SLAB);
 		umem_bad_free_foreign(cp, buf, call, size);
 	}
 	size_t i = umem_slab_index(cp, sp, (uintptr_t)buf);
@@ -572,10 +572,10 @@ void umem_slab_free(umem_cache_t *cp, void *buf, umem_call_t call,
     size_t size)
 {
 	umem_slab_t *chain = NULL;
-	qlock_enter(&cp->cc_slab_lock, QLOCK_SLAB);
+	qlock_enter(cp->cc_slab_lock, QLOCK_SLAB);
 	slab_free_locked(cp, buf, call, size, &chain);
 	cp->cc_direct_from_caller++;
-	qlock_exit(&cp->cc_slab_lock, QLOCK_SLAB);
+	qlock_exit(cp->cc_slab_lock, QLOCK_SLAB);
 	slab_destroy_chain(cp, chain);
 }
 
@@ -583,10 +583,10 @@ void umem_slab_free(umem_cache_t *cp, void *buf, umem_call_t call,
 void umem_slab_free_batch(umem_cache_t *cp, void *const *bufs, size_t n)
 {
 	umem_slab_t *chain = NULL;
-	qlock_enter(&cp->cc_slab_lock, QLOCK_SLAB);
+	qlock_enter(cp->cc_slab_lock, QLOCK_SLAB);
 	for (size_t k = 0; k < n; k++)
 		slab_free_locked(cp, bufs[k], UMEM_CALL_INTERNAL, 0, &chain);
-	qlock_exit(&cp->cc_slab_lock, QLOCK_SLAB);
+	qlock_exit(cp->cc_slab_lock, QLOCK_SLAB);
 	slab_destroy_chain(cp, chain);
 }
 
@@ -605,12 +605,12 @@ void umem_slab_free_rounds(umem_cache_t *cp, umem_mag_t *m,
 	VMEM_ASSERT(m->mg_rounds <= m->mg_cap);
 	if (m->mg_rounds == 0)
 		return;
-	qlock_enter(&cp->cc_slab_lock, QLOCK_SLAB);
+	qlock_enter(cp->cc_slab_lock, QLOCK_SLAB);
 	for (uint32_t k = 0; k < m->mg_rounds; k++)
 		slab_free_locked(cp, m->mg_round[k], UMEM_CALL_INTERNAL, 0,
 		    chain);
 	m->mg_rounds = 0;
-	qlock_exit(&cp->cc_slab_lock, QLOCK_SLAB);
+	qlock_exit(cp->cc_slab_lock, QLOCK_SLAB);
 }
 
 void umem_slab_give_back(umem_cache_t *cp, umem_slab_t *chain)
@@ -629,7 +629,7 @@ static umem_slab_t *debug_find(umem_cache_t *cp, void *buf, umem_call_t call,
 {
 	umem_slab_t *sp = umem_slab_lookup(cp, (uintptr_t)buf);
 	if (sp == NULL) {
-		qlock_exit(&cp->cc_slab_lock, QLOCK_SLAB);
+		qlock_exit(cp->cc_slab_lock, QLOCK_SLAB);
 		umem_bad_free_foreign(cp, buf, call, size);
 	}
 	*ip = umem_slab_index(cp, sp, (uintptr_t)buf);
@@ -668,9 +668,9 @@ void umem_debug_check_free(umem_cache_t *cp, void *buf, umem_call_t call,
 {
 	size_t i;
 	VMEM_ASSERT(cp->cc_debug);
-	qlock_enter(&cp->cc_slab_lock, QLOCK_SLAB);
+	qlock_enter(cp->cc_slab_lock, QLOCK_SLAB);
 	(void)debug_check_caller(cp, buf, call, size, &i);
-	qlock_exit(&cp->cc_slab_lock, QLOCK_SLAB);
+	qlock_exit(cp->cc_slab_lock, QLOCK_SLAB);
 }
 
 /*
@@ -686,19 +686,19 @@ void umem_debug_push(umem_cache_t *cp, umem_slot_t *sl, void *buf,
 {
 	size_t i;
 	VMEM_ASSERT(cp->cc_debug && sl->sl_rounds < sl->sl_cap);
-	qlock_enter(&cp->cc_slab_lock, QLOCK_SLAB);
+	qlock_enter(cp->cc_slab_lock, QLOCK_SLAB);
 	umem_slab_t *sp = debug_check_caller(cp, buf, call, size, &i);
 	umem_slab_state(cp, sp)[i] = UMEM_BS_MAG;
 	umem_slot_push(sl, buf);
 	sl->sl_from_caller++;
-	qlock_exit(&cp->cc_slab_lock, QLOCK_SLAB);
+	qlock_exit(cp->cc_slab_lock, QLOCK_SLAB);
 }
 
 void *umem_debug_pop(umem_cache_t *cp, umem_slot_t *sl)
 {
 	size_t i;
 	VMEM_ASSERT(cp->cc_debug && sl->sl_rounds > 0);
-	qlock_enter(&cp->cc_slab_lock, QLOCK_SLAB);
+	qlock_enter(cp->cc_slab_lock, QLOCK_SLAB);
 	void *buf = sl->sl_loaded->mg_round[--sl->sl_rounds];
 	sl->sl_to_caller++;
 	umem_slab_t *sp = debug_find(cp, buf, UMEM_CALL_INTERNAL, 0, &i);
@@ -708,7 +708,7 @@ void *umem_debug_pop(umem_cache_t *cp, umem_slot_t *sl)
 		    "in state %u (a magazine was corrupted)", cp->cc_name, buf,
 		    (unsigned)st[i]);
 	st[i] = UMEM_BS_CALLER;
-	qlock_exit(&cp->cc_slab_lock, QLOCK_SLAB);
+	qlock_exit(cp->cc_slab_lock, QLOCK_SLAB);
 	return buf;
 }
 
@@ -716,10 +716,10 @@ void umem_debug_set_reqsize(umem_cache_t *cp, void *buf, size_t size)
 {
 	size_t i;
 	VMEM_ASSERT(cp->cc_debug && size <= UINT32_MAX);
-	qlock_enter(&cp->cc_slab_lock, QLOCK_SLAB);
+	qlock_enter(cp->cc_slab_lock, QLOCK_SLAB);
 	umem_slab_t *sp = debug_find(cp, buf, UMEM_CALL_INTERNAL, 0, &i);
 	VMEM_ASSERT(umem_slab_state(cp, sp)[i] == UMEM_BS_CALLER);
 	umem_slab_reqsize(cp, sp)[i] = (uint32_t)size;
-	qlock_exit(&cp->cc_slab_lock, QLOCK_SLAB);
+	qlock_exit(cp->cc_slab_lock, QLOCK_SLAB);
 }
 #endif /* UMEM_DEBUG */

@@ -382,24 +382,26 @@ static void hash_rescale(vmem_t *vmp)
 {
 	if (vmem_populating_self())
 		return;
-	qlock_enter(&vmp->ar_lock, QLOCK_ARENA);
+	qlock_enter(vmp->ar_lock, QLOCK_ARENA);
 	size_t want = hash_wanted(vmp);
 	if (want == 0 || vmp->ar_htab_rescaling) {
-		qlock_exit(&vmp->ar_lock, QLOCK_ARENA);
+		qlock_exit(vmp->ar_lock, QLOCK_ARENA);
 		return;
 	}
 	vmp->ar_htab_rescaling = true;
-	qlock_exit(&vmp->ar_lock, QLOCK_ARENA);
+	*vmem_pending(vmp) += 1;
+	qlock_exit(vmp->ar_lock, QLOCK_ARENA);
 
 	vmem_seg_t **table = plat_pages_map(hash_table_bytes(want));
 
-	qlock_enter(&vmp->ar_lock, QLOCK_ARENA);
+	qlock_enter(vmp->ar_lock, QLOCK_ARENA);
 	vmp->ar_htab_rescaling = false;
+	*vmem_pending(vmp) -= 1;
 	vmem_seg_t **old = vmp->ar_htab;
 	size_t oldb = hash_buckets(vmp);
 	if (table != NULL)
 		hash_install(vmp, table, want);
-	qlock_exit(&vmp->ar_lock, QLOCK_ARENA);
+	qlock_exit(vmp->ar_lock, QLOCK_ARENA);
 	if (table != NULL && old != vmp->ar_htab_embedded)
 		plat_pages_unmap(old, hash_table_bytes(oldb));
 }
@@ -888,6 +890,7 @@ static void spares_stash(vmem_t *vmp, unsigned n, stash_rec_t *rec)
 		vmp->ar_stash = s;
 		vmp->ar_nstash++;
 	}
+	*vmem_pending(vmp) += n;
 	rec->vmp = vmp;
 	rec->next = stash_self;
 	stash_self = rec;
@@ -904,6 +907,7 @@ static void spares_unstash(vmem_t *vmp, unsigned n, stash_rec_t *rec)
 		vmp->ar_nstash--;
 		vmem_seg_put(vmp, s);
 	}
+	*vmem_pending(vmp) -= n;
 }
 
 /* The tags the calling thread has stashed on vmp (its source calls in
@@ -947,7 +951,7 @@ static vmem_seg_t *vmem_import(vmem_t *vmp, const vmem_req_t *r,
 	int iflag = r->vmflag & VM_NOSLEEP;
 	stash_rec_t rec;
 	spares_stash(vmp, VMEM_SEGS_PER_OP, &rec);
-	qlock_exit(&vmp->ar_lock, QLOCK_ARENA);
+	qlock_exit(vmp->ar_lock, QLOCK_ARENA);
 
 	void *addr;
 	if (xsrc)
@@ -956,7 +960,7 @@ static vmem_seg_t *vmem_import(vmem_t *vmp, const vmem_req_t *r,
 	else
 		addr = vmp->ar_source_alloc(src, asize, iflag);
 
-	qlock_enter(&vmp->ar_lock, QLOCK_ARENA);
+	qlock_enter(vmp->ar_lock, QLOCK_ARENA);
 	spares_unstash(vmp, VMEM_SEGS_PER_OP, &rec);
 	if (addr == NULL)
 		return NULL;
@@ -1002,9 +1006,9 @@ QUANTA_HOT static vmem_seg_t *vmem_find_or_import(vmem_t *vmp, const vmem_req_t 
 		    !roundup_q(r->size + r->phase + r->align, vmp->ar_quantum,
 		    &need))
 			need = 0;
-		qlock_exit(&vmp->ar_lock, QLOCK_ARENA);
+		qlock_exit(vmp->ar_lock, QLOCK_ARENA);
 		void *p = need != 0 ? vmp->ar_grow(need, &len) : NULL;
-		qlock_enter(&vmp->ar_lock, QLOCK_ARENA);
+		qlock_enter(vmp->ar_lock, QLOCK_ARENA);
 		spares_unstash(vmp, VMEM_SEGS_PER_OP, &rec);
 		if (p == NULL)
 			return NULL;
@@ -1036,7 +1040,7 @@ QUANTA_HOT static vmem_seg_t *vmem_find_or_import(vmem_t *vmp, const vmem_req_t 
 static void *vmem_alloc_fail(vmem_t *vmp, const vmem_req_t *r)
 {
 	vmp->ar_kstat.fail++;
-	qlock_exit(&vmp->ar_lock, QLOCK_ARENA);
+	qlock_exit(vmp->ar_lock, QLOCK_ARENA);
 	/* Memory held in caches may satisfy the next try (deferred while a
 	 * populate runs: a reap allocates and frees). */
 	umem_reap_request();
@@ -1062,13 +1066,15 @@ void vmem_sleep_wait(vmem_t *vmp)
 	VMEM_ASSERT(!vmem_populating_self());
 	vmp->ar_kstat.wait++;
 	vmp->ar_nwaiters++;
+	*vmem_pending(vmp) += 1;
 	if (vmp->ar_kstat.wait % 64 == 1) {
-		qlock_exit(&vmp->ar_lock, QLOCK_ARENA);
+		qlock_exit(vmp->ar_lock, QLOCK_ARENA);
 		umem_reap_request();
-		qlock_enter(&vmp->ar_lock, QLOCK_ARENA);
+		qlock_enter(vmp->ar_lock, QLOCK_ARENA);
 	}
-	plat_cond_timedwait(&vmp->ar_cv, &vmp->ar_lock, 10000000u);
+	plat_cond_timedwait(&vmp->ar_cv, vmp->ar_lock, 10000000u);
 	vmp->ar_nwaiters--;
+	*vmem_pending(vmp) -= 1;
 }
 
 static void *vmem_alloc_req(vmem_t *vmp, const vmem_req_t *r)
@@ -1076,7 +1082,7 @@ static void *vmem_alloc_req(vmem_t *vmp, const vmem_req_t *r)
 	vmem_pending_t pend = {.n = 0};
 	uintptr_t addr = 0;
 	vmem_seg_t *s;
-	qlock_enter(&vmp->ar_lock, QLOCK_ARENA);
+	qlock_enter(vmp->ar_lock, QLOCK_ARENA);
 	if (mtbf_fires(vmp, r->vmflag)) {
 		/* planted bug QB_MTBF_TAG_LEAK: a spare tag is dropped */
 		if (QUANTA_BUG(QB_MTBF_TAG_LEAK) && vmp->ar_nspares != 0)
@@ -1104,9 +1110,9 @@ static void *vmem_alloc_req(vmem_t *vmp, const vmem_req_t *r)
 		 * by the simulator), then wait for a free (or a bounded
 		 * while: the source may have memory again) and try again. */
 		if (pend.n != 0) {
-			qlock_exit(&vmp->ar_lock, QLOCK_ARENA);
+			qlock_exit(vmp->ar_lock, QLOCK_ARENA);
 			vmem_release_pending(vmp, &pend);
-			qlock_enter(&vmp->ar_lock, QLOCK_ARENA);
+			qlock_enter(vmp->ar_lock, QLOCK_ARENA);
 		}
 		VMEM_ASSERT(pend.n == 0);
 		vmem_sleep_wait(vmp);
@@ -1121,7 +1127,7 @@ static void *vmem_alloc_req(vmem_t *vmp, const vmem_req_t *r)
 		seg_link_after(a, &vmp->ar_rotor);
 	}
 	bool rescale = hash_wanted(vmp) != 0;
-	qlock_exit(&vmp->ar_lock, QLOCK_ARENA);
+	qlock_exit(vmp->ar_lock, QLOCK_ARENA);
 	if (pend.n != 0)
 		vmem_release_pending(vmp, &pend);
 	if (rescale)
@@ -1172,7 +1178,7 @@ void *vmem_alloc(vmem_t *vmp, size_t size, int vmflag)
 			vmem_panic("vmem_alloc(arena \"%s\", size 0x%lx, flags "
 			    "0x%x): size overflows", vmp->ar_name,
 			    (unsigned long)size, (unsigned)vmflag);
-		qlock_enter(&vmp->ar_lock, QLOCK_ARENA);
+		qlock_enter(vmp->ar_lock, QLOCK_ARENA);
 		return vmem_alloc_fail(vmp, &r);
 	}
 	if (r.size <= vmp->ar_qcache_max)
@@ -1224,7 +1230,7 @@ void *vmem_xalloc(vmem_t *const vmp, size_t size, size_t align, size_t phase,
 		if (!(vmflag & VM_NOSLEEP) || (vmflag & VM_PANIC))
 			xalloc_bad(vmp, size, align, phase, nocross, minaddr,
 			    maxaddr, vmflag, "size overflows");
-		qlock_enter(&vmp->ar_lock, QLOCK_ARENA);
+		qlock_enter(vmp->ar_lock, QLOCK_ARENA);
 		return vmem_alloc_fail(vmp, &r);
 	}
 	if (nocross != 0 && (phase & (nocross - 1)) + r.size > nocross)
@@ -1272,7 +1278,7 @@ static void vmem_free_req(vmem_t *vmp, void *vaddr, size_t size,
 	size_t rsize;
 	if (!roundup_q(size, vmp->ar_quantum, &rsize))
 		rsize = 0;
-	qlock_enter(&vmp->ar_lock, QLOCK_ARENA);
+	qlock_enter(vmp->ar_lock, QLOCK_ARENA);
 	vmem_seg_t *s = hash_remove(vmp, addr);
 	if (s == NULL)
 		bad_free(vmp, addr, size, caller);
@@ -1288,7 +1294,7 @@ static void vmem_free_req(vmem_t *vmp, void *vaddr, size_t size,
 	if (vmp->ar_nwaiters != 0)
 		plat_cond_broadcast(&vmp->ar_cv);
 	bool rescale = hash_wanted(vmp) != 0;
-	qlock_exit(&vmp->ar_lock, QLOCK_ARENA);
+	qlock_exit(vmp->ar_lock, QLOCK_ARENA);
 	if (pend.n != 0)
 		vmem_release_pending(vmp, &pend);
 	if (rescale)
@@ -1338,10 +1344,10 @@ void *vmem_add(vmem_t *const vmp, void *vaddr, size_t size, int vmflag)
 	vmem_check_arena(vmp, "vmem_add");
 	uintptr_t addr = (uintptr_t)vaddr;
 	range_check(vmp, addr, size, "vmem_add");
-	qlock_enter(&vmp->ar_lock, QLOCK_ARENA);
+	qlock_enter(vmp->ar_lock, QLOCK_ARENA);
 	if (!vmem_reserve(vmp, vmflag)) {
 		vmp->ar_kstat.fail++;
-		qlock_exit(&vmp->ar_lock, QLOCK_ARENA);
+		qlock_exit(vmp->ar_lock, QLOCK_ARENA);
 		if (vmflag & VM_PANIC)
 			vmem_panic("vmem_add(arena \"%s\", addr 0x%lx, size "
 			    "0x%lx): no tags (VM_PANIC)", vmp->ar_name,
@@ -1351,7 +1357,7 @@ void *vmem_add(vmem_t *const vmp, void *vaddr, size_t size, int vmflag)
 	(void)span_create(vmp, addr, size, SEG_SPAN, "vmem_add");
 	if (vmp->ar_nwaiters != 0)
 		plat_cond_broadcast(&vmp->ar_cv);
-	qlock_exit(&vmp->ar_lock, QLOCK_ARENA);
+	qlock_exit(vmp->ar_lock, QLOCK_ARENA);
 	VMEM_CHECK(vmp);
 	return vaddr;
 }
@@ -1409,17 +1415,17 @@ void *vmem_extend_alloc(vmem_t *vmp, void *vaddr, size_t size, size_t alloc,
 		    "0x%lx, alloc 0x%lx): alloc must be in (0, size]",
 		    vmp->ar_name, (unsigned long)addr, (unsigned long)size,
 		    (unsigned long)alloc);
-	qlock_enter(&vmp->ar_lock, QLOCK_ARENA);
+	qlock_enter(vmp->ar_lock, QLOCK_ARENA);
 	if (!vmem_reserve(vmp, vmflag)) {
 		vmp->ar_kstat.fail++;
-		qlock_exit(&vmp->ar_lock, QLOCK_ARENA);
+		qlock_exit(vmp->ar_lock, QLOCK_ARENA);
 		return NULL;
 	}
 	vmem_seg_t *f = vmem_extend_locked(vmp, addr, size,
 	    "vmem_extend_alloc");
 	(void)seg_cut(vmp, f, addr, asize);
 	bool rescale = hash_wanted(vmp) != 0;
-	qlock_exit(&vmp->ar_lock, QLOCK_ARENA);
+	qlock_exit(vmp->ar_lock, QLOCK_ARENA);
 	if (rescale)
 		hash_rescale(vmp);
 	VMEM_CHECK(vmp);
@@ -1434,7 +1440,7 @@ int vmem_contains(vmem_t *vmp, void *vaddr, size_t size)
 	uintptr_t addr = (uintptr_t)vaddr;
 	vmem_seg_t *seg0 = &vmp->ar_sentinel;
 	int found = 0;
-	qlock_enter(&vmp->ar_lock, QLOCK_ARENA);
+	qlock_enter(vmp->ar_lock, QLOCK_ARENA);
 	vmp->ar_kstat.contains++;
 	for (vmem_seg_t *sp = seg0->sg_link.next; sp != seg0;
 	     sp = sp->sg_link.next) {
@@ -1444,7 +1450,7 @@ int vmem_contains(vmem_t *vmp, void *vaddr, size_t size)
 			break;
 		}
 	}
-	qlock_exit(&vmp->ar_lock, QLOCK_ARENA);
+	qlock_exit(vmp->ar_lock, QLOCK_ARENA);
 	return found;
 }
 
@@ -1452,14 +1458,14 @@ size_t vmem_size(vmem_t *vmp, int typemask)
 {
 	vmem_check_arena(vmp, "vmem_size");
 	size_t size = 0;
-	qlock_enter(&vmp->ar_lock, QLOCK_ARENA);
+	qlock_enter(vmp->ar_lock, QLOCK_ARENA);
 	if (typemask & VMEM_ALLOC)
 		size += vmp->ar_kstat.mem_inuse;
 	if (typemask & VMEM_FREE)
 		size += vmp->ar_kstat.mem_total - vmp->ar_kstat.mem_inuse;
 	if ((typemask & VMEM_SPAN) && !(typemask & (VMEM_ALLOC | VMEM_FREE)))
 		size = vmp->ar_kstat.mem_total;
-	qlock_exit(&vmp->ar_lock, QLOCK_ARENA);
+	qlock_exit(vmp->ar_lock, QLOCK_ARENA);
 	return size;
 }
 
@@ -1489,12 +1495,12 @@ void vmem_walk(vmem_t *vmp, int typemask,
 	vmem_check_arena(vmp, "vmem_walk");
 	vmem_seg_t *seg0 = &vmp->ar_sentinel;
 	vmem_pending_t pend = {.n = 0};
-	qlock_enter(&vmp->ar_lock, QLOCK_ARENA);
+	qlock_enter(vmp->ar_lock, QLOCK_ARENA);
 	if (!(typemask & VMEM_REENTRANT)) {
 		for (vmem_seg_t *s = seg0->sg_next; s != seg0; s = s->sg_next)
 			if (seg_matches(s, typemask))
 				func(arg, (void *)s->sg_start, seg_size(s));
-		qlock_exit(&vmp->ar_lock, QLOCK_ARENA);
+		qlock_exit(vmp->ar_lock, QLOCK_ARENA);
 		return;
 	}
 	vmem_seg_t walker;
@@ -1504,6 +1510,7 @@ void vmem_walk(vmem_t *vmp, int typemask,
 	walker.sg_start = plat_thread_self();
 	seg_link_after(seg0, &walker);
 	vmp->ar_nwalkers++;
+	*vmem_pending(vmp) += 1;
 	for (;;) {
 		vmem_seg_t *s = walker.sg_next;
 		if (s == seg0)
@@ -1526,15 +1533,16 @@ void vmem_walk(vmem_t *vmp, int typemask,
 			continue;
 		uintptr_t start = s->sg_start;
 		size_t size = seg_size(s);
-		qlock_exit(&vmp->ar_lock, QLOCK_ARENA);
+		qlock_exit(vmp->ar_lock, QLOCK_ARENA);
 		if (pend.n != 0)
 			vmem_release_pending(vmp, &pend);
 		func(arg, (void *)start, size);
-		qlock_enter(&vmp->ar_lock, QLOCK_ARENA);
+		qlock_enter(vmp->ar_lock, QLOCK_ARENA);
 	}
 	marker_unlink(vmp, &walker, &pend);
 	vmp->ar_nwalkers--;
-	qlock_exit(&vmp->ar_lock, QLOCK_ARENA);
+	*vmem_pending(vmp) -= 1;
+	qlock_exit(vmp->ar_lock, QLOCK_ARENA);
 	if (pend.n != 0)
 		vmem_release_pending(vmp, &pend);
 	VMEM_CHECK(vmp);
@@ -1560,6 +1568,7 @@ static void stash_child_reclaim(vmem_t *vmp)
 		vmem_seg_t *s = vmp->ar_stash;
 		vmp->ar_stash = s->sg_next;
 		vmp->ar_nstash--;
+		*vmem_pending(vmp) -= 1;
 		vmem_seg_put(vmp, s);
 	}
 }
@@ -1575,7 +1584,9 @@ static void stash_child_reclaim(vmem_t *vmp)
 void vmem_child_fixup_arena(vmem_t *vmp, uintptr_t self)
 {
 	vmem_seg_t *seg0 = &vmp->ar_sentinel;
-	qlock_enter(&vmp->ar_lock, QLOCK_ARENA);
+	qlock_enter(vmp->ar_lock, QLOCK_ARENA);
+	*vmem_pending(vmp) -= (unsigned)vmp->ar_nwaiters +
+	    (vmp->ar_htab_rescaling ? 1u : 0u);
 	vmp->ar_nwaiters = 0;
 	vmp->ar_htab_rescaling = false;
 	stash_child_reclaim(vmp);
@@ -1589,13 +1600,14 @@ void vmem_child_fixup_arena(vmem_t *vmp, uintptr_t self)
 			break;
 		marker_unlink(vmp, s, &pend);
 		vmp->ar_nwalkers--;
-		qlock_exit(&vmp->ar_lock, QLOCK_ARENA);
+		*vmem_pending(vmp) -= 1;
+		qlock_exit(vmp->ar_lock, QLOCK_ARENA);
 		if (pend.n != 0)
 			vmem_release_pending(vmp, &pend);
-		qlock_enter(&vmp->ar_lock, QLOCK_ARENA);
+		qlock_enter(vmp->ar_lock, QLOCK_ARENA);
 	}
 	VMEM_ASSERT(vmp->ar_nwaiters == 0 && !vmp->ar_htab_rescaling);
-	qlock_exit(&vmp->ar_lock, QLOCK_ARENA);
+	qlock_exit(vmp->ar_lock, QLOCK_ARENA);
 }
 
 /* ---- create, destroy ---------------------------------------------------- */
@@ -1610,14 +1622,16 @@ static void vmem_qcaches_destroy(vmem_t *vmp)
 	}
 }
 
-void vmem_arena_init(vmem_t *vmp, const char *name, size_t quantum,
+bool vmem_arena_init(vmem_t *vmp, const char *name, size_t quantum,
     vmem_alloc_t *afunc, vmem_free_t *ffunc, vmem_t *source,
     size_t qcache_max, int vmflag)
 {
 	memset(vmp, 0, sizeof(*vmp));
 	(void)snprintf(vmp->ar_name, sizeof(vmp->ar_name), "%s",
 	    name != NULL ? name : "(null)");
-	plat_mutex_init(&vmp->ar_lock);
+	vmp->ar_lock = locktab_get();
+	if (vmp->ar_lock == NULL)
+		return false;
 	plat_cond_init(&vmp->ar_cv);
 	vmp->ar_cflags = vmflag;
 	vmp->ar_quantum = quantum;
@@ -1644,6 +1658,7 @@ void vmem_arena_init(vmem_t *vmp, const char *name, size_t quantum,
 	vmp->ar_htab = vmp->ar_htab_embedded;
 	vmp->ar_htab_mask = VMEM_HASH_INITIAL - 1;
 	vmp->ar_htab_shift = 64u - (vmem_highbit(VMEM_HASH_INITIAL) - 1);
+	return true;
 }
 
 void vmem_list_insert(vmem_t *vmp)
@@ -1653,6 +1668,7 @@ void vmem_list_insert(vmem_t *vmp)
 	while (*pp != NULL)
 		pp = &(*pp)->ar_next;
 	*pp = vmp;
+	locktab_list(vmp->ar_lock, vmp, QLOCK_ARENA);
 	qlock_exit(&vmem_list_lock, QLOCK_VMEM_LIST);
 }
 
@@ -1662,8 +1678,10 @@ static void vmem_list_remove(vmem_t *vmp)
 	vmem_t **pp = &vmem_list;
 	while (*pp != NULL && *pp != vmp)
 		pp = &(*pp)->ar_next;
-	if (*pp == vmp)
+	if (*pp == vmp) {
 		*pp = vmp->ar_next;
+		locktab_unlist(vmp->ar_lock);
+	}
 	qlock_exit(&vmem_list_lock, QLOCK_VMEM_LIST);
 }
 
@@ -1713,8 +1731,11 @@ vmem_t *vmem_create(const char *const name, void *base, size_t size, size_t quan
 	    vmflag & VM_NOSLEEP);
 	if (vmp == NULL)
 		return NULL;
-	vmem_arena_init(vmp, name, quantum, afunc, ffunc, source, qcache_max,
-	    vmflag & ~(VM_NOSLEEP | VM_PANIC));
+	if (!vmem_arena_init(vmp, name, quantum, afunc, ffunc, source,
+	    qcache_max, vmflag & ~(VM_NOSLEEP | VM_PANIC))) {
+		vmem_free(vmem_internal_arena, vmp, sizeof(vmem_t));
+		return NULL;
+	}
 	VMEM_OFFLIST_ENTER();
 	if (vmflag & VMC_POPULATOR)
 		vmem_populator_register(vmp);
@@ -1752,7 +1773,7 @@ void vmem_destroy(vmem_t *vmp)
 		(void)fwrite(buf, 1, (size_t)n, stderr);
 	}
 	vmem_seg_t *seg0 = &vmp->ar_sentinel;
-	qlock_enter(&vmp->ar_lock, QLOCK_ARENA);
+	qlock_enter(vmp->ar_lock, QLOCK_ARENA);
 	vmem_seg_t *s = seg0->sg_next;
 	while (s != seg0) {
 		vmem_seg_t *next = s->sg_next;
@@ -1760,9 +1781,9 @@ void vmem_destroy(vmem_t *vmp)
 			vmem_pending_t pend = {.n = 1};
 			pend.rel[0].addr = s->sg_start;
 			pend.rel[0].size = seg_size(s);
-			qlock_exit(&vmp->ar_lock, QLOCK_ARENA);
+			qlock_exit(vmp->ar_lock, QLOCK_ARENA);
 			vmem_release_pending(vmp, &pend);
-			qlock_enter(&vmp->ar_lock, QLOCK_ARENA);
+			qlock_enter(vmp->ar_lock, QLOCK_ARENA);
 		}
 		if (!seg_is_marker(s))
 			vmem_seg_put(vmp, s);
@@ -1770,12 +1791,12 @@ void vmem_destroy(vmem_t *vmp)
 	}
 	vmem_spares_release_all(vmp);
 	VMEM_OFFLIST_EXIT();
-	qlock_exit(&vmp->ar_lock, QLOCK_ARENA);
+	qlock_exit(vmp->ar_lock, QLOCK_ARENA);
 	if (vmp->ar_htab != vmp->ar_htab_embedded)
 		plat_pages_unmap(vmp->ar_htab,
 		    hash_table_bytes(hash_buckets(vmp)));
 	plat_cond_destroy(&vmp->ar_cv);
-	plat_mutex_destroy(&vmp->ar_lock);
+	locktab_put(vmp->ar_lock);
 	vmem_free(vmem_internal_arena, vmp, sizeof(vmem_t));
 }
 

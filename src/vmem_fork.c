@@ -13,18 +13,22 @@
  * debug witness checks this code against them like any other):
  *   1. the cache layer's bootstrap lock (no bootstrap is half done);
  *   2. the cache-list lock (no cache is created, destroyed or reaped);
- *   3. every cache's depot lock, then 4. every cache's slab lock, in list
- *      order (no magazine or slab operation is half done);
+ *   3. every cache's depot lock, then 4. every cache's slab lock (no
+ *      magazine or slab operation is half done);
  *   5. the arena-list lock (no arena is created or destroyed);
  *   6. the populate lock (no populate is half done);
- *   7. every arena's lock, in arena-list order (no operation is half done);
- *   8. the global tag-list lock.
+ *   7. every arena's lock (no operation is half done);
+ *   8. the global tag-list lock;
+ *   9. the lock table's guard (no lock is being handed out or given back).
+ * The per-object locks of 3, 4 and 7 are those of the listed caches and
+ * arenas, found by a walk of the lock table (locktab.h), in its order.
  * Lock-free state is what the locks cannot freeze; the child repairs it:
  * the thread slots of the threads it lacks give their magazines and ids
  * back (umem_thread_child_fixup, busy slots included), and their reentrant
  * walks come off the arenas, since their stacks will be reused, and the
  * tags they had stashed across a source call go back to the arenas'
  * spares (vmem_child_fixup_arena) — docs/fork.md, "What a child reclaims".
+ * Only the arenas whose lock slot counts such a state are visited.
  *
  * The handlers are installed once, first thing in the vmem bootstrap (its
  * gate, vmem_tags.c), so a program that only calls umem_alloc gets them
@@ -36,8 +40,14 @@
  * bootstrap over.  vmem_fork_handlers_installed counts the installs
  * (tests: 1).
  *
- * Cost: prepare takes 4 + 2 x caches + arenas locks, uncontended in the
- * common case — some tens of nanoseconds each (bench/bench_fork.c).
+ * Cost: prepare takes 5 + 2 x caches + arenas locks, uncontended in the
+ * common case — some tens of nanoseconds each (bench/bench_fork.c).  The
+ * pages they write are what a fork pays for most: each page written by
+ * the handlers after the fork takes a copy-on-write fault in the parent
+ * and one in the child.  So every per-object lock lives in the lock
+ * table (locktab.h), 64 locks to a 4 KiB page, and the handlers write
+ * nothing else per arena or cache: the child's fixups store into an
+ * arena only what is not already so.
  *
  * _Fork and vfork run no handlers.  Their child may call no quanta function
  * at all — a lock may be held by a thread that is gone — only exec, _exit
@@ -77,18 +87,18 @@ void vmem_lockup(void)
 #endif
 		if (!swapped)
 			qlock_enter(&vmem_populate_lock, QLOCK_POPULATE);
-	for (vmem_t *vmp = vmem_list; vmp != NULL; vmp = vmp->ar_next)
-		qlock_enter_nested(&vmp->ar_lock, QLOCK_ARENA);
+	locktab_enter_listed(QLOCK_ARENA);
 	vmem_tag_lock_enter();
+	locktab_lockup();
 }
 
 static void vmem_release_locks(bool child)
 {
+	locktab_release();
 	/* planted bug QB_CHILD_LOCK_HELD: the child never drops the tag lock */
 	if (!(child && QUANTA_BUG(QB_CHILD_LOCK_HELD)))
 		vmem_tag_lock_exit();
-	for (vmem_t *vmp = vmem_list; vmp != NULL; vmp = vmp->ar_next)
-		qlock_exit(&vmp->ar_lock, QLOCK_ARENA);
+	locktab_exit_listed(QLOCK_ARENA);
 	qlock_exit(&vmem_populate_lock, QLOCK_POPULATE);
 	qlock_exit(&vmem_list_lock, QLOCK_VMEM_LIST);
 }
@@ -145,11 +155,11 @@ void vmem_fork_child_owns_memory(bool heap_too)
 		return;
 	vmem_t *heap = vmem_heap_arena();
 	vmem_seg_t *seg0 = &heap->ar_sentinel;
-	qlock_enter(&heap->ar_lock, QLOCK_ARENA);
+	qlock_enter(heap->ar_lock, QLOCK_ARENA);
 	for (vmem_seg_t *s = seg0->sg_next; s != seg0; s = s->sg_next)
 		if (seg_is_span(s))
 			VALGRIND_HG_CLEAN_MEMORY(s->sg_start, seg_size(s));
-	qlock_exit(&heap->ar_lock, QLOCK_ARENA);
+	qlock_exit(heap->ar_lock, QLOCK_ARENA);
 #else
 	(void)heap_too;
 #endif
@@ -170,6 +180,14 @@ static void fork_parent(void)
 	qlock_exit(&umem_bootstrap_lock, QLOCK_BOOTSTRAP);
 }
 
+/* An arena with transient states to repair has them counted in its
+ * lock's slot: the others are not touched (locktab.h). */
+static void child_fixup_visit(void *owner, plat_mutex_t *m, void *arg)
+{
+	if (*locktab_pending(m) != 0)
+		vmem_child_fixup_arena(owner, *(const uintptr_t *)arg);
+}
+
 static void fork_child(void)
 {
 	vmem_release_locks(true);
@@ -178,12 +196,8 @@ static void fork_child(void)
 	vmem_fork_child_owns_memory(true);
 	umem_child_fixup();
 	uintptr_t self = plat_thread_self();
-	qlock_enter(&vmem_list_lock, QLOCK_VMEM_LIST);
-	vmem_t *arenas = vmem_list;
-	qlock_exit(&vmem_list_lock, QLOCK_VMEM_LIST);
-	/* Single-threaded now: the list cannot change under the walk. */
-	for (vmem_t *vmp = arenas; vmp != NULL; vmp = vmp->ar_next)
-		vmem_child_fixup_arena(vmp, self);
+	/* Alone now: the arena list cannot change under the walk. */
+	locktab_walk_listed(QLOCK_ARENA, child_fixup_visit, &self);
 	umem_thread_child_fixup();
 }
 

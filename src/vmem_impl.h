@@ -40,6 +40,7 @@
 #include "annotate.h"
 #include "bugs.h"
 #include "lockrank.h"
+#include "locktab.h"
 #include "platform.h"
 #include "vmem.h"
 
@@ -159,7 +160,7 @@ typedef struct vmem_kstat {
 
 struct vmem {
 	char ar_name[VMEM_NAMELEN];
-	plat_mutex_t ar_lock;
+	plat_mutex_t *ar_lock;   /* a slot of the lock table (locktab.h) */
 	plat_cond_t ar_cv;
 	int ar_cflags;           /* VMC_* and the policy default */
 	size_t ar_quantum;
@@ -196,6 +197,17 @@ struct vmem {
 	vmem_t *ar_next;         /* the list of all arenas */
 	bool ar_static;          /* bootstrap arena: never destroyed */
 };
+
+/*
+ * The transient states of an arena that a fork's child repairs (waiters,
+ * a rescale, stashed tags, walkers: ar_nwaiters + ar_htab_rescaling +
+ * ar_nstash + ar_nwalkers), counted in its lock's slot (locktab.h), so
+ * that the child visits only the arenas that have one.  Under ar_lock.
+ */
+static inline unsigned *vmem_pending(vmem_t *vmp)
+{
+	return locktab_pending(vmp->ar_lock);
+}
 
 /*
  * The invariant checker (invariants/), linked into every variant but
@@ -288,7 +300,7 @@ extern _Atomic bool vmem_fork_test_misorder;
 /* vmem.c */
 extern vmem_t *vmem_internal_arena;
 extern vmem_t *vmem_seg_arena;
-void vmem_arena_init(vmem_t *vmp, const char *name, size_t quantum,
+bool vmem_arena_init(vmem_t *vmp, const char *name, size_t quantum,
     vmem_alloc_t *afunc, vmem_free_t *ffunc, vmem_t *source,
     size_t qcache_max, int vmflag);
 void vmem_list_insert(vmem_t *vmp);

@@ -84,9 +84,9 @@ static void stats_locked(const vmem_t *vmp, vmem_stats_t *out)
 
 void vmem_stats(vmem_t *vmp, vmem_stats_t *out)
 {
-	qlock_enter(&vmp->ar_lock, QLOCK_ARENA);
+	qlock_enter(vmp->ar_lock, QLOCK_ARENA);
 	stats_locked(vmp, out);
-	qlock_exit(&vmp->ar_lock, QLOCK_ARENA);
+	qlock_exit(vmp->ar_lock, QLOCK_ARENA);
 }
 
 /* A JSON string: the name may hold any byte. */
@@ -226,11 +226,11 @@ static void dump_text(const vmem_t *vmp, const vmem_stats_t *st, FILE *fp)
 void vmem_dump(vmem_t *vmp, FILE *fp, int format)
 {
 	vmem_stats_t st;
-	qlock_enter(&vmp->ar_lock, QLOCK_ARENA);
+	qlock_enter(vmp->ar_lock, QLOCK_ARENA);
 	stats_locked(vmp, &st);
 	if (format == VMEM_DUMP_JSON)
 		dump_json(vmp, &st, fp);
 	else
 		dump_text(vmp, &st, fp);
-	qlock_exit(&vmp->ar_lock, QLOCK_ARENA);
+	qlock_exit(vmp->ar_lock, QLOCK_ARENA);
 }

@@ -117,9 +117,9 @@ void vmem_populator_register(vmem_t *vmp)
 	vmem_populators[vmem_npopulators++] = vmp;
 	qlock_exit(&vmem_populate_lock, QLOCK_POPULATE);
 	/* A populator holds its reserve from the start (R2). */
-	qlock_enter(&vmp->ar_lock, QLOCK_ARENA);
+	qlock_enter(vmp->ar_lock, QLOCK_ARENA);
 	bool ok = vmem_reserve(vmp, VM_SLEEP);
-	qlock_exit(&vmp->ar_lock, QLOCK_ARENA);
+	qlock_exit(vmp->ar_lock, QLOCK_ARENA);
 	if (!ok)
 		vmem_panic("vmem_create(name \"%s\", VMC_POPULATOR): no tags "
 		    "for its reserve", vmp->ar_name);
@@ -167,7 +167,7 @@ static bool tags_make_batch(void)
 
 static bool vmem_populate(vmem_t *vmp)
 {
-	qlock_exit(&vmp->ar_lock, QLOCK_ARENA);
+	qlock_exit(vmp->ar_lock, QLOCK_ARENA);
 	qlock_enter(&vmem_populate_lock, QLOCK_POPULATE);
 	atomic_store(&vmem_populator, plat_thread_self());
 	if (vmem_test_populate_hook != NULL)
@@ -181,22 +181,22 @@ static bool vmem_populate(vmem_t *vmp)
 		bool enough = vmem_tag_free_count >= need;
 		qlock_exit(&vmem_tag_lock, QLOCK_TAG);
 		if (!enough && !tags_make_batch()) {
-			qlock_enter(&vmp->ar_lock, QLOCK_ARENA);
+			qlock_enter(vmp->ar_lock, QLOCK_ARENA);
 			break;
 		}
 		for (size_t i = 0; i < vmem_npopulators; i++) {
 			vmem_t *pa = vmem_populators[i];
 			if (pa == vmp)
 				continue;
-			qlock_enter(&pa->ar_lock, QLOCK_ARENA);
+			qlock_enter(pa->ar_lock, QLOCK_ARENA);
 			tags_take_global(pa, VMEM_MINFREE);
-			qlock_exit(&pa->ar_lock, QLOCK_ARENA);
+			qlock_exit(pa->ar_lock, QLOCK_ARENA);
 		}
-		qlock_enter(&vmp->ar_lock, QLOCK_ARENA);
+		qlock_enter(vmp->ar_lock, QLOCK_ARENA);
 		tags_take_global(vmp, VMEM_MINFREE);
 		ok = vmp->ar_nspares >= VMEM_MINFREE_CHECK;
 		if (!ok && tries + 1 < VMEM_POPULATE_TRIES)
-			qlock_exit(&vmp->ar_lock, QLOCK_ARENA);
+			qlock_exit(vmp->ar_lock, QLOCK_ARENA);
 	}
 	atomic_store(&vmem_populator, (uintptr_t)0);
 	qlock_exit(&vmem_populate_lock, QLOCK_POPULATE);
@@ -288,13 +288,17 @@ static void vmem_bootstrap_run(void)
 	vmem_t *heap = &vmem_bootstrap_arenas[0];
 	vmem_t *internal = &vmem_bootstrap_arenas[1];
 	vmem_t *segs = &vmem_bootstrap_arenas[2];
-	vmem_arena_init(heap, "vmem_heap", page, NULL, NULL, NULL, 0,
+	/* The lock table's static chunk has their locks: no map can fail. */
+	bool ok = vmem_arena_init(heap, "vmem_heap", page, NULL, NULL, NULL, 0,
 	    VMC_POPULATOR);
 	vmem_heap_setup(heap);
-	vmem_arena_init(internal, "vmem_internal", page, vmem_alloc, vmem_free,
-	    heap, 0, VMC_POPULATOR);
-	vmem_arena_init(segs, "vmem_seg", page, vmem_alloc, vmem_free,
-	    internal, 0, VMC_POPULATOR);
+	ok = ok && vmem_arena_init(internal, "vmem_internal", page, vmem_alloc,
+	    vmem_free, heap, 0, VMC_POPULATOR);
+	ok = ok && vmem_arena_init(segs, "vmem_seg", page, vmem_alloc,
+	    vmem_free, internal, 0, VMC_POPULATOR);
+	if (!ok)
+		vmem_panic("vmem bootstrap: no lock for a bootstrap arena (the "
+		    "lock table could map no page)");
 	vmem_internal_arena = internal;
 	vmem_seg_arena = segs;
 	for (size_t i = 0; i < 3; i++) {

@@ -445,9 +445,9 @@ static int child_after_walk(vmem_t *vmp)
 /* An arena's walker count, read under its lock (the walk drops it). */
 static size_t walkers_of(vmem_t *vmp)
 {
-	plat_mutex_lock(&vmp->ar_lock);
+	plat_mutex_lock(vmp->ar_lock);
 	size_t n = vmp->ar_nwalkers;
-	plat_mutex_unlock(&vmp->ar_lock);
+	plat_mutex_unlock(vmp->ar_lock);
 	return n;
 }
 
@@ -620,9 +620,9 @@ static void *alloc_through_blocking_source(void *arg)
 static int child_after_source_call(vmem_t *vmp, size_t tags)
 {
 	alarm(CHILD_ALARM_S);
-	plat_mutex_lock(&vmp->ar_lock);
+	plat_mutex_lock(vmp->ar_lock);
 	size_t stash = vmp->ar_nstash, spares = vmp->ar_nspares;
-	plat_mutex_unlock(&vmp->ar_lock);
+	plat_mutex_unlock(vmp->ar_lock);
 	if (stash != 0) {
 		fprintf(stderr, "child: %zu tags still stashed\n", stash);
 		return 90;
@@ -657,9 +657,9 @@ QTEST(fork_while_another_thread_is_in_a_source_call_gives_its_stashed_tags_back_
 	for (int i = 0; i < HOLD_MS && !atomic_load(&src_inside); i++)
 		sleep_ms(1);
 	QT_EQ(atomic_load(&src_inside), 1);
-	plat_mutex_lock(&vmp->ar_lock);
+	plat_mutex_lock(vmp->ar_lock);
 	size_t stash = vmp->ar_nstash, tags = vmp->ar_nspares + stash;
-	plat_mutex_unlock(&vmp->ar_lock);
+	plat_mutex_unlock(vmp->ar_lock);
 	QT_EQ(stash, VMEM_SEGS_PER_OP);
 	pid_t pid = fork();
 	if (pid == 0)
@@ -1298,7 +1298,7 @@ QTEST(taking_a_lock_of_rank_none_or_past_the_last_rank_is_reported_as_unknown)
 	QT_TRUE(qt_expect_abort(take_rank, (void *)(intptr_t)QLOCK_NONE,
 	    "taking a lock of unknown rank (none) (rank 0)"));
 	QT_TRUE(qt_expect_abort(take_rank, (void *)(intptr_t)QLOCK_RANKS,
-	    "taking a lock of unknown rank (bad rank) (rank 9)"));
+	    "taking a lock of unknown rank (bad rank) (rank 10)"));
 }
 
 QTEST(the_lockup_order_passes_the_witness_and_leaves_nothing_held)
@@ -1309,6 +1309,7 @@ QTEST(the_lockup_order_passes_the_witness_and_leaves_nothing_held)
 	QT_EQ(qlock_witness_held(QLOCK_CACHE_LIST), 1);
 	QT_TRUE(qlock_witness_held(QLOCK_ARENA) >= 3);
 	QT_EQ(qlock_witness_held(QLOCK_TAG), 1);
+	QT_EQ(qlock_witness_held(QLOCK_LOCKTAB), 1);
 	vmem_release();
 	umem_release();
 	for (int r = QLOCK_CACHE_LIST; r < QLOCK_RANKS; r++)

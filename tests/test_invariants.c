@@ -1,7 +1,7 @@
 /*
  * The invariant checker, tested by breaking each structure on purpose.
  *
- * Every code of shared/design/INVARIANTS.md that applies today (A1-A5,
+ * Every code of shared/design/INVARIANTS.md that applies today (A1-A6,
  * F1-F3, H1-H3, S1-S3, C1-C3, R1-R4) has a test here that builds a small
  * arena through the public API, sees the checker report nothing, breaks
  * exactly one structure through the internal structs (vmem_impl.h), and
@@ -430,6 +430,15 @@ QTEST(a5_a_walker_when_no_walk_is_in_progress)
 	list_link_after(seg_at(vmp, BASE, SEG_ALLOC), &fake);
 	invariant_report_t r = check(vmp);
 	EXPECT_ONLY(r, "A5", 1);
+}
+
+QTEST(a6_lock_slot_count_of_transient_states_off_by_one)
+{
+	vmem_t *vmp = arena("inv_a6", 0x10000);
+	(void)xa(vmp, 0x100, 0);
+	*vmem_pending(vmp) += 1;
+	invariant_report_t r = check(vmp);
+	EXPECT_ONLY(r, "A6", 1);
 }
 
 /* ---- F: free lists and bitmap -------------------------------------------- */

@@ -261,20 +261,20 @@ QTEST(the_magazine_size_grows_when_the_depot_lock_is_contended)
 	QT_TRUE(cp->cc_depot_ops > UMEM_DEPOT_WINDOW_OPS);
 	QT_EQ(atomic_load(&cp->cc_magsize), m0);
 	/* A window in which every acquisition waited (as if it had). */
-	plat_mutex_lock(&cp->cc_depot_lock);
+	plat_mutex_lock(cp->cc_depot_lock);
 	cp->cc_window_contended = UMEM_DEPOT_WINDOW_OPS;
 	cp->cc_window_ops = UMEM_DEPOT_WINDOW_OPS - 1;
-	plat_mutex_unlock(&cp->cc_depot_lock);
+	plat_mutex_unlock(cp->cc_depot_lock);
 	for (int i = 0; i < 4000; i++)
 		v[i] = umem_cache_alloc(cp, UMEM_DEFAULT);
 	QT_EQ(atomic_load(&cp->cc_magsize), 31);
 	for (int i = 0; i < 4000; i++)
 		umem_cache_free(cp, v[i]);
 	/* The depot now holds only magazines of the new size. */
-	plat_mutex_lock(&cp->cc_depot_lock);
+	plat_mutex_lock(cp->cc_depot_lock);
 	for (umem_mag_t *m = cp->cc_full.ml_head; m != NULL; m = m->mg_next)
 		QT_EQ(m->mg_cap, 31);
-	plat_mutex_unlock(&cp->cc_depot_lock);
+	plat_mutex_unlock(cp->cc_depot_lock);
 	umem_cache_destroy(cp);
 }
 
@@ -328,16 +328,16 @@ QTEST(a_depot_visit_that_waits_for_the_lock_is_counted_as_contended)
 	pthread_barrier_t bar;
 	pthread_barrier_init(&bar, NULL, 2);
 	waiter_t w = {cp, &bar, 0, NULL};
-	plat_mutex_lock(&cp->cc_depot_lock);
+	plat_mutex_lock(cp->cc_depot_lock);
 	pthread_t t;
 	QT_EQ(pthread_create(&t, NULL, waiter_main, &w), 0);
 	(void)pthread_barrier_wait(&bar);
 	/* pthread_mutex_t begins with its futex word. */
-	for (int i = 0; !waits_on_futex(w.tid, &cp->cc_depot_lock); i++) {
+	for (int i = 0; !waits_on_futex(w.tid, cp->cc_depot_lock); i++) {
 		QT_TRUE(i < 20000); /* 20 s */
 		(void)usleep(1000);
 	}
-	plat_mutex_unlock(&cp->cc_depot_lock);
+	plat_mutex_unlock(cp->cc_depot_lock);
 	QT_EQ(pthread_join(t, NULL), 0);
 	QT_TRUE(w.buf != NULL);
 	umem_cache_stats(cp, &st);
