@@ -21,8 +21,8 @@
  *     share a tag share everything after it, down to the same last tag: so
  *     they are found by their last tags, and the shared length is measured
  *     once and taken off the sum, which then stays exact.
- * While an arena that holds tags is off vmem_list (being created or
- * destroyed: vmem_offlist_arenas), its tags are out of sight and R3 waits;
+ * While an arena that holds tags is off vmem_list (being created,
+ * destroyed or bootstrapped: vmem_offlist_arenas), its tags are out of sight and R3 waits;
  * the count is read under the tag lock, so it cannot miss one (see
  * VMEM_OFFLIST in vmem_impl.h).  A populate moves tags only under the tag
  * lock, so R3 stays exact while one is running.

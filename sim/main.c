@@ -344,6 +344,7 @@ typedef struct sweep_opts {
 	const char *scenario;
 	int strategy;
 	int bug;
+	long check; /* check_every for every seed; -1: the seed's own */
 	bool first;
 	const char *out;
 	bool quiet;
@@ -377,6 +378,8 @@ static void sweep_config(const sweep_opts_t *o, uint64_t seed,
 	}
 	if (o->strategy >= 0)
 		cfg->strategy = o->strategy;
+	if (o->check >= 0)
+		cfg->check_every = (unsigned)o->check;
 	cfg->bug = o->bug;
 }
 
@@ -550,6 +553,7 @@ static int sweep_args(int argc, char **argv, sweep_opts_t *o)
 {
 	memset(o, 0, sizeof(*o));
 	o->strategy = -1;
+	o->check = -1;
 	o->jobs = 2;
 	o->from = 1;
 	o->to = 100;
@@ -579,6 +583,11 @@ static int sweep_args(int argc, char **argv, sweep_opts_t *o)
 		} else if (strcmp(a, "--bug") == 0) {
 			if ((o->bug = sim_bug_lookup(v)) < 0)
 				return -1;
+		} else if (strcmp(a, "--check") == 0) {
+			char *end;
+			o->check = strtol(v, &end, 10);
+			if (end == v || *end != '\0' || o->check < 0)
+				return -1;
 		} else if (strcmp(a, "--out") == 0) {
 			o->out = v;
 		} else {
@@ -593,8 +602,8 @@ static int cmd_sweep(int argc, char **argv)
 	sweep_opts_t o;
 	if (sweep_args(argc, argv, &o) != 0) {
 		fprintf(stderr, "usage: quanta-sim sweep --seeds A..B [--jobs N] "
-		    "[--scenario S] [--strategy random|pct] [--bug B] [--first] "
-		    "[--out DIR]\n");
+		    "[--scenario S] [--strategy random|pct] [--bug B] [--check K] "
+		    "[--first] [--out DIR]\n");
 		return 2;
 	}
 	static sweep_totals_t t;

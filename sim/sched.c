@@ -877,8 +877,8 @@ static void maybe_check(void)
 	    S.step - S.last_check < S.cfg.check_every))
 		return;
 	S.check_pending = false;
-	/* vmem_offlist_arenas: an arena mid create or destroy; the checker
-	 * skips R3 then by itself. */
+	/* vmem_offlist_arenas: an arena mid create, destroy or bootstrap
+	 * insert; the checker skips R3 then by itself. */
 	bool quiescent = true;
 	for (unsigned i = 1; i <= S.nthreads; i++)
 		if (S.th[i].state != T_DONE && S.th[i].state != T_LOST &&

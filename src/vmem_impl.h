@@ -219,7 +219,8 @@ void invariant_after_op(vmem_t *vmp);
 #define VMEM_CHECK(vmp) invariant_after_op(vmp)
 /*
  * Arenas that hold tags while off vmem_list (a create before its insert, a
- * destroy after its remove): the checker's conservation count (R3) cannot
+ * destroy after its remove, a bootstrap arena from taking its reserve to
+ * its insert): the checker's conservation count (R3) cannot
  * see their tags, so it waits until there are none.  vmem_tags.c.
  */
 extern _Atomic unsigned vmem_offlist_arenas;
