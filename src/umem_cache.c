@@ -141,14 +141,17 @@ umem_cache_t *umem_cache_create_impl(const char *name, size_t bufsize,
 	memset(cp, 0, sizeof(*cp));
 	(void)snprintf(cp->cc_name, sizeof(cp->cc_name), "%s", name);
 	cp->cc_cflags = cflags;
-	cp->cc_annotate = !(cflags & (UMC_QCACHE | UMC_NOTOUCH));
+	cp->cc_arena = source != NULL ? source : umem_default;
+	/* Tell a memory checker about buffers only when they are memory
+	 * the caller did not ask to keep readable (umem.h, vmem.h). */
+	cp->cc_annotate = !(cflags & (UMC_QCACHE | UMC_NOTOUCH)) &&
+	    !(cp->cc_arena->ar_cflags & VMC_IDENTIFIER);
 	cp->cc_debug = UMEM_DEBUG && !(cflags & UMC_NODEBUG);
 	cp->cc_bufsize = bufsize;
 	cp->cc_ctor = ctor;
 	cp->cc_dtor = dtor;
 	cp->cc_reclaim = reclaim;
 	cp->cc_private = priv;
-	cp->cc_arena = source != NULL ? source : umem_default;
 	if (!umem_slab_layout(cp, align)) {
 		umem_meta_free(cp, sizeof(*cp));
 		return NULL;
@@ -175,6 +178,8 @@ umem_cache_t *umem_cache_create(const char *name, size_t bufsize,
 		why = "align is not a power of two";
 	else if ((cflags & UMC_QCACHE) && (ctor != NULL || dtor != NULL))
 		why = "a quantum cache (UMC_QCACHE) has no constructor";
+	else if (cflags & ~UMEM_CFLAGS_KNOWN)
+		why = "unknown flags";
 	if (why != NULL)
 		vmem_panic("umem_cache_create(name \"%s\", size %lu, align %lu, "
 		    "flags 0x%x): %s", nm, (unsigned long)bufsize,

@@ -91,6 +91,9 @@ void __asan_unpoison_memory_region(void const volatile *addr, size_t size);
 /* ---- constants, derived ------------------------------------------------ */
 
 #define UMEM_NAMELEN 32
+/* Every creation flag umem.h defines; other bits are a caller's error. */
+#define UMEM_CFLAGS_KNOWN                                                      \
+	(UMC_NOTOUCH | UMC_NODEBUG | UMC_NOMAGAZINE | UMC_QCACHE)
 /* Slot directory: 64 chunks of 64 slots (a chunk is one 4 KiB page of
  * 64-byte slots); 4096 live threads at once is far beyond the machines
  * this runs on, and the 64 directory pointers cost a cache 512 bytes. */
