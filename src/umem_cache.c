@@ -258,28 +258,29 @@ static void annotate_free(const umem_cache_t *cp, void *buf, size_t size)
 	UMEM_ASAN_POISON(buf, size);
 }
 
-#define UMEM_NOFAIL_ATTEMPTS_MAX (1u << 20)
+/* One try of umem_cache_alloc (arg: the cache). */
+static void *cache_alloc_once(void *arg)
+{
+	umem_cache_t *cp = arg;
+	void *buf = cache_alloc_fast(cp, VM_NOSLEEP);
+	if (buf == NULL) {
+		atomic_fetch_add(&cp->cc_alloc_fail, 1);
+		return NULL;
+	}
+	annotate_alloc(cp, buf, cp->cc_bufsize);
+	return buf;
+}
 
 void *umem_cache_alloc(umem_cache_t *cp, int umflag)
 {
 	if (cp == NULL)
 		vmem_panic("umem_cache_alloc(cache NULL, flags 0x%x): no cache",
 		    (unsigned)umflag);
-	for (unsigned attempt = 0; attempt < UMEM_NOFAIL_ATTEMPTS_MAX;
-	    attempt++) {
-		void *buf = cache_alloc_fast(cp, VM_NOSLEEP);
-		if (buf != NULL) {
-			annotate_alloc(cp, buf, cp->cc_bufsize);
-			return buf;
-		}
-		atomic_fetch_add(&cp->cc_alloc_fail, 1);
-		if (!(umflag & UMEM_NOFAIL))
-			return NULL;
-		umem_nofail_wait("umem_cache_alloc", cp->cc_name,
-		    cp->cc_bufsize, attempt);
-	}
-	vmem_panic("umem_cache_alloc(cache \"%s\", UMEM_NOFAIL): still no "
-	    "memory after %u attempts", cp->cc_name, UMEM_NOFAIL_ATTEMPTS_MAX);
+	void *buf = cache_alloc_once(cp);
+	if (buf == NULL && (umflag & UMEM_NOFAIL))
+		buf = umem_nofail_retry(cache_alloc_once, cp,
+		    "umem_cache_alloc", cp->cc_name, cp->cc_bufsize);
+	return buf;
 }
 
 void umem_cache_free(umem_cache_t *cp, void *buf)

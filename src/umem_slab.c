@@ -8,18 +8,19 @@
  * A slab is one piece [base, base + S) that the cache took from its arena
  * with vmem_xalloc(arena, S, align S); S = cc_slab_bytes is a power of two,
  * so the slab of any buffer is its address rounded down to S, and a hash
- * keyed by that base finds the slab header in one probe on average (the
- * table grows fourfold when the slabs outnumber twice the buckets).  The
+ * keyed by that base finds the slab header in at most two probes on
+ * average: the table grows fourfold when the slabs outnumber twice the
+ * buckets (load 2 down to 1/2) and never shrinks.  The
  * slab holds N = S / chunk buffers, buffer i at base + i * chunk.  Its
  * header lives in the metadata arena, never in the slab: a quantum cache's
  * slab may be a range of IDs that is no memory at all.  The header carries
  * two bitmaps of N bits: the free map (bit set: buffer i is free in the
  * slab) and the constructed map (bit set: buffer i holds a constructed
  * object), plus, in debug builds, one state byte per buffer (UMEM_BS_*) and
- * the size umem_alloc was asked for.  Overhead, derived: a header of 48
- * bytes plus 2 bits per buffer, e.g. 48 + 128 bytes for the 512 buffers of
- * an 8-byte class in a 4 KiB slab (4.3 %), 48 + 16 bytes for 64 buffers of
- * 64 bytes (1.6 %).
+ * the size umem_alloc was asked for.  Overhead, derived: a header of 56
+ * bytes (five pointers, four 32-bit fields) plus 2 bits per buffer, e.g.
+ * 56 + 128 bytes for the 512 buffers of an 8-byte class in a 4 KiB slab
+ * (4.5 %), 56 + 16 bytes for 64 buffers of 64 bytes (1.8 %).
  *
  * Lazy construction.  A slab's buffers are constructed the first time each
  * is handed out, not when the slab arrives, so a slab imported for one
@@ -690,7 +691,6 @@ void umem_debug_push(umem_cache_t *cp, umem_slot_t *sl, void *buf,
 	umem_slab_t *sp = debug_check_caller(cp, buf, call, size, &i);
 	umem_slab_state(cp, sp)[i] = UMEM_BS_MAG;
 	umem_slot_push(sl, buf);
-	sl->sl_from_caller++;
 	qlock_exit(&cp->cc_slab_lock, QLOCK_SLAB);
 }
 
@@ -699,8 +699,7 @@ void *umem_debug_pop(umem_cache_t *cp, umem_slot_t *sl)
 	size_t i;
 	VMEM_ASSERT(cp->cc_debug && sl->sl_rounds > 0);
 	qlock_enter(&cp->cc_slab_lock, QLOCK_SLAB);
-	void *buf = sl->sl_loaded->mg_round[--sl->sl_rounds];
-	sl->sl_to_caller++;
+	void *buf = umem_slot_pop_round(sl);
 	umem_slab_t *sp = debug_find(cp, buf, UMEM_CALL_INTERNAL, 0, &i);
 	uint8_t *st = umem_slab_state(cp, sp);
 	if (st[i] != UMEM_BS_MAG)

@@ -16,8 +16,9 @@
  *     runs off list i goes on into list i + 1, and ar_freemap has bit i set
  *     exactly when list i has a member;
  *   - the hash of allocated pieces by start address, so that free finds its
- *     tag in one probe on average; it doubles when the load passes 2 and
- *     halves below 1/2, inline at the end of the operation that crossed the
+ *     tag in one probe on average; it doubles when the load passes 1 and
+ *     halves below 1/2 once b/4 frees have passed since the last rescale
+ *     (hash_wanted), inline at the end of the operation that crossed the
  *     line (amortised O(1), no maintenance thread);
  *   - the span list (span markers alone, address-sorted), for contains, add
  *     and the placement of a new span in the arena list.

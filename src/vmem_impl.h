@@ -27,7 +27,8 @@
  * 16 + 16 + 16 = 48 bytes, with no padding.  In the "every other allocation
  * freed" layout each live allocation costs its own tag, the free tag beside
  * it and one hash bucket pointer (the table keeps the load between 1/2 and
- * 1): 2 x 48 + 8 = 104 bytes at load 1, 112 at load 1/2.
+ * 1, below 1/2 only until b/4 frees have passed): 2 x 48 + 8 = 104 bytes at
+ * load 1, 112 at load 1/2.
  */
 #ifndef QUANTA_VMEM_IMPL_H
 #define QUANTA_VMEM_IMPL_H
@@ -161,7 +162,7 @@ struct vmem {
 	char ar_name[VMEM_NAMELEN];
 	plat_mutex_t ar_lock;
 	plat_cond_t ar_cv;
-	int ar_cflags;           /* VMC_* and the policy default */
+	int ar_cflags;           /* vmem_create's VMC_* bits */
 	size_t ar_quantum;
 	unsigned ar_qshift;      /* log2(ar_quantum) */
 	size_t ar_qcache_max;    /* sizes up to this go to the quantum caches */
