@@ -119,6 +119,8 @@ void *umem_nofail_retry(void *(*once)(void *arg), void *arg,
     const char *call, const char *cache_name, size_t size)
 {
 	char args[96];
+	/* The callback and the reap may do anything: no lock is held. */
+	VMEM_ASSERT(once != NULL && ARENA_LOCKS_NONE() && SLAB_LOCKS_NONE());
 	if (cache_name != NULL)
 		(void)snprintf(args, sizeof(args), "cache \"%s\"", cache_name);
 	else

@@ -160,6 +160,8 @@ umem_cache_t *umem_cache_create_impl(const char *name, size_t bufsize,
 	umem_mag_init_cache(cp);
 	cache_list_insert(cp);
 	VMEM_ASSERT(cp->cc_slab_bytes >= cp->cc_chunk_bytes);
+	VMEM_ASSERT((size_t)cp->cc_nbufs * cp->cc_chunk_bytes <=
+	    cp->cc_slab_bytes && cp->cc_chunk_bytes >= bufsize);
 	return cp;
 }
 
@@ -199,6 +201,7 @@ void umem_cache_destroy(umem_cache_t *cp)
 		    (void *)cp);
 	umem_slots_flush_all(cp);
 	umem_depot_purge(cp);
+	VMEM_ASSERT(cp->cc_full.ml_count == 0 && cp->cc_empty.ml_count == 0);
 	size_t leaked = umem_slab_destroy_all(cp);
 	if (leaked != 0) {
 		char buf[160];

@@ -88,6 +88,11 @@ void __asan_unpoison_memory_region(void const volatile *addr, size_t size);
 #define UMEM_ASAN_UNPOISON(a, s) ((void)(a), (void)(s))
 #endif
 
+/* The cache locks an assertion may ask about (vmem_impl.h says how). */
+#define DEPOT_LOCK_HELD(cp) ((void)(cp), QLOCK_HELD(QLOCK_DEPOT))
+#define SLAB_LOCK_HELD(cp) ((void)(cp), QLOCK_HELD(QLOCK_SLAB))
+#define SLAB_LOCKS_NONE() QLOCK_NONE_HELD(QLOCK_SLAB)
+
 /* ---- constants, derived ------------------------------------------------ */
 
 #define UMEM_NAMELEN 32

@@ -138,6 +138,7 @@ static umem_slab_t **slab_list_head(umem_cache_t *cp, uint32_t which)
 static void slab_list_insert(umem_cache_t *cp, umem_slab_t *sp, uint32_t which)
 {
 	umem_slab_t **head = slab_list_head(cp, which);
+	VMEM_ASSERT(SLAB_LOCK_HELD(cp) && sp->sb_list == 0);
 	sp->sb_prev = NULL;
 	sp->sb_next = *head;
 	if (*head != NULL)
@@ -170,7 +171,7 @@ static void slab_list_update(umem_cache_t *cp, umem_slab_t *sp)
 	uint32_t want = sp->sb_nfree == 0 ? UMEM_SL_FULL
 	    : sp->sb_nfree == cp->cc_nbufs ? UMEM_SL_FREE
 					   : UMEM_SL_PARTIAL;
-	VMEM_ASSERT(sp->sb_nfree <= cp->cc_nbufs);
+	VMEM_ASSERT(sp->sb_nfree <= cp->cc_nbufs && SLAB_LOCK_HELD(cp));
 	if (sp->sb_list == want)
 		return;
 	slab_list_remove(cp, sp);
@@ -203,6 +204,7 @@ static void slab_hash_insert(umem_cache_t *cp, umem_slab_t *sp)
 {
 	size_t i = slab_hash_index(cp, sp->sb_base, cp->cc_htab_mask);
 	VMEM_ASSERT(umem_slab_lookup(cp, sp->sb_base) == NULL);
+	VMEM_ASSERT(SLAB_LOCK_HELD(cp) && sp->sb_cache == cp);
 	sp->sb_hnext = cp->cc_htab[i];
 	cp->cc_htab[i] = sp;
 	cp->cc_nslabs++;
@@ -245,6 +247,7 @@ static void slab_hash_grow(umem_cache_t *cp)
 		return;
 	memset(nt, 0, nb * sizeof(*nt));
 	qlock_enter(&cp->cc_slab_lock, QLOCK_SLAB);
+	VMEM_ASSERT(SLAB_LOCK_HELD(cp));
 	umem_slab_t **old = cp->cc_htab;
 	size_t oldn = cp->cc_htab_mask + 1;
 	if (oldn != buckets) {
@@ -265,6 +268,9 @@ static void slab_hash_grow(umem_cache_t *cp)
 	cp->cc_htab = nt;
 	cp->cc_htab_mask = nb - 1;
 	VMEM_ASSERT(cp->cc_nslabs <= 2 * nb);
+	/* Every slab moved: the newest partial or free one is found. */
+	VMEM_ASSERT(cp->cc_partial == NULL ||
+	    umem_slab_lookup(cp, cp->cc_partial->sb_base) == cp->cc_partial);
 	qlock_exit(&cp->cc_slab_lock, QLOCK_SLAB);
 	if (old != cp->cc_htab_embedded)
 		umem_meta_free(old, oldn * sizeof(*old));
@@ -285,6 +291,8 @@ void umem_slab_hash_fini(umem_cache_t *cp)
 static umem_slab_t *slab_create(umem_cache_t *cp, int vmflag)
 {
 	int vf = vmflag & (VM_NOSLEEP | VM_PANIC);
+	/* A call into vmem: no slab lock (lockrank.h, rank 4 above none). */
+	VMEM_ASSERT(SLAB_LOCKS_NONE());
 	void *base = vmem_xalloc(cp->cc_arena, cp->cc_slab_bytes,
 	    cp->cc_slab_bytes, 0, 0, NULL, NULL, vf);
 	if (base == NULL)
@@ -314,6 +322,9 @@ static umem_slab_t *slab_create(umem_cache_t *cp, int vmflag)
 static void slab_destroy(umem_cache_t *cp, umem_slab_t *sp)
 {
 	VMEM_ASSERT(sp->sb_list == 0 && sp->sb_cache == cp);
+	/* Destructors and the give-back run unlocked, the slab detached
+	 * (free, or with the leaked buffers of a destroyed cache). */
+	VMEM_ASSERT(SLAB_LOCKS_NONE() && sp->sb_nfree <= cp->cc_nbufs);
 	uint64_t *cm = slab_ctormap(cp, sp);
 	uint64_t *fm = slab_freemap(sp);
 	for (uint32_t i = 0; i < cp->cc_nbufs; i++) {
@@ -361,6 +372,7 @@ static void slab_destroy_chain(umem_cache_t *cp, umem_slab_t *chain)
 void umem_slab_release_free(umem_cache_t *cp, size_t keep)
 {
 	umem_slab_t *chain = NULL;
+	VMEM_ASSERT(SLAB_LOCKS_NONE());
 	qlock_enter(&cp->cc_slab_lock, QLOCK_SLAB);
 	size_t bound = cp->cc_nslabs_free;
 	for (size_t i = 0; i < bound && cp->cc_nslabs_free > keep; i++) {
@@ -411,7 +423,7 @@ size_t umem_slab_destroy_all(umem_cache_t *cp)
 static uint32_t slab_take(umem_cache_t *cp, umem_slab_t *sp)
 {
 	uint64_t *fm = slab_freemap(sp);
-	VMEM_ASSERT(sp->sb_nfree > 0);
+	VMEM_ASSERT(sp->sb_nfree > 0 && SLAB_LOCK_HELD(cp));
 	for (uint32_t w = sp->sb_hint; w < cp->cc_map_words; w++) {
 		if (fm[w] == 0)
 			continue;
@@ -431,7 +443,7 @@ static uint32_t slab_take(umem_cache_t *cp, umem_slab_t *sp)
 static void slab_put(umem_cache_t *cp, umem_slab_t *sp, uint32_t i)
 {
 	uint64_t *fm = slab_freemap(sp);
-	VMEM_ASSERT(!umem_map_test(fm, i));
+	VMEM_ASSERT(i < cp->cc_nbufs && !umem_map_test(fm, i));
 	fm[i / 64] |= (uint64_t)1 << (i % 64);
 	if (i / 64 < sp->sb_hint)
 		sp->sb_hint = i / 64;
@@ -450,9 +462,14 @@ static umem_slab_t *slab_with_free(umem_cache_t *cp, int vmflag,
 		return cp->cc_partial;
 	if (cp->cc_freeslabs != NULL)
 		return cp->cc_freeslabs;
+	VMEM_ASSERT(SLAB_LOCK_HELD(cp) && cp->cc_bufs_slab_free == 0);
 	qlock_exit(&cp->cc_slab_lock, QLOCK_SLAB);
 	umem_slab_t *sp = slab_create(cp, vmflag);
 	qlock_enter(&cp->cc_slab_lock, QLOCK_SLAB);
+	/* Others may have filled or emptied slabs meanwhile; the new one is
+	 * this thread's alone until it is inserted. */
+	VMEM_ASSERT(sp == NULL || (sp->sb_nfree == cp->cc_nbufs &&
+	    sp->sb_list == 0));
 	if (sp == NULL)
 		return cp->cc_partial != NULL ? cp->cc_partial
 					      : cp->cc_freeslabs;
@@ -460,6 +477,7 @@ static umem_slab_t *slab_with_free(umem_cache_t *cp, int vmflag,
 	slab_list_insert(cp, sp, UMEM_SL_FREE);
 	cp->cc_bufs_slab_free += cp->cc_nbufs;
 	*grow_hash = cp->cc_nslabs > 2 * (cp->cc_htab_mask + 1);
+	VMEM_ASSERT(cp->cc_freeslabs != NULL && cp->cc_nslabs_free >= 1);
 	return cp->cc_partial != NULL ? cp->cc_partial : cp->cc_freeslabs;
 }
 
@@ -495,6 +513,7 @@ void *umem_slab_alloc(umem_cache_t *cp, int vmflag)
 		return NULL;
 	}
 	uint32_t i = slab_take(cp, sp);
+	VMEM_ASSERT(i < cp->cc_nbufs && !umem_map_test(slab_freemap(sp), i));
 	uint64_t *cm = slab_ctormap(cp, sp);
 	bool construct = !umem_map_test(cm, i);
 	cm[i / 64] |= (uint64_t)1 << (i % 64);
@@ -542,6 +561,7 @@ size_t umem_slab_index(const umem_cache_t *cp, const umem_slab_t *sp,
 static void slab_free_locked(umem_cache_t *cp, void *buf, umem_call_t call,
     size_t size, umem_slab_t **chain)
 {
+	VMEM_ASSERT(SLAB_LOCK_HELD(cp));
 	umem_slab_t *sp = umem_slab_lookup(cp, (uintptr_t)buf);
 	if (sp == NULL) {
 		qlock_exit(&cp->cc_slab_lock, QLOCK_SLAB);
@@ -566,6 +586,8 @@ static void slab_free_locked(umem_cache_t *cp, void *buf, umem_call_t call,
 		sp->sb_next = *chain;
 		*chain = sp;
 	}
+	VMEM_ASSERT(cp->cc_nslabs_free <= UMEM_FREE_SLABS_KEEP ||
+	    sp->sb_list != UMEM_SL_FREE);
 }
 
 /* A buffer straight from a caller (no magazine took it). */
@@ -611,6 +633,7 @@ void umem_slab_free_rounds(umem_cache_t *cp, umem_mag_t *m,
 		slab_free_locked(cp, m->mg_round[k], UMEM_CALL_INTERNAL, 0,
 		    chain);
 	m->mg_rounds = 0;
+	VMEM_ASSERT(cp->cc_bufs_slab_free <= cp->cc_nslabs * cp->cc_nbufs);
 	qlock_exit(&cp->cc_slab_lock, QLOCK_SLAB);
 }
 

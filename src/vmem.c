@@ -351,6 +351,7 @@ static void hash_install(vmem_t *vmp, vmem_seg_t **table, size_t buckets)
 {
 	vmem_seg_t **old = vmp->ar_htab;
 	size_t oldb = hash_buckets(vmp);
+	VMEM_ASSERT(ARENA_LOCK_HELD(vmp) && is_pow2(buckets));
 	vmp->ar_htab = table;
 	vmp->ar_htab_frees = 0;
 	vmp->ar_htab_mask = buckets - 1;
@@ -391,15 +392,19 @@ static void hash_rescale(vmem_t *vmp)
 	}
 	vmp->ar_htab_rescaling = true;
 	qlock_exit(&vmp->ar_lock, QLOCK_ARENA);
+	VMEM_ASSERT(is_pow2(want) && want >= VMEM_HASH_INITIAL);
 
 	vmem_seg_t **table = plat_pages_map(hash_table_bytes(want));
 
 	qlock_enter(&vmp->ar_lock, QLOCK_ARENA);
+	/* Only this thread rescales meanwhile (or a fork's child forgot it). */
+	VMEM_ASSERT(vmp->ar_htab_rescaling);
 	vmp->ar_htab_rescaling = false;
 	vmem_seg_t **old = vmp->ar_htab;
 	size_t oldb = hash_buckets(vmp);
 	if (table != NULL)
 		hash_install(vmp, table, want);
+	VMEM_ASSERT(table == NULL || hash_buckets(vmp) == want);
 	qlock_exit(&vmp->ar_lock, QLOCK_ARENA);
 	if (table != NULL && old != vmp->ar_htab_embedded)
 		plat_pages_unmap(old, hash_table_bytes(oldb));
@@ -416,12 +421,14 @@ static vmem_seg_t *span_find_prev(vmem_t *vmp, uintptr_t addr)
 {
 	vmem_seg_t *seg0 = &vmp->ar_sentinel;
 	vmem_seg_t *sp = seg0->sg_link.prev;
+	VMEM_ASSERT(ARENA_LOCK_HELD(vmp));
 	if (sp == seg0 || sp->sg_start < addr)
 		return sp;
 	if (seg0->sg_link.next->sg_start > addr)
 		return seg0;
 	while (sp != seg0 && sp->sg_start >= addr)
 		sp = sp->sg_link.prev;
+	VMEM_ASSERT(sp == seg0 || (seg_is_span(sp) && sp->sg_start < addr));
 	return sp;
 }
 
@@ -450,6 +457,7 @@ static vmem_seg_t *span_create(vmem_t *vmp, uintptr_t addr, size_t size,
     int type, const char *caller)
 {
 	uintptr_t end = addr + size;
+	VMEM_ASSERT(addr < end && (type == SEG_SPAN || type == SEG_ISPAN));
 	vmem_seg_t *kprev = span_find_prev(vmp, addr);
 	vmem_seg_t *knext = kprev->sg_link.next;
 	span_overlap_check(vmp, kprev, addr, end, caller);
@@ -470,13 +478,16 @@ static vmem_seg_t *span_create(vmem_t *vmp, uintptr_t addr, size_t size,
 	vmp->ar_kstat.mem_total += size;
 	if (type == SEG_ISPAN)
 		vmp->ar_kstat.mem_import += size;
+	VMEM_ASSERT(seg_prev(f) == sp && f->sg_start == addr && f->sg_end == end);
+	VMEM_ASSERT(vmp->ar_kstat.mem_import <= vmp->ar_kstat.mem_total);
 	return f;
 }
 
 /* Take a span marker off both lists and return its tag (its pieces gone). */
 static void span_destroy(vmem_t *vmp, vmem_seg_t *sp)
 {
-	VMEM_ASSERT(seg_is_span(sp));
+	VMEM_ASSERT(seg_is_span(sp) && ARENA_LOCK_HELD(vmp));
+	VMEM_ASSERT(vmp->ar_kstat.mem_total >= seg_size(sp));
 	sp->sg_link.prev->sg_link.next = sp->sg_link.next;
 	sp->sg_link.next->sg_link.prev = sp->sg_link.prev;
 	seg_unlink(sp);
@@ -542,6 +553,10 @@ QUANTA_HOT static vmem_seg_t *seg_merge_free(vmem_t *vmp, vmem_seg_t *s,
 /* Give back what seg_merge_free set aside; the arena lock is not held. */
 static void vmem_release_pending(vmem_t *vmp, vmem_pending_t *pend)
 {
+	/* A source call: no arena lock (L1), at most what one operation set
+	 * aside. */
+	VMEM_ASSERT(ARENA_LOCKS_NONE() && pend->n <= VMEM_RELEASE_MAX);
+	VMEM_ASSERT(pend->n == 0 || vmp->ar_source_free != NULL);
 	for (unsigned i = 0; i < pend->n; i++) {
 		void *addr = (void *)pend->rel[i].addr;
 		/* planted bug QB_SPAN_TWICE: each span is given back twice */
@@ -947,8 +962,10 @@ static vmem_seg_t *vmem_import(vmem_t *vmp, const vmem_req_t *r,
 		return NULL;
 	int iflag = r->vmflag & VM_NOSLEEP;
 	stash_rec_t rec;
+	VMEM_ASSERT(ARENA_LOCK_HELD(vmp) && vmp->ar_nspares >= VMEM_SEGS_PER_OP);
 	spares_stash(vmp, VMEM_SEGS_PER_OP, &rec);
 	qlock_exit(&vmp->ar_lock, QLOCK_ARENA);
+	VMEM_ASSERT(ARENA_LOCKS_NONE());
 
 	void *addr;
 	if (xsrc)
@@ -958,6 +975,9 @@ static vmem_seg_t *vmem_import(vmem_t *vmp, const vmem_req_t *r,
 		addr = vmp->ar_source_alloc(src, asize, iflag);
 
 	qlock_enter(&vmp->ar_lock, QLOCK_ARENA);
+	/* Whatever ran meanwhile, this call's stash is still on the arena:
+	 * only a fork's child takes stashes, and it keeps its own thread's. */
+	VMEM_ASSERT(vmp->ar_nstash >= VMEM_SEGS_PER_OP && stash_self == &rec);
 	spares_unstash(vmp, VMEM_SEGS_PER_OP, &rec);
 	if (addr == NULL)
 		return NULL;
@@ -966,7 +986,11 @@ static vmem_seg_t *vmem_import(vmem_t *vmp, const vmem_req_t *r,
 		    "aligned to the quantum 0x%lx", r->caller, vmp->ar_name,
 		    (unsigned long)(uintptr_t)addr,
 		    (unsigned long)vmp->ar_quantum);
-	return span_create(vmp, (uintptr_t)addr, asize, SEG_ISPAN, r->caller);
+	vmem_seg_t *f = span_create(vmp, (uintptr_t)addr, asize, SEG_ISPAN,
+	    r->caller);
+	VMEM_ASSERT(f->sg_start == (uintptr_t)addr && seg_size(f) == asize);
+	VMEM_ASSERT(vmp->ar_nspares >= VMEM_SEGS_PER_OP - 2);
+	return f;
 }
 
 /* ---- allocation --------------------------------------------------------- */
@@ -1004,11 +1028,15 @@ QUANTA_HOT static vmem_seg_t *vmem_find_or_import(vmem_t *vmp, const vmem_req_t 
 		    &need))
 			need = 0;
 		qlock_exit(&vmp->ar_lock, QLOCK_ARENA);
+		VMEM_ASSERT(ARENA_LOCKS_NONE());
 		void *p = need != 0 ? vmp->ar_grow(need, &len) : NULL;
 		qlock_enter(&vmp->ar_lock, QLOCK_ARENA);
+		VMEM_ASSERT(vmp->ar_nstash >= VMEM_SEGS_PER_OP);
 		spares_unstash(vmp, VMEM_SEGS_PER_OP, &rec);
 		if (p == NULL)
 			return NULL;
+		VMEM_ASSERT(len >= need && ((uintptr_t)p &
+		    (vmp->ar_quantum - 1)) == 0);
 		(void)vmem_extend_locked(vmp, (uintptr_t)p, len, r->caller);
 		return vmem_find(vmp, r, addrp);
 	}
@@ -1060,7 +1088,7 @@ static void *vmem_alloc_fail(vmem_t *vmp, const vmem_req_t *r)
  */
 void vmem_sleep_wait(vmem_t *vmp)
 {
-	VMEM_ASSERT(!vmem_populating_self());
+	VMEM_ASSERT(!vmem_populating_self() && ARENA_LOCK_HELD(vmp));
 	vmp->ar_kstat.wait++;
 	vmp->ar_nwaiters++;
 	if (vmp->ar_kstat.wait % 64 == 1) {
@@ -1069,8 +1097,21 @@ void vmem_sleep_wait(vmem_t *vmp)
 		qlock_enter(&vmp->ar_lock, QLOCK_ARENA);
 	}
 	plat_cond_timedwait(&vmp->ar_cv, &vmp->ar_lock, 10000000u);
+	VMEM_ASSERT(vmp->ar_nwaiters > 0 && ARENA_LOCK_HELD(vmp));
 	vmp->ar_nwaiters--;
 }
+
+#ifndef NDEBUG
+/* What every allocation for r must satisfy (assertions only). */
+static bool req_satisfied(const vmem_req_t *r, uintptr_t addr)
+{
+	uintptr_t last = addr + r->size - 1;
+	return ((addr - r->phase) & (r->align - 1)) == 0 &&
+	    addr >= r->minaddr && addr < r->maxaddr &&
+	    r->size <= r->maxaddr - addr &&
+	    (r->nocross == 0 || ((addr ^ last) & ~(r->nocross - 1)) == 0);
+}
+#endif
 
 static void *vmem_alloc_req(vmem_t *vmp, const vmem_req_t *r)
 {
@@ -1113,6 +1154,8 @@ static void *vmem_alloc_req(vmem_t *vmp, const vmem_req_t *r)
 		vmem_sleep_wait(vmp);
 	}
 	vmem_seg_t *a = seg_cut(vmp, s, addr, r->size);
+	VMEM_ASSERT(a->sg_start == addr && seg_size(a) == r->size);
+	VMEM_ASSERT(req_satisfied(r, addr));
 	if (r->vmflag & VM_NEXTFIT) {
 		/* planted bug QB_ROTOR_STALE: the pieces it held apart stay so */
 		if (QUANTA_BUG(QB_ROTOR_STALE))
@@ -1284,6 +1327,7 @@ static void vmem_free_req(vmem_t *vmp, void *vaddr, size_t size,
 		    (unsigned long)addr, (unsigned long)seg_size(s));
 	seg_set_type(s, SEG_FREE);
 	(void)seg_merge_free(vmp, s, &pend);
+	VMEM_ASSERT(vmp->ar_kstat.mem_inuse <= vmp->ar_kstat.mem_total);
 	if (vmp->ar_nspares > VMEM_SPARES_MAX)
 		vmem_spares_trim(vmp);
 	if (vmp->ar_nwaiters != 0)
@@ -1367,6 +1411,7 @@ static vmem_seg_t *vmem_extend_locked(vmem_t *vmp, uintptr_t addr,
 {
 	uintptr_t end = addr + size;
 	vmem_seg_t *seg0 = &vmp->ar_sentinel;
+	VMEM_ASSERT(addr < end && vmp->ar_nspares >= 2);
 	vmem_seg_t *kprev = span_find_prev(vmp, addr);
 	vmem_seg_t *knext = kprev->sg_link.next;
 	span_overlap_check(vmp, kprev, addr, end, caller);
@@ -1394,7 +1439,9 @@ static vmem_seg_t *vmem_extend_locked(vmem_t *vmp, uintptr_t addr,
 		seg_link_after(knext, f);
 	}
 	vmp->ar_kstat.mem_total += size;
-	return seg_merge_free(vmp, f, NULL);
+	f = seg_merge_free(vmp, f, NULL);
+	VMEM_ASSERT(f != NULL && f->sg_start <= addr && end <= f->sg_end);
+	return f;
 }
 
 void *vmem_extend_alloc(vmem_t *vmp, void *vaddr, size_t size, size_t alloc,
@@ -1418,7 +1465,10 @@ void *vmem_extend_alloc(vmem_t *vmp, void *vaddr, size_t size, size_t alloc,
 	}
 	vmem_seg_t *f = vmem_extend_locked(vmp, addr, size,
 	    "vmem_extend_alloc");
-	(void)seg_cut(vmp, f, addr, asize);
+	VMEM_ASSERT(seg_type(f) == SEG_FREE);
+	vmem_seg_t *a = seg_cut(vmp, f, addr, asize);
+	VMEM_ASSERT(a->sg_start == addr && seg_size(a) == asize);
+	(void)a; /* release builds compile the assertion out */
 	bool rescale = hash_wanted(vmp) != 0;
 	qlock_exit(&vmp->ar_lock, QLOCK_ARENA);
 	if (rescale)
@@ -1532,7 +1582,11 @@ void vmem_walk(vmem_t *vmp, int typemask,
 			vmem_release_pending(vmp, &pend);
 		func(arg, (void *)start, size);
 		qlock_enter(&vmp->ar_lock, QLOCK_ARENA);
+		/* The walker kept its place while the lock was dropped. */
+		VMEM_ASSERT(seg_type(&walker) == SEG_WALKER &&
+		    seg_prev(walker.sg_next) == &walker);
 	}
+	VMEM_ASSERT(vmp->ar_nwalkers > 0 && ARENA_LOCK_HELD(vmp));
 	marker_unlink(vmp, &walker, &pend);
 	vmp->ar_nwalkers--;
 	qlock_exit(&vmp->ar_lock, QLOCK_ARENA);
@@ -1580,6 +1634,7 @@ void vmem_child_fixup_arena(vmem_t *vmp, uintptr_t self)
 	vmp->ar_nwaiters = 0;
 	vmp->ar_htab_rescaling = false;
 	stash_child_reclaim(vmp);
+	VMEM_ASSERT(vmp->ar_nstash == stash_held_by_self(vmp));
 	for (size_t pass = 0, n = vmp->ar_nwalkers; pass < n; pass++) {
 		vmem_pending_t pend = {.n = 0};
 		vmem_seg_t *s = seg0->sg_next;
@@ -1594,6 +1649,7 @@ void vmem_child_fixup_arena(vmem_t *vmp, uintptr_t self)
 		if (pend.n != 0)
 			vmem_release_pending(vmp, &pend);
 		qlock_enter(&vmp->ar_lock, QLOCK_ARENA);
+		VMEM_ASSERT(ARENA_LOCK_HELD(vmp));
 	}
 	VMEM_ASSERT(vmp->ar_nwaiters == 0 && !vmp->ar_htab_rescaling);
 	qlock_exit(&vmp->ar_lock, QLOCK_ARENA);
@@ -1764,12 +1820,16 @@ void vmem_destroy(vmem_t *vmp)
 			qlock_exit(&vmp->ar_lock, QLOCK_ARENA);
 			vmem_release_pending(vmp, &pend);
 			qlock_enter(&vmp->ar_lock, QLOCK_ARENA);
+			VMEM_ASSERT(pend.n == 0);
 		}
 		if (!seg_is_marker(s))
 			vmem_seg_put(vmp, s);
 		s = next;
 	}
+	/* No thread may be inside a source call of an arena it destroys. */
+	VMEM_ASSERT(vmp->ar_nstash == 0);
 	vmem_spares_release_all(vmp);
+	VMEM_ASSERT(vmp->ar_nspares == 0);
 	VMEM_OFFLIST_EXIT();
 	qlock_exit(&vmp->ar_lock, QLOCK_ARENA);
 	if (vmp->ar_htab != vmp->ar_htab_embedded)

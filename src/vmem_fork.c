@@ -80,10 +80,15 @@ void vmem_lockup(void)
 	for (vmem_t *vmp = vmem_list; vmp != NULL; vmp = vmp->ar_next)
 		qlock_enter_nested(&vmp->ar_lock, QLOCK_ARENA);
 	vmem_tag_lock_enter();
+	/* With the populate lock, no populate is half done, and the child
+	 * starts with none (vmem_populator is cleared before its unlock). */
+	VMEM_ASSERT(QLOCK_HELD(QLOCK_VMEM_LIST) && QLOCK_HELD(QLOCK_TAG));
+	VMEM_ASSERT(!vmem_populate_in_progress());
 }
 
 static void vmem_release_locks(bool child)
 {
+	VMEM_ASSERT(QLOCK_HELD(QLOCK_VMEM_LIST) && QLOCK_HELD(QLOCK_POPULATE));
 	/* planted bug QB_CHILD_LOCK_HELD: the child never drops the tag lock */
 	if (!(child && QUANTA_BUG(QB_CHILD_LOCK_HELD)))
 		vmem_tag_lock_exit();
@@ -157,6 +162,8 @@ void vmem_fork_child_owns_memory(bool heap_too)
 
 static void fork_prepare(void)
 {
+	/* A fork from under a lock of quanta would wait for itself here. */
+	VMEM_ASSERT(ARENA_LOCKS_NONE() && QLOCK_NONE_HELD(QLOCK_POPULATE));
 	vmem_bootstrap();
 	qlock_enter(&umem_bootstrap_lock, QLOCK_BOOTSTRAP);
 	umem_lockup();
@@ -185,6 +192,7 @@ static void fork_child(void)
 	for (vmem_t *vmp = arenas; vmp != NULL; vmp = vmp->ar_next)
 		vmem_child_fixup_arena(vmp, self);
 	umem_thread_child_fixup();
+	VMEM_ASSERT(ARENA_LOCKS_NONE() && !vmem_populate_in_progress());
 }
 
 void vmem_fork_install(void)

@@ -51,6 +51,25 @@
 	((e) ? (void)0 : vmem_assert_fail(#e, __FILE__, __LINE__))
 #endif
 
+/*
+ * What an assertion may say about the locks this thread holds: the
+ * witness's book (lockrank.h) counts them per rank, so "an arena lock is
+ * held" is all it knows, not which arena's.  One macro per kind of object,
+ * so that a change in how a lock is reached changes these lines only.
+ * Without the witness (release, QUANTA_NO_WITNESS) they hold trivially.
+ */
+#if QLOCK_WITNESS
+#define QLOCK_HELD(rank) (qlock_witness_held(rank) != 0)
+#define QLOCK_NONE_HELD(rank) (qlock_witness_held(rank) == 0)
+#else
+#define QLOCK_HELD(rank) true
+#define QLOCK_NONE_HELD(rank) true
+#endif
+#define ARENA_LOCK_HELD(vmp) ((void)(vmp), QLOCK_HELD(QLOCK_ARENA))
+/* No arena lock at all: the state of a source call, a populate's
+ * allocation, a reap (L1). */
+#define ARENA_LOCKS_NONE() QLOCK_NONE_HELD(QLOCK_ARENA)
+
 /* Segment types, kept in the low 3 bits of sg_prevtype. */
 enum {
 	SEG_SPARE = 0,  /* on a spare list, in no arena structure */
