@@ -233,7 +233,8 @@ QTEST(reap_gives_every_slab_back_after_the_working_set_expires)
 	size_t before = vmem_size(arena, VMEM_ALLOC);
 	burst_in_thread(cp, 4000);
 	umem_cache_stats_t st = stats_of(cp);
-	QT_TRUE(st.us_slabs > 10);
+	/* 4000 objects alive at once fill that many slabs exactly. */
+	QT_EQ(st.us_slabs, (4000 + cp->cc_nbufs - 1) / cp->cc_nbufs);
 	QT_EQ(st.us_bufs_total, st.us_bufs_slab_free + st.us_bufs_depot);
 	QT_EQ(vmem_size(arena, VMEM_ALLOC) - before,
 	    st.us_slabs * st.us_slab_bytes);
