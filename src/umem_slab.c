@@ -397,6 +397,7 @@ size_t umem_slab_destroy_all(umem_cache_t *cp)
 {
 	size_t leaked = 0;
 	umem_slab_t *chain = NULL;
+	VMEM_ASSERT(SLAB_LOCKS_NONE());
 	qlock_enter(&cp->cc_slab_lock, QLOCK_SLAB);
 	uint32_t lists[3] = {UMEM_SL_PARTIAL, UMEM_SL_FULL, UMEM_SL_FREE};
 	for (unsigned l = 0; l < 3; l++) {
@@ -595,6 +596,7 @@ void umem_slab_free(umem_cache_t *cp, void *buf, umem_call_t call,
     size_t size)
 {
 	umem_slab_t *chain = NULL;
+	VMEM_ASSERT(buf != NULL && SLAB_LOCKS_NONE());
 	qlock_enter(&cp->cc_slab_lock, QLOCK_SLAB);
 	slab_free_locked(cp, buf, call, size, &chain);
 	cp->cc_direct_from_caller++;
@@ -606,6 +608,7 @@ void umem_slab_free(umem_cache_t *cp, void *buf, umem_call_t call,
 void umem_slab_free_batch(umem_cache_t *cp, void *const *bufs, size_t n)
 {
 	umem_slab_t *chain = NULL;
+	VMEM_ASSERT(SLAB_LOCKS_NONE() && n <= UMEM_MAGSIZE_MAX);
 	qlock_enter(&cp->cc_slab_lock, QLOCK_SLAB);
 	for (size_t k = 0; k < n; k++)
 		slab_free_locked(cp, bufs[k], UMEM_CALL_INTERNAL, 0, &chain);

@@ -723,6 +723,7 @@ static void freelists_order(vmem_t *vmp)
 		}
 		s = s == end ? NULL : next;
 	}
+	VMEM_ASSERT(vmp->ar_ordered && vmp->ar_found == NULL);
 }
 
 /*
@@ -763,6 +764,7 @@ static vmem_seg_t *search_lists(vmem_t *vmp, const vmem_req_t *r, unsigned i,
 			break;
 	}
 	vmp->ar_kstat.search += steps;
+	VMEM_ASSERT(found == NULL || seg_type(found) == SEG_FREE);
 	return found;
 }
 
@@ -803,6 +805,7 @@ static vmem_seg_t *next_fit(vmem_t *vmp, const vmem_req_t *r, uintptr_t *addrp)
 			break;
 	}
 	vmp->ar_kstat.search += steps;
+	VMEM_ASSERT(s == rotor || seg_type(s) == SEG_FREE);
 	return s == rotor ? NULL : s;
 }
 
@@ -898,6 +901,7 @@ typedef struct stash_rec {
 
 static void spares_stash(vmem_t *vmp, unsigned n, stash_rec_t *rec)
 {
+	VMEM_ASSERT(ARENA_LOCK_HELD(vmp) && vmp->ar_nspares >= n);
 	for (unsigned i = 0; i < n; i++) {
 		vmem_seg_t *s = vmem_seg_get(vmp);
 		s->sg_next = vmp->ar_stash;
@@ -907,6 +911,7 @@ static void spares_stash(vmem_t *vmp, unsigned n, stash_rec_t *rec)
 	rec->vmp = vmp;
 	rec->next = stash_self;
 	stash_self = rec;
+	VMEM_ASSERT(vmp->ar_nstash >= n);
 }
 
 static void spares_unstash(vmem_t *vmp, unsigned n, stash_rec_t *rec)
@@ -1394,6 +1399,7 @@ void *vmem_add(vmem_t *const vmp, void *vaddr, size_t size, int vmflag)
 		return NULL;
 	}
 	(void)span_create(vmp, addr, size, SEG_SPAN, "vmem_add");
+	VMEM_ASSERT(vmp->ar_kstat.mem_total >= size);
 	if (vmp->ar_nwaiters != 0)
 		plat_cond_broadcast(&vmp->ar_cv);
 	qlock_exit(&vmp->ar_lock, QLOCK_ARENA);
@@ -1701,6 +1707,8 @@ void vmem_arena_init(vmem_t *vmp, const char *name, size_t quantum,
 	vmp->ar_htab = vmp->ar_htab_embedded;
 	vmp->ar_htab_mask = VMEM_HASH_INITIAL - 1;
 	vmp->ar_htab_shift = 64u - (vmem_highbit(VMEM_HASH_INITIAL) - 1);
+	VMEM_ASSERT(((size_t)1 << vmp->ar_qshift) == quantum);
+	VMEM_ASSERT(vmp->ar_freemap == 0 && vmp->ar_nspares == 0);
 }
 
 void vmem_list_insert(vmem_t *vmp)
@@ -1750,6 +1758,8 @@ static bool vmem_qcaches_create(vmem_t *vmp)
 			return false;
 		}
 	}
+	VMEM_ASSERT(vmp->ar_qcache[n - 1] != NULL &&
+	    (n == VMEM_QCACHE_MAX || vmp->ar_qcache[n] == NULL));
 	return true;
 }
 
