@@ -1118,6 +1118,24 @@ static bool req_satisfied(const vmem_req_t *r, uintptr_t addr)
 }
 #endif
 
+/* Cut [addr, addr + r->size) from the free piece s that vmem_find chose;
+ * next fit moves the rotor just past it (lock held). */
+QUANTA_HOT static void alloc_take(vmem_t *vmp, const vmem_req_t *r,
+    vmem_seg_t *s, uintptr_t addr, vmem_pending_t *pend)
+{
+	vmem_seg_t *a = seg_cut(vmp, s, addr, r->size);
+	VMEM_ASSERT(a->sg_start == addr && seg_size(a) == r->size);
+	VMEM_ASSERT(req_satisfied(r, addr));
+	if (r->vmflag & VM_NEXTFIT) {
+		/* planted bug QB_ROTOR_STALE: the pieces it held apart stay so */
+		if (QUANTA_BUG(QB_ROTOR_STALE))
+			seg_unlink(&vmp->ar_rotor);
+		else
+			marker_unlink(vmp, &vmp->ar_rotor, pend);
+		seg_link_after(a, &vmp->ar_rotor);
+	}
+}
+
 static void *vmem_alloc_req(vmem_t *vmp, const vmem_req_t *r)
 {
 	vmem_pending_t pend = {.n = 0};
@@ -1158,17 +1176,7 @@ static void *vmem_alloc_req(vmem_t *vmp, const vmem_req_t *r)
 		VMEM_ASSERT(pend.n == 0);
 		vmem_sleep_wait(vmp);
 	}
-	vmem_seg_t *a = seg_cut(vmp, s, addr, r->size);
-	VMEM_ASSERT(a->sg_start == addr && seg_size(a) == r->size);
-	VMEM_ASSERT(req_satisfied(r, addr));
-	if (r->vmflag & VM_NEXTFIT) {
-		/* planted bug QB_ROTOR_STALE: the pieces it held apart stay so */
-		if (QUANTA_BUG(QB_ROTOR_STALE))
-			seg_unlink(&vmp->ar_rotor);
-		else
-			marker_unlink(vmp, &vmp->ar_rotor, &pend);
-		seg_link_after(a, &vmp->ar_rotor);
-	}
+	alloc_take(vmp, r, s, addr, &pend);
 	bool rescale = hash_wanted(vmp) != 0;
 	qlock_exit(&vmp->ar_lock, QLOCK_ARENA);
 	if (pend.n != 0)
