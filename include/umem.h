@@ -33,11 +33,19 @@ typedef void umem_reclaim_t(void *private_arg);
 #define UMEM_DEFAULT 0x0000 /* may fail: NULL when no memory */
 #define UMEM_NOFAIL 0x0100  /* never NULL: the nofail callback decides */
 
-/* Creation flags (cflags of umem_cache_create). */
-#define UMC_NOTOUCH 0x00010000   /* accepted; buffers are never touched */
+/*
+ * Creation flags (cflags of umem_cache_create); any other bit is a
+ * diagnostic and abort.  No cache ever writes into a buffer (free-list
+ * links, slab headers and magazines all live outside the buffers), so
+ * UMC_NOTOUCH changes one thing: a free buffer is not poisoned for ASan or
+ * Valgrind, so a caller may still read it (type-stable memory, readers that
+ * race a free).  illumos' UMC_NOHASH is not provided: the buffer-to-slab
+ * lookup is always the slab hash, since the slab header is never inside
+ * the slab (a quantum cache's slab may be IDs, not memory).
+ */
+#define UMC_NOTOUCH 0x00010000   /* free buffers stay readable to checkers */
 #define UMC_NODEBUG 0x00020000   /* no per-buffer debug checks */
 #define UMC_NOMAGAZINE 0x00040000 /* no magazine layer: every call locks */
-#define UMC_NOHASH 0x00080000    /* accepted; lookup is always out of band */
 /* quanta: a quantum cache.  Buffers are ranges of the source arena (maybe
  * IDs, not memory): no constructor, no debug memory checks, never touched. */
 #define UMC_QCACHE 0x00100000

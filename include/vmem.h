@@ -33,7 +33,6 @@ typedef void vmem_free_t(vmem_t *source, void *addr, size_t size);
 #define VM_SLEEP 0x00000000    /* may wait for a free; never fails */
 #define VM_NOSLEEP 0x00000001  /* fail with NULL rather than wait */
 #define VM_PANIC 0x00000002    /* a failure is a diagnostic and abort */
-#define VM_KMFLAGS 0x000000ff  /* the flags above, as object caches see them */
 #define VM_BESTFIT 0x00000100  /* smallest free segment that satisfies */
 #define VM_FIRSTFIT 0x00000200 /* first that satisfies, in free-list order */
 #define VM_NEXTFIT 0x00000400  /* forward from the rotor; recycle late */
@@ -42,7 +41,15 @@ typedef void vmem_free_t(vmem_t *source, void *addr, size_t size);
 /* Creation flags (the vmflag of vmem_create). */
 #define VMC_POPULATOR 0x00010000  /* an arena the tag populate passes through */
 #define VMC_NO_QCACHE 0x00020000  /* no quantum caches, whatever qcache_max */
-#define VMC_IDENTIFIER 0x00040000 /* the resource is not memory (IDs, ...) */
+/*
+ * VMC_IDENTIFIER: the arena's integers are not memory (IDs, ports, offsets).
+ * Nothing of quanta ever dereferences an arena's range, so allocation is the
+ * same; what changes: an object cache drawing from the arena (umem_cache_create
+ * with it as source) never tells a memory checker (ASan, Valgrind) about its
+ * buffers, as if created with UMC_NOTOUCH, since they are no addresses; and
+ * vmem_dump says "identifier": true (JSON) or "(identifiers)" (text).
+ */
+#define VMC_IDENTIFIER 0x00040000
 
 /* Type masks of vmem_walk and vmem_size. */
 #define VMEM_ALLOC 0x01

@@ -93,15 +93,14 @@ void umem_nofail_callback(umem_nofail_callback_t *cb)
 	atomic_store(&umem_nofail_cb, cb);
 }
 
-void umem_nofail_wait(const char *call, const char *cache_name, size_t size,
-    unsigned attempt)
+/* Tries of a UMEM_NOFAIL allocation before it gives up: a callback that
+ * keeps answering retry without freeing anything is a bug, not a wait. */
+#define UMEM_NOFAIL_ATTEMPTS_MAX (1u << 20)
+
+/* A failed UMEM_NOFAIL try: reap, then ask the nofail callback; returns to
+ * retry.  args names the call's object ("cache \"x\"" or "size n"). */
+static void nofail_wait(const char *call, const char *args, unsigned attempt)
 {
-	char args[96];
-	if (cache_name != NULL)
-		(void)snprintf(args, sizeof(args), "cache \"%s\"", cache_name);
-	else
-		(void)snprintf(args, sizeof(args), "size %lu",
-		    (unsigned long)size);
 	umem_reap();
 	umem_nofail_callback_t *cb = atomic_load(&umem_nofail_cb);
 	if (cb == NULL)
@@ -114,6 +113,29 @@ void umem_nofail_wait(const char *call, const char *cache_name, size_t size,
 		exit(rc & 0xff);
 	vmem_panic("%s(%s, UMEM_NOFAIL): the nofail callback returned 0x%x, "
 	    "neither retry nor exit", call, args, (unsigned)rc);
+}
+
+void *umem_nofail_retry(void *(*once)(void *arg), void *arg,
+    const char *call, const char *cache_name, size_t size)
+{
+	char args[96];
+	/* The callback and the reap may do anything: no lock is held. */
+	VMEM_ASSERT(once != NULL && ARENA_LOCKS_NONE() && SLAB_LOCKS_NONE());
+	if (cache_name != NULL)
+		(void)snprintf(args, sizeof(args), "cache \"%s\"", cache_name);
+	else
+		(void)snprintf(args, sizeof(args), "size %lu",
+		    (unsigned long)size);
+	/* The caller made try 0; tries 1 .. MAX - 1 follow a wait each. */
+	for (unsigned attempt = 0; attempt + 1 < UMEM_NOFAIL_ATTEMPTS_MAX;
+	    attempt++) {
+		nofail_wait(call, args, attempt);
+		void *buf = once(arg);
+		if (buf != NULL)
+			return buf;
+	}
+	vmem_panic("%s(%s, UMEM_NOFAIL): still no memory after %u attempts",
+	    call, args, UMEM_NOFAIL_ATTEMPTS_MAX);
 }
 
 static void *alloc_once(size_t size)
@@ -131,22 +153,21 @@ static void *alloc_once(size_t size)
 	return buf;
 }
 
-#define UMEM_NOFAIL_ATTEMPTS_MAX (1u << 20)
+static void *alloc_once_arg(void *arg)
+{
+	return alloc_once(*(const size_t *)arg);
+}
 
 void *umem_alloc(size_t size, int umflag)
 {
 	if (size == 0)
 		return NULL;
 	umem_bootstrap();
-	for (unsigned attempt = 0; attempt < UMEM_NOFAIL_ATTEMPTS_MAX;
-	    attempt++) {
-		void *buf = alloc_once(size);
-		if (buf != NULL || !(umflag & UMEM_NOFAIL))
-			return buf;
-		umem_nofail_wait("umem_alloc", NULL, size, attempt);
-	}
-	vmem_panic("umem_alloc(size %lu, UMEM_NOFAIL): still no memory after "
-	    "%u attempts", (unsigned long)size, UMEM_NOFAIL_ATTEMPTS_MAX);
+	void *buf = alloc_once(size);
+	if (buf == NULL && (umflag & UMEM_NOFAIL))
+		buf = umem_nofail_retry(alloc_once_arg, &size, "umem_alloc",
+		    NULL, size);
+	return buf;
 }
 
 void *umem_zalloc(size_t size, int umflag)

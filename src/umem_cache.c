@@ -165,14 +165,17 @@ umem_cache_t *umem_cache_create_impl(const char *name, size_t bufsize,
 	memset(cp, 0, sizeof(*cp));
 	(void)snprintf(cp->cc_name, sizeof(cp->cc_name), "%s", name);
 	cp->cc_cflags = cflags;
-	cp->cc_annotate = !(cflags & (UMC_QCACHE | UMC_NOTOUCH));
+	cp->cc_arena = source != NULL ? source : umem_default;
+	/* Tell a memory checker about buffers only when they are memory
+	 * the caller did not ask to keep readable (umem.h, vmem.h). */
+	cp->cc_annotate = !(cflags & (UMC_QCACHE | UMC_NOTOUCH)) &&
+	    !(cp->cc_arena->ar_cflags & VMC_IDENTIFIER);
 	cp->cc_debug = UMEM_DEBUG && !(cflags & UMC_NODEBUG);
 	cp->cc_bufsize = bufsize;
 	cp->cc_ctor = ctor;
 	cp->cc_dtor = dtor;
 	cp->cc_reclaim = reclaim;
 	cp->cc_private = priv;
-	cp->cc_arena = source != NULL ? source : umem_default;
 	if (!cache_locks_get(cp) || !umem_slab_layout(cp, align)) {
 		cache_locks_put(cp);
 		umem_meta_free(cp, sizeof(*cp));
@@ -181,6 +184,8 @@ umem_cache_t *umem_cache_create_impl(const char *name, size_t bufsize,
 	umem_mag_init_cache(cp);
 	cache_list_insert(cp);
 	VMEM_ASSERT(cp->cc_slab_bytes >= cp->cc_chunk_bytes);
+	VMEM_ASSERT((size_t)cp->cc_nbufs * cp->cc_chunk_bytes <=
+	    cp->cc_slab_bytes && cp->cc_chunk_bytes >= bufsize);
 	return cp;
 }
 
@@ -199,6 +204,8 @@ umem_cache_t *umem_cache_create(const char *name, size_t bufsize,
 		why = "align is not a power of two";
 	else if ((cflags & UMC_QCACHE) && (ctor != NULL || dtor != NULL))
 		why = "a quantum cache (UMC_QCACHE) has no constructor";
+	else if (cflags & ~UMEM_CFLAGS_KNOWN)
+		why = "unknown flags";
 	if (why != NULL)
 		vmem_panic("umem_cache_create(name \"%s\", size %lu, align %lu, "
 		    "flags 0x%x): %s", nm, (unsigned long)bufsize,
@@ -218,6 +225,7 @@ void umem_cache_destroy(umem_cache_t *cp)
 		    (void *)cp);
 	umem_slots_flush_all(cp);
 	umem_depot_purge(cp);
+	VMEM_ASSERT(cp->cc_full.ml_count == 0 && cp->cc_empty.ml_count == 0);
 	size_t leaked = umem_slab_destroy_all(cp);
 	if (leaked != 0) {
 		char buf[160];
@@ -276,28 +284,29 @@ static void annotate_free(const umem_cache_t *cp, void *buf, size_t size)
 	UMEM_ASAN_POISON(buf, size);
 }
 
-#define UMEM_NOFAIL_ATTEMPTS_MAX (1u << 20)
+/* One try of umem_cache_alloc (arg: the cache). */
+static void *cache_alloc_once(void *arg)
+{
+	umem_cache_t *cp = arg;
+	void *buf = cache_alloc_fast(cp, VM_NOSLEEP);
+	if (buf == NULL) {
+		atomic_fetch_add(&cp->cc_alloc_fail, 1);
+		return NULL;
+	}
+	annotate_alloc(cp, buf, cp->cc_bufsize);
+	return buf;
+}
 
 void *umem_cache_alloc(umem_cache_t *cp, int umflag)
 {
 	if (cp == NULL)
 		vmem_panic("umem_cache_alloc(cache NULL, flags 0x%x): no cache",
 		    (unsigned)umflag);
-	for (unsigned attempt = 0; attempt < UMEM_NOFAIL_ATTEMPTS_MAX;
-	    attempt++) {
-		void *buf = cache_alloc_fast(cp, VM_NOSLEEP);
-		if (buf != NULL) {
-			annotate_alloc(cp, buf, cp->cc_bufsize);
-			return buf;
-		}
-		atomic_fetch_add(&cp->cc_alloc_fail, 1);
-		if (!(umflag & UMEM_NOFAIL))
-			return NULL;
-		umem_nofail_wait("umem_cache_alloc", cp->cc_name,
-		    cp->cc_bufsize, attempt);
-	}
-	vmem_panic("umem_cache_alloc(cache \"%s\", UMEM_NOFAIL): still no "
-	    "memory after %u attempts", cp->cc_name, UMEM_NOFAIL_ATTEMPTS_MAX);
+	void *buf = cache_alloc_once(cp);
+	if (buf == NULL && (umflag & UMEM_NOFAIL))
+		buf = umem_nofail_retry(cache_alloc_once, cp,
+		    "umem_cache_alloc", cp->cc_name, cp->cc_bufsize);
+	return buf;
 }
 
 void umem_cache_free(umem_cache_t *cp, void *buf)

@@ -88,9 +88,17 @@ void __asan_unpoison_memory_region(void const volatile *addr, size_t size);
 #define UMEM_ASAN_UNPOISON(a, s) ((void)(a), (void)(s))
 #endif
 
+/* The cache locks an assertion may ask about (vmem_impl.h says how). */
+#define DEPOT_LOCK_HELD(cp) ((void)(cp), QLOCK_HELD(QLOCK_DEPOT))
+#define SLAB_LOCK_HELD(cp) ((void)(cp), QLOCK_HELD(QLOCK_SLAB))
+#define SLAB_LOCKS_NONE() QLOCK_NONE_HELD(QLOCK_SLAB)
+
 /* ---- constants, derived ------------------------------------------------ */
 
 #define UMEM_NAMELEN 32
+/* Every creation flag umem.h defines; other bits are a caller's error. */
+#define UMEM_CFLAGS_KNOWN                                                      \
+	(UMC_NOTOUCH | UMC_NODEBUG | UMC_NOMAGAZINE | UMC_QCACHE)
 /* Slot directory: 64 chunks of 64 slots (a chunk is one 4 KiB page of
  * 64-byte slots); 4096 live threads at once is far beyond the machines
  * this runs on, and the 64 directory pointers cost a cache 512 bytes. */
@@ -155,7 +163,8 @@ _Static_assert(sizeof(umem_slot_t) == UMEM_CACHE_LINE,
     "a slot fills one cache line, so no two threads share a line");
 
 /*
- * Push a round onto the loaded magazine (room checked by the caller): the
+ * The one push of a round from a caller onto the loaded magazine (room
+ * checked by the caller; umem_slot_free and umem_debug_push call it): the
  * round first, then the count, in that order in memory too — a release
  * store, which on x86 is a plain store the compiler may not hoist above
  * the round's.  No other thread reads a slot; the child of a fork another
@@ -181,6 +190,16 @@ static inline void umem_slot_push(umem_slot_t *sl, void *buf)
 		sl->sl_loaded->mg_round[r] = buf;
 	else
 		__atomic_store_n(&sl->sl_rounds, r + 1, __ATOMIC_RELEASE);
+	sl->sl_from_caller++;
+}
+
+/* The one pop of a round for a caller (a round is there: the caller
+ * checked); umem_slot_pop and umem_debug_pop call it. */
+static inline void *umem_slot_pop_round(umem_slot_t *sl)
+{
+	void *buf = sl->sl_loaded->mg_round[--sl->sl_rounds];
+	sl->sl_to_caller++;
+	return buf;
 }
 
 typedef struct umem_slot_chunk {
@@ -300,10 +319,11 @@ void umem_classes_init(void);
 /* The buffer size of the class that serves umem_alloc(size), for 0 < size
  * <= UMEM_CLASS_MAX_BYTES (the malloc front end allocates whole classes). */
 size_t umem_alloc_class_bytes(size_t size);
-/* A UMEM_NOFAIL allocation failed: reap, then ask the nofail callback;
- * returns to retry.  cache_name NULL: umem_alloc of size. */
-void umem_nofail_wait(const char *call, const char *cache_name, size_t size,
-    unsigned attempt);
+/* The one retry loop of UMEM_NOFAIL: once(arg) failed; reap, ask the
+ * nofail callback (retry, exit, or a diagnostic) and try again until once
+ * returns a buffer.  cache_name NULL: umem_alloc of size (diagnostics). */
+void *umem_nofail_retry(void *(*once)(void *arg), void *arg,
+    const char *call, const char *cache_name, size_t size);
 
 /* ---- umem_slab.c ------------------------------------------------------------ */
 bool umem_slab_layout(umem_cache_t *cp, size_t align);
@@ -394,9 +414,7 @@ static inline void *umem_slot_pop(umem_cache_t *cp, umem_slot_t *sl)
 {
 	if (UMEM_DEBUG && cp->cc_debug)
 		return umem_debug_pop(cp, sl);
-	void *buf = sl->sl_loaded->mg_round[--sl->sl_rounds];
-	sl->sl_to_caller++;
-	return buf;
+	return umem_slot_pop_round(sl);
 }
 
 static inline bool umem_slot_free(umem_cache_t *cp, umem_slot_t *sl,
@@ -409,13 +427,12 @@ static inline bool umem_slot_free(umem_cache_t *cp, umem_slot_t *sl,
 		return true;
 	}
 	umem_slot_push(sl, buf);
-	sl->sl_from_caller++;
 	return true;
 }
 
 /* ---- umem_reap.c ------------------------------------------------------------ */
 /*
- * Integration hooks for vmem.c (the lead wires them):
+ * The hooks vmem.c calls:
  *   umem_reap_request()   — call after an allocation of an arena failed,
  *                           with no arena lock held.  Runs a reap of every
  *                           cache now, or, when a populate is in progress
@@ -423,8 +440,7 @@ static inline bool umem_slot_free(umem_cache_t *cp, umem_slot_t *sl,
  *                           pending and returns at once.
  *   umem_reap_pending_run() — call right after dropping the populate lock:
  *                           runs the reap a populate deferred, if any.  The
- *                           cache layer also calls it from its slow paths, so
- *                           a deferred reap runs soon even before it is wired.
+ *                           cache layer also calls it from its slow paths.
  */
 void umem_reap_request(void);
 void umem_reap_pending_run(void);
@@ -436,7 +452,7 @@ extern bool (*umem_populate_probe)(void);
 void umem_cache_reap(umem_cache_t *cp);
 extern _Atomic uint64_t umem_reap_count;  /* reaps that ran */
 
-/* ---- fork (the lead calls these from the vmem atfork handlers) -------------
+/* ---- fork (the vmem atfork handlers of vmem_fork.c call these) -------------
  * umem_lockup(): before vmem_lockup, in prepare.  Takes the cache-list lock,
  *   then for each cache in list order its depot lock, then its slab lock.
  * umem_release(): after vmem_release, in parent and child.
@@ -468,7 +484,7 @@ extern void (*umem_test_slow_hook)(umem_cache_t *cp, umem_slot_t *sl,
  * takes it first, so no child sees a bootstrap half done. */
 extern plat_mutex_t umem_bootstrap_lock;
 
-/* ---- quantum caches (the lead's vmem_create / vmem_alloc / vmem_free) ------
+/* ---- quantum caches (for vmem_create / vmem_alloc / vmem_free) ------------
  * umem_qcache_create(arena, size): a cache of size-byte pieces of arena
  *   (size a multiple of its quantum), named "<arena>_<size>", slabs of
  *   umem_qcache_slab_bytes(arena) taken with vmem_xalloc(arena, slab, slab,

@@ -104,7 +104,7 @@ static umem_mag_t *maglist_get(umem_maglist_t *ml)
 	umem_mag_t *m = ml->ml_head;
 	if (m == NULL)
 		return NULL;
-	VMEM_ASSERT(ml->ml_count > 0);
+	VMEM_ASSERT(ml->ml_count > 0 && ml->ml_min <= ml->ml_count);
 	ml->ml_head = m->mg_next;
 	m->mg_next = NULL;
 	ml->ml_count--;
@@ -115,7 +115,7 @@ static umem_mag_t *maglist_get(umem_maglist_t *ml)
 
 static void maglist_put(umem_maglist_t *ml, umem_mag_t *m)
 {
-	VMEM_ASSERT(m->mg_next == NULL);
+	VMEM_ASSERT(m->mg_next == NULL && m->mg_rounds <= m->mg_cap);
 	m->mg_next = ml->ml_head;
 	ml->ml_head = m;
 	ml->ml_count++;
@@ -144,6 +144,8 @@ static void depot_lock(umem_cache_t *cp)
 	}
 	cp->cc_depot_ops++;
 	cp->cc_window_ops++;
+	VMEM_ASSERT(DEPOT_LOCK_HELD(cp) &&
+	    cp->cc_window_contended <= cp->cc_window_ops);
 }
 
 /* A magazine leaves for good (depot lock held): its rounds to the slabs
@@ -151,7 +153,9 @@ static void depot_lock(umem_cache_t *cp)
 static void depot_drop_mag(umem_cache_t *cp, umem_mag_t *m,
     depot_drop_t *drop)
 {
+	VMEM_ASSERT(DEPOT_LOCK_HELD(cp) && m->mg_next == NULL);
 	umem_slab_free_rounds(cp, m, &drop->slabs);
+	VMEM_ASSERT(m->mg_rounds == 0);
 	m->mg_next = drop->mags;
 	drop->mags = m;
 }
@@ -172,6 +176,7 @@ static void depot_drop_list(umem_cache_t *cp, umem_maglist_t *ml,
  */
 static void depot_window_close(umem_cache_t *cp, depot_drop_t *drop)
 {
+	VMEM_ASSERT(DEPOT_LOCK_HELD(cp) && cp->cc_magtype < UMEM_MAGTYPES);
 	if (cp->cc_window_ops < UMEM_DEPOT_WINDOW_OPS)
 		return;
 	bool contended = (uint64_t)cp->cc_window_contended *
@@ -192,6 +197,8 @@ static void depot_unlock(umem_cache_t *cp, depot_drop_t *drop)
 {
 	depot_window_close(cp, drop);
 	qlock_exit(cp->cc_depot_lock, QLOCK_DEPOT);
+	/* Destructors may use the cache: no cache lock is held past here. */
+	VMEM_ASSERT(SLAB_LOCKS_NONE() && QLOCK_NONE_HELD(QLOCK_DEPOT));
 	umem_slab_give_back(cp, drop->slabs);
 	for (umem_mag_t *m = drop->mags, *next; m != NULL; m = next) {
 		next = m->mg_next;
@@ -208,6 +215,7 @@ static void depot_put_locked(umem_cache_t *cp, umem_mag_t *m, uint32_t rounds,
     depot_drop_t *drop)
 {
 	VMEM_ASSERT(rounds == 0 || rounds == m->mg_cap);
+	VMEM_ASSERT(DEPOT_LOCK_HELD(cp));
 	m->mg_rounds = rounds;
 	if (m->mg_cap != atomic_load(&cp->cc_magsize))
 		depot_drop_mag(cp, m, drop);
@@ -271,6 +279,7 @@ static void slot_swap(umem_cache_t *cp, umem_slot_t *sl)
 static void slot_load(umem_slot_t *sl, umem_mag_t *m, uint32_t rounds)
 {
 	VMEM_ASSERT(sl->sl_prev == NULL && m->mg_rounds == rounds);
+	VMEM_ASSERT(rounds <= m->mg_cap && sl->sl_transit == NULL);
 	if (sl->sl_loaded != NULL)
 		sl->sl_loaded->mg_rounds = sl->sl_rounds;
 	sl->sl_prev = sl->sl_loaded;
@@ -279,6 +288,8 @@ static void slot_load(umem_slot_t *sl, umem_mag_t *m, uint32_t rounds)
 	sl->sl_loaded = m;
 	sl->sl_rounds = rounds;
 	sl->sl_cap = m->mg_cap;
+	VMEM_ASSERT(sl->sl_prev == NULL || sl->sl_prev->mg_rounds ==
+	    sl->sl_prounds);
 }
 
 /* The previous magazine (full or empty) to the depot (depot lock held). */
@@ -288,6 +299,7 @@ static void slot_prev_to_depot(umem_cache_t *cp, umem_slot_t *sl,
 	umem_mag_t *p = sl->sl_prev;
 	if (p == NULL)
 		return;
+	VMEM_ASSERT(sl->sl_prounds == 0 || sl->sl_prounds == sl->sl_pcap);
 	depot_put_locked(cp, p, sl->sl_prounds, drop);
 	sl->sl_prev = NULL;
 	sl->sl_prounds = sl->sl_pcap = 0;
@@ -331,6 +343,8 @@ static bool slot_exchange_full(umem_cache_t *cp, umem_slot_t *sl)
 		slot_load(sl, full, full->mg_cap);
 	}
 	depot_unlock(cp, &drop);
+	VMEM_ASSERT(full == NULL || (sl->sl_loaded == full &&
+	    sl->sl_rounds == full->mg_cap && sl->sl_prounds == 0));
 	if (full != NULL)
 		slow_hook(cp, sl, UMEM_HOOK_ALLOC_EXCHANGE);
 	return full != NULL;
@@ -367,6 +381,8 @@ static bool slot_exchange_empty(umem_cache_t *cp, umem_slot_t *sl)
 		}
 		depot_unlock(cp, &drop);
 		if (empty != NULL) {
+			VMEM_ASSERT(sl->sl_loaded == empty &&
+			    sl->sl_rounds == 0 && sl->sl_cap > 0);
 			slow_hook(cp, sl, UMEM_HOOK_FREE_EXCHANGE);
 			return true;
 		}
@@ -384,6 +400,9 @@ static bool slot_exchange_empty(umem_cache_t *cp, umem_slot_t *sl)
  */
 void *umem_alloc_slow(umem_cache_t *cp, umem_slot_t *sl, int vmflag)
 {
+	/* The fast path could not serve; no cache lock is held. */
+	VMEM_ASSERT(sl == NULL || sl->sl_rounds == 0);
+	VMEM_ASSERT(SLAB_LOCKS_NONE() && QLOCK_NONE_HELD(QLOCK_DEPOT));
 	if (umem_reap_pending())
 		umem_reap_pending_run();
 	if (sl != NULL) {
@@ -416,6 +435,8 @@ void *umem_alloc_slow(umem_cache_t *cp, umem_slot_t *sl, int vmflag)
 void umem_free_slow(umem_cache_t *cp, umem_slot_t *sl, void *buf,
     umem_call_t call, size_t size)
 {
+	VMEM_ASSERT(sl == NULL || sl->sl_rounds >= sl->sl_cap);
+	VMEM_ASSERT(buf != NULL && SLAB_LOCKS_NONE());
 	if (sl != NULL) {
 		bool ok = true;
 		slot_busy_enter(sl);
@@ -495,6 +516,7 @@ void umem_slot_child_reclaim(umem_cache_t *cp, umem_slot_t *sl)
 		if (!seen)
 			slot_mag_return(cp, m[i], m[i]->mg_rounds);
 	}
+	VMEM_ASSERT(sl->sl_loaded == NULL && sl->sl_transit == NULL);
 }
 
 /* ---- reap, purge ---------------------------------------------------------- */
@@ -515,7 +537,7 @@ void umem_depot_reap(umem_cache_t *cp)
 		depot_drop_mag(cp, m, &drop);
 	cp->cc_full.ml_min = cp->cc_full.ml_count;
 	cp->cc_empty.ml_min = cp->cc_empty.ml_count;
-	VMEM_ASSERT(cp->cc_full.ml_min <= cp->cc_full.ml_count);
+	VMEM_ASSERT(DEPOT_LOCK_HELD(cp));
 	depot_unlock(cp, &drop);
 }
 

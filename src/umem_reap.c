@@ -43,6 +43,10 @@ void (*umem_test_reap_hook)(void);
 void umem_cache_reap(umem_cache_t *cp)
 {
 	VMEM_ASSERT(cp != NULL);
+	/* A reap allocates and frees: never inside a populate, never under
+	 * an arena or a cache lock (lockrank.h). */
+	VMEM_ASSERT(!vmem_populating_self() && ARENA_LOCKS_NONE());
+	VMEM_ASSERT(SLAB_LOCKS_NONE() && QLOCK_NONE_HELD(QLOCK_DEPOT));
 	if (cp->cc_reclaim != NULL)
 		cp->cc_reclaim(cp->cc_private);
 	umem_depot_reap(cp);
@@ -58,6 +62,7 @@ static void reap_all(void)
 		umem_test_reap_hook();
 	for (umem_cache_t *cp = umem_cache_list; cp != NULL; cp = cp->cc_next)
 		umem_cache_reap(cp);
+	VMEM_ASSERT(atomic_load(&umem_reaping));
 	qlock_exit(&umem_cache_list_lock, QLOCK_CACHE_LIST);
 	atomic_fetch_add(&umem_reap_count, 1);
 	atomic_store(&umem_reaping, false);

@@ -8,18 +8,19 @@
  * A slab is one piece [base, base + S) that the cache took from its arena
  * with vmem_xalloc(arena, S, align S); S = cc_slab_bytes is a power of two,
  * so the slab of any buffer is its address rounded down to S, and a hash
- * keyed by that base finds the slab header in one probe on average (the
- * table grows fourfold when the slabs outnumber twice the buckets).  The
+ * keyed by that base finds the slab header in at most two probes on
+ * average: the table grows fourfold when the slabs outnumber twice the
+ * buckets (load 2 down to 1/2) and never shrinks.  The
  * slab holds N = S / chunk buffers, buffer i at base + i * chunk.  Its
  * header lives in the metadata arena, never in the slab: a quantum cache's
  * slab may be a range of IDs that is no memory at all.  The header carries
  * two bitmaps of N bits: the free map (bit set: buffer i is free in the
  * slab) and the constructed map (bit set: buffer i holds a constructed
  * object), plus, in debug builds, one state byte per buffer (UMEM_BS_*) and
- * the size umem_alloc was asked for.  Overhead, derived: a header of 48
- * bytes plus 2 bits per buffer, e.g. 48 + 128 bytes for the 512 buffers of
- * an 8-byte class in a 4 KiB slab (4.3 %), 48 + 16 bytes for 64 buffers of
- * 64 bytes (1.6 %).
+ * the size umem_alloc was asked for.  Overhead, derived: a header of 56
+ * bytes (five pointers, four 32-bit fields) plus 2 bits per buffer, e.g.
+ * 56 + 128 bytes for the 512 buffers of an 8-byte class in a 4 KiB slab
+ * (4.5 %), 56 + 16 bytes for 64 buffers of 64 bytes (1.8 %).
  *
  * Lazy construction.  A slab's buffers are constructed the first time each
  * is handed out, not when the slab arrives, so a slab imported for one
@@ -137,6 +138,7 @@ static umem_slab_t **slab_list_head(umem_cache_t *cp, uint32_t which)
 static void slab_list_insert(umem_cache_t *cp, umem_slab_t *sp, uint32_t which)
 {
 	umem_slab_t **head = slab_list_head(cp, which);
+	VMEM_ASSERT(SLAB_LOCK_HELD(cp) && sp->sb_list == 0);
 	sp->sb_prev = NULL;
 	sp->sb_next = *head;
 	if (*head != NULL)
@@ -169,7 +171,7 @@ static void slab_list_update(umem_cache_t *cp, umem_slab_t *sp)
 	uint32_t want = sp->sb_nfree == 0 ? UMEM_SL_FULL
 	    : sp->sb_nfree == cp->cc_nbufs ? UMEM_SL_FREE
 					   : UMEM_SL_PARTIAL;
-	VMEM_ASSERT(sp->sb_nfree <= cp->cc_nbufs);
+	VMEM_ASSERT(sp->sb_nfree <= cp->cc_nbufs && SLAB_LOCK_HELD(cp));
 	if (sp->sb_list == want)
 		return;
 	slab_list_remove(cp, sp);
@@ -202,6 +204,7 @@ static void slab_hash_insert(umem_cache_t *cp, umem_slab_t *sp)
 {
 	size_t i = slab_hash_index(cp, sp->sb_base, cp->cc_htab_mask);
 	VMEM_ASSERT(umem_slab_lookup(cp, sp->sb_base) == NULL);
+	VMEM_ASSERT(SLAB_LOCK_HELD(cp) && sp->sb_cache == cp);
 	sp->sb_hnext = cp->cc_htab[i];
 	cp->cc_htab[i] = sp;
 	cp->cc_nslabs++;
@@ -244,6 +247,7 @@ static void slab_hash_grow(umem_cache_t *cp)
 		return;
 	memset(nt, 0, nb * sizeof(*nt));
 	qlock_enter(cp->cc_slab_lock, QLOCK_SLAB);
+	VMEM_ASSERT(SLAB_LOCK_HELD(cp));
 	umem_slab_t **old = cp->cc_htab;
 	size_t oldn = cp->cc_htab_mask + 1;
 	if (oldn != buckets) {
@@ -264,6 +268,9 @@ static void slab_hash_grow(umem_cache_t *cp)
 	cp->cc_htab = nt;
 	cp->cc_htab_mask = nb - 1;
 	VMEM_ASSERT(cp->cc_nslabs <= 2 * nb);
+	/* Every slab moved: the newest partial or free one is found. */
+	VMEM_ASSERT(cp->cc_partial == NULL ||
+	    umem_slab_lookup(cp, cp->cc_partial->sb_base) == cp->cc_partial);
 	qlock_exit(cp->cc_slab_lock, QLOCK_SLAB);
 	if (old != cp->cc_htab_embedded)
 		umem_meta_free(old, oldn * sizeof(*old));
@@ -284,6 +291,8 @@ void umem_slab_hash_fini(umem_cache_t *cp)
 static umem_slab_t *slab_create(umem_cache_t *cp, int vmflag)
 {
 	int vf = vmflag & (VM_NOSLEEP | VM_PANIC);
+	/* A call into vmem: no slab lock (lockrank.h, rank 4 above none). */
+	VMEM_ASSERT(SLAB_LOCKS_NONE());
 	void *base = vmem_xalloc(cp->cc_arena, cp->cc_slab_bytes,
 	    cp->cc_slab_bytes, 0, 0, NULL, NULL, vf);
 	if (base == NULL)
@@ -313,6 +322,9 @@ static umem_slab_t *slab_create(umem_cache_t *cp, int vmflag)
 static void slab_destroy(umem_cache_t *cp, umem_slab_t *sp)
 {
 	VMEM_ASSERT(sp->sb_list == 0 && sp->sb_cache == cp);
+	/* Destructors and the give-back run unlocked, the slab detached
+	 * (free, or with the leaked buffers of a destroyed cache). */
+	VMEM_ASSERT(SLAB_LOCKS_NONE() && sp->sb_nfree <= cp->cc_nbufs);
 	uint64_t *cm = slab_ctormap(cp, sp);
 	uint64_t *fm = slab_freemap(sp);
 	for (uint32_t i = 0; i < cp->cc_nbufs; i++) {
@@ -360,6 +372,7 @@ static void slab_destroy_chain(umem_cache_t *cp, umem_slab_t *chain)
 void umem_slab_release_free(umem_cache_t *cp, size_t keep)
 {
 	umem_slab_t *chain = NULL;
+	VMEM_ASSERT(SLAB_LOCKS_NONE());
 	qlock_enter(cp->cc_slab_lock, QLOCK_SLAB);
 	size_t bound = cp->cc_nslabs_free;
 	for (size_t i = 0; i < bound && cp->cc_nslabs_free > keep; i++) {
@@ -384,6 +397,7 @@ size_t umem_slab_destroy_all(umem_cache_t *cp)
 {
 	size_t leaked = 0;
 	umem_slab_t *chain = NULL;
+	VMEM_ASSERT(SLAB_LOCKS_NONE());
 	qlock_enter(cp->cc_slab_lock, QLOCK_SLAB);
 	uint32_t lists[3] = {UMEM_SL_PARTIAL, UMEM_SL_FULL, UMEM_SL_FREE};
 	for (unsigned l = 0; l < 3; l++) {
@@ -410,7 +424,7 @@ size_t umem_slab_destroy_all(umem_cache_t *cp)
 static uint32_t slab_take(umem_cache_t *cp, umem_slab_t *sp)
 {
 	uint64_t *fm = slab_freemap(sp);
-	VMEM_ASSERT(sp->sb_nfree > 0);
+	VMEM_ASSERT(sp->sb_nfree > 0 && SLAB_LOCK_HELD(cp));
 	for (uint32_t w = sp->sb_hint; w < cp->cc_map_words; w++) {
 		if (fm[w] == 0)
 			continue;
@@ -430,7 +444,7 @@ static uint32_t slab_take(umem_cache_t *cp, umem_slab_t *sp)
 static void slab_put(umem_cache_t *cp, umem_slab_t *sp, uint32_t i)
 {
 	uint64_t *fm = slab_freemap(sp);
-	VMEM_ASSERT(!umem_map_test(fm, i));
+	VMEM_ASSERT(i < cp->cc_nbufs && !umem_map_test(fm, i));
 	fm[i / 64] |= (uint64_t)1 << (i % 64);
 	if (i / 64 < sp->sb_hint)
 		sp->sb_hint = i / 64;
@@ -449,9 +463,14 @@ static umem_slab_t *slab_with_free(umem_cache_t *cp, int vmflag,
 		return cp->cc_partial;
 	if (cp->cc_freeslabs != NULL)
 		return cp->cc_freeslabs;
+	VMEM_ASSERT(SLAB_LOCK_HELD(cp) && cp->cc_bufs_slab_free == 0);
 	qlock_exit(cp->cc_slab_lock, QLOCK_SLAB);
 	umem_slab_t *sp = slab_create(cp, vmflag);
 	qlock_enter(cp->cc_slab_lock, QLOCK_SLAB);
+	/* Others may have filled or emptied slabs meanwhile; the new one is
+	 * this thread's alone until it is inserted. */
+	VMEM_ASSERT(sp == NULL || (sp->sb_nfree == cp->cc_nbufs &&
+	    sp->sb_list == 0));
 	if (sp == NULL)
 		return cp->cc_partial != NULL ? cp->cc_partial
 					      : cp->cc_freeslabs;
@@ -459,6 +478,7 @@ static umem_slab_t *slab_with_free(umem_cache_t *cp, int vmflag,
 	slab_list_insert(cp, sp, UMEM_SL_FREE);
 	cp->cc_bufs_slab_free += cp->cc_nbufs;
 	*grow_hash = cp->cc_nslabs > 2 * (cp->cc_htab_mask + 1);
+	VMEM_ASSERT(cp->cc_freeslabs != NULL && cp->cc_nslabs_free >= 1);
 	return cp->cc_partial != NULL ? cp->cc_partial : cp->cc_freeslabs;
 }
 
@@ -494,6 +514,7 @@ void *umem_slab_alloc(umem_cache_t *cp, int vmflag)
 		return NULL;
 	}
 	uint32_t i = slab_take(cp, sp);
+	VMEM_ASSERT(i < cp->cc_nbufs && !umem_map_test(slab_freemap(sp), i));
 	uint64_t *cm = slab_ctormap(cp, sp);
 	bool construct = !umem_map_test(cm, i);
 	cm[i / 64] |= (uint64_t)1 << (i % 64);
@@ -541,6 +562,7 @@ size_t umem_slab_index(const umem_cache_t *cp, const umem_slab_t *sp,
 static void slab_free_locked(umem_cache_t *cp, void *buf, umem_call_t call,
     size_t size, umem_slab_t **chain)
 {
+	VMEM_ASSERT(SLAB_LOCK_HELD(cp));
 	umem_slab_t *sp = umem_slab_lookup(cp, (uintptr_t)buf);
 	if (sp == NULL) {
 		qlock_exit(cp->cc_slab_lock, QLOCK_SLAB);
@@ -565,6 +587,8 @@ static void slab_free_locked(umem_cache_t *cp, void *buf, umem_call_t call,
 		sp->sb_next = *chain;
 		*chain = sp;
 	}
+	VMEM_ASSERT(cp->cc_nslabs_free <= UMEM_FREE_SLABS_KEEP ||
+	    sp->sb_list != UMEM_SL_FREE);
 }
 
 /* A buffer straight from a caller (no magazine took it). */
@@ -572,6 +596,7 @@ void umem_slab_free(umem_cache_t *cp, void *buf, umem_call_t call,
     size_t size)
 {
 	umem_slab_t *chain = NULL;
+	VMEM_ASSERT(buf != NULL && SLAB_LOCKS_NONE());
 	qlock_enter(cp->cc_slab_lock, QLOCK_SLAB);
 	slab_free_locked(cp, buf, call, size, &chain);
 	cp->cc_direct_from_caller++;
@@ -583,6 +608,7 @@ void umem_slab_free(umem_cache_t *cp, void *buf, umem_call_t call,
 void umem_slab_free_batch(umem_cache_t *cp, void *const *bufs, size_t n)
 {
 	umem_slab_t *chain = NULL;
+	VMEM_ASSERT(SLAB_LOCKS_NONE() && n <= UMEM_MAGSIZE_MAX);
 	qlock_enter(cp->cc_slab_lock, QLOCK_SLAB);
 	for (size_t k = 0; k < n; k++)
 		slab_free_locked(cp, bufs[k], UMEM_CALL_INTERNAL, 0, &chain);
@@ -610,6 +636,7 @@ void umem_slab_free_rounds(umem_cache_t *cp, umem_mag_t *m,
 		slab_free_locked(cp, m->mg_round[k], UMEM_CALL_INTERNAL, 0,
 		    chain);
 	m->mg_rounds = 0;
+	VMEM_ASSERT(cp->cc_bufs_slab_free <= cp->cc_nslabs * cp->cc_nbufs);
 	qlock_exit(cp->cc_slab_lock, QLOCK_SLAB);
 }
 
@@ -690,7 +717,6 @@ void umem_debug_push(umem_cache_t *cp, umem_slot_t *sl, void *buf,
 	umem_slab_t *sp = debug_check_caller(cp, buf, call, size, &i);
 	umem_slab_state(cp, sp)[i] = UMEM_BS_MAG;
 	umem_slot_push(sl, buf);
-	sl->sl_from_caller++;
 	qlock_exit(cp->cc_slab_lock, QLOCK_SLAB);
 }
 
@@ -699,8 +725,7 @@ void *umem_debug_pop(umem_cache_t *cp, umem_slot_t *sl)
 	size_t i;
 	VMEM_ASSERT(cp->cc_debug && sl->sl_rounds > 0);
 	qlock_enter(cp->cc_slab_lock, QLOCK_SLAB);
-	void *buf = sl->sl_loaded->mg_round[--sl->sl_rounds];
-	sl->sl_to_caller++;
+	void *buf = umem_slot_pop_round(sl);
 	umem_slab_t *sp = debug_find(cp, buf, UMEM_CALL_INTERNAL, 0, &i);
 	uint8_t *st = umem_slab_state(cp, sp);
 	if (st[i] != UMEM_BS_MAG)

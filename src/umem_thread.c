@@ -181,6 +181,8 @@ static void thread_ids_mark(void *arg, void *start, size_t size)
  */
 static void thread_slots_reclaim(uintptr_t id)
 {
+	/* The child of a fork, single-threaded: a lost thread's id only. */
+	VMEM_ASSERT(id >= 1 && id <= UMEM_THREADS_MAX && id != umem_thread_id());
 	size_t c = (id - 1) / UMEM_SLOTS_PER_CHUNK;
 	size_t s = (id - 1) % UMEM_SLOTS_PER_CHUNK;
 	qlock_enter(&umem_cache_list_lock, QLOCK_CACHE_LIST);

@@ -16,8 +16,9 @@
  *     runs off list i goes on into list i + 1, and ar_freemap has bit i set
  *     exactly when list i has a member;
  *   - the hash of allocated pieces by start address, so that free finds its
- *     tag in one probe on average; it doubles when the load passes 2 and
- *     halves below 1/2, inline at the end of the operation that crossed the
+ *     tag in one probe on average; it doubles when the load passes 1 and
+ *     halves below 1/2 once b/4 frees have passed since the last rescale
+ *     (hash_wanted), inline at the end of the operation that crossed the
  *     line (amortised O(1), no maintenance thread);
  *   - the span list (span markers alone, address-sorted), for contains, add
  *     and the placement of a new span in the arena list.
@@ -350,6 +351,7 @@ static void hash_install(vmem_t *vmp, vmem_seg_t **table, size_t buckets)
 {
 	vmem_seg_t **old = vmp->ar_htab;
 	size_t oldb = hash_buckets(vmp);
+	VMEM_ASSERT(ARENA_LOCK_HELD(vmp) && is_pow2(buckets));
 	vmp->ar_htab = table;
 	vmp->ar_htab_frees = 0;
 	vmp->ar_htab_mask = buckets - 1;
@@ -391,16 +393,20 @@ static void hash_rescale(vmem_t *vmp)
 	vmp->ar_htab_rescaling = true;
 	*vmem_pending(vmp) += 1;
 	qlock_exit(vmp->ar_lock, QLOCK_ARENA);
+	VMEM_ASSERT(is_pow2(want) && want >= VMEM_HASH_INITIAL);
 
 	vmem_seg_t **table = plat_pages_map(hash_table_bytes(want));
 
 	qlock_enter(vmp->ar_lock, QLOCK_ARENA);
+	/* Only this thread rescales meanwhile (or a fork's child forgot it). */
+	VMEM_ASSERT(vmp->ar_htab_rescaling);
 	vmp->ar_htab_rescaling = false;
 	*vmem_pending(vmp) -= 1;
 	vmem_seg_t **old = vmp->ar_htab;
 	size_t oldb = hash_buckets(vmp);
 	if (table != NULL)
 		hash_install(vmp, table, want);
+	VMEM_ASSERT(table == NULL || hash_buckets(vmp) == want);
 	qlock_exit(vmp->ar_lock, QLOCK_ARENA);
 	if (table != NULL && old != vmp->ar_htab_embedded)
 		plat_pages_unmap(old, hash_table_bytes(oldb));
@@ -417,12 +423,14 @@ static vmem_seg_t *span_find_prev(vmem_t *vmp, uintptr_t addr)
 {
 	vmem_seg_t *seg0 = &vmp->ar_sentinel;
 	vmem_seg_t *sp = seg0->sg_link.prev;
+	VMEM_ASSERT(ARENA_LOCK_HELD(vmp));
 	if (sp == seg0 || sp->sg_start < addr)
 		return sp;
 	if (seg0->sg_link.next->sg_start > addr)
 		return seg0;
 	while (sp != seg0 && sp->sg_start >= addr)
 		sp = sp->sg_link.prev;
+	VMEM_ASSERT(sp == seg0 || (seg_is_span(sp) && sp->sg_start < addr));
 	return sp;
 }
 
@@ -451,6 +459,7 @@ static vmem_seg_t *span_create(vmem_t *vmp, uintptr_t addr, size_t size,
     int type, const char *caller)
 {
 	uintptr_t end = addr + size;
+	VMEM_ASSERT(addr < end && (type == SEG_SPAN || type == SEG_ISPAN));
 	vmem_seg_t *kprev = span_find_prev(vmp, addr);
 	vmem_seg_t *knext = kprev->sg_link.next;
 	span_overlap_check(vmp, kprev, addr, end, caller);
@@ -471,13 +480,16 @@ static vmem_seg_t *span_create(vmem_t *vmp, uintptr_t addr, size_t size,
 	vmp->ar_kstat.mem_total += size;
 	if (type == SEG_ISPAN)
 		vmp->ar_kstat.mem_import += size;
+	VMEM_ASSERT(seg_prev(f) == sp && f->sg_start == addr && f->sg_end == end);
+	VMEM_ASSERT(vmp->ar_kstat.mem_import <= vmp->ar_kstat.mem_total);
 	return f;
 }
 
 /* Take a span marker off both lists and return its tag (its pieces gone). */
 static void span_destroy(vmem_t *vmp, vmem_seg_t *sp)
 {
-	VMEM_ASSERT(seg_is_span(sp));
+	VMEM_ASSERT(seg_is_span(sp) && ARENA_LOCK_HELD(vmp));
+	VMEM_ASSERT(vmp->ar_kstat.mem_total >= seg_size(sp));
 	sp->sg_link.prev->sg_link.next = sp->sg_link.next;
 	sp->sg_link.next->sg_link.prev = sp->sg_link.prev;
 	seg_unlink(sp);
@@ -543,6 +555,10 @@ QUANTA_HOT static vmem_seg_t *seg_merge_free(vmem_t *vmp, vmem_seg_t *s,
 /* Give back what seg_merge_free set aside; the arena lock is not held. */
 static void vmem_release_pending(vmem_t *vmp, vmem_pending_t *pend)
 {
+	/* A source call: no arena lock (L1), at most what one operation set
+	 * aside. */
+	VMEM_ASSERT(ARENA_LOCKS_NONE() && pend->n <= VMEM_RELEASE_MAX);
+	VMEM_ASSERT(pend->n == 0 || vmp->ar_source_free != NULL);
 	for (unsigned i = 0; i < pend->n; i++) {
 		void *addr = (void *)pend->rel[i].addr;
 		/* planted bug QB_SPAN_TWICE: each span is given back twice */
@@ -709,6 +725,7 @@ static void freelists_order(vmem_t *vmp)
 		}
 		s = s == end ? NULL : next;
 	}
+	VMEM_ASSERT(vmp->ar_ordered && vmp->ar_found == NULL);
 }
 
 /*
@@ -749,6 +766,7 @@ static vmem_seg_t *search_lists(vmem_t *vmp, const vmem_req_t *r, unsigned i,
 			break;
 	}
 	vmp->ar_kstat.search += steps;
+	VMEM_ASSERT(found == NULL || seg_type(found) == SEG_FREE);
 	return found;
 }
 
@@ -789,6 +807,7 @@ static vmem_seg_t *next_fit(vmem_t *vmp, const vmem_req_t *r, uintptr_t *addrp)
 			break;
 	}
 	vmp->ar_kstat.search += steps;
+	VMEM_ASSERT(s == rotor || seg_type(s) == SEG_FREE);
 	return s == rotor ? NULL : s;
 }
 
@@ -884,6 +903,7 @@ typedef struct stash_rec {
 
 static void spares_stash(vmem_t *vmp, unsigned n, stash_rec_t *rec)
 {
+	VMEM_ASSERT(ARENA_LOCK_HELD(vmp) && vmp->ar_nspares >= n);
 	for (unsigned i = 0; i < n; i++) {
 		vmem_seg_t *s = vmem_seg_get(vmp);
 		s->sg_next = vmp->ar_stash;
@@ -894,6 +914,7 @@ static void spares_stash(vmem_t *vmp, unsigned n, stash_rec_t *rec)
 	rec->vmp = vmp;
 	rec->next = stash_self;
 	stash_self = rec;
+	VMEM_ASSERT(vmp->ar_nstash >= n);
 }
 
 static void spares_unstash(vmem_t *vmp, unsigned n, stash_rec_t *rec)
@@ -950,8 +971,10 @@ static vmem_seg_t *vmem_import(vmem_t *vmp, const vmem_req_t *r,
 		return NULL;
 	int iflag = r->vmflag & VM_NOSLEEP;
 	stash_rec_t rec;
+	VMEM_ASSERT(ARENA_LOCK_HELD(vmp) && vmp->ar_nspares >= VMEM_SEGS_PER_OP);
 	spares_stash(vmp, VMEM_SEGS_PER_OP, &rec);
 	qlock_exit(vmp->ar_lock, QLOCK_ARENA);
+	VMEM_ASSERT(ARENA_LOCKS_NONE());
 
 	void *addr;
 	if (xsrc)
@@ -961,6 +984,9 @@ static vmem_seg_t *vmem_import(vmem_t *vmp, const vmem_req_t *r,
 		addr = vmp->ar_source_alloc(src, asize, iflag);
 
 	qlock_enter(vmp->ar_lock, QLOCK_ARENA);
+	/* Whatever ran meanwhile, this call's stash is still on the arena:
+	 * only a fork's child takes stashes, and it keeps its own thread's. */
+	VMEM_ASSERT(vmp->ar_nstash >= VMEM_SEGS_PER_OP && stash_self == &rec);
 	spares_unstash(vmp, VMEM_SEGS_PER_OP, &rec);
 	if (addr == NULL)
 		return NULL;
@@ -969,7 +995,11 @@ static vmem_seg_t *vmem_import(vmem_t *vmp, const vmem_req_t *r,
 		    "aligned to the quantum 0x%lx", r->caller, vmp->ar_name,
 		    (unsigned long)(uintptr_t)addr,
 		    (unsigned long)vmp->ar_quantum);
-	return span_create(vmp, (uintptr_t)addr, asize, SEG_ISPAN, r->caller);
+	vmem_seg_t *f = span_create(vmp, (uintptr_t)addr, asize, SEG_ISPAN,
+	    r->caller);
+	VMEM_ASSERT(f->sg_start == (uintptr_t)addr && seg_size(f) == asize);
+	VMEM_ASSERT(vmp->ar_nspares >= VMEM_SEGS_PER_OP - 2);
+	return f;
 }
 
 /* ---- allocation --------------------------------------------------------- */
@@ -1007,11 +1037,15 @@ QUANTA_HOT static vmem_seg_t *vmem_find_or_import(vmem_t *vmp, const vmem_req_t 
 		    &need))
 			need = 0;
 		qlock_exit(vmp->ar_lock, QLOCK_ARENA);
+		VMEM_ASSERT(ARENA_LOCKS_NONE());
 		void *p = need != 0 ? vmp->ar_grow(need, &len) : NULL;
 		qlock_enter(vmp->ar_lock, QLOCK_ARENA);
+		VMEM_ASSERT(vmp->ar_nstash >= VMEM_SEGS_PER_OP);
 		spares_unstash(vmp, VMEM_SEGS_PER_OP, &rec);
 		if (p == NULL)
 			return NULL;
+		VMEM_ASSERT(len >= need && ((uintptr_t)p &
+		    (vmp->ar_quantum - 1)) == 0);
 		(void)vmem_extend_locked(vmp, (uintptr_t)p, len, r->caller);
 		return vmem_find(vmp, r, addrp);
 	}
@@ -1063,7 +1097,7 @@ static void *vmem_alloc_fail(vmem_t *vmp, const vmem_req_t *r)
  */
 void vmem_sleep_wait(vmem_t *vmp)
 {
-	VMEM_ASSERT(!vmem_populating_self());
+	VMEM_ASSERT(!vmem_populating_self() && ARENA_LOCK_HELD(vmp));
 	vmp->ar_kstat.wait++;
 	vmp->ar_nwaiters++;
 	*vmem_pending(vmp) += 1;
@@ -1073,8 +1107,39 @@ void vmem_sleep_wait(vmem_t *vmp)
 		qlock_enter(vmp->ar_lock, QLOCK_ARENA);
 	}
 	plat_cond_timedwait(&vmp->ar_cv, vmp->ar_lock, 10000000u);
+	VMEM_ASSERT(vmp->ar_nwaiters > 0 && ARENA_LOCK_HELD(vmp));
 	vmp->ar_nwaiters--;
 	*vmem_pending(vmp) -= 1;
+}
+
+#ifndef NDEBUG
+/* What every allocation for r must satisfy (assertions only). */
+static bool req_satisfied(const vmem_req_t *r, uintptr_t addr)
+{
+	uintptr_t last = addr + r->size - 1;
+	return ((addr - r->phase) & (r->align - 1)) == 0 &&
+	    addr >= r->minaddr && addr < r->maxaddr &&
+	    r->size <= r->maxaddr - addr &&
+	    (r->nocross == 0 || ((addr ^ last) & ~(r->nocross - 1)) == 0);
+}
+#endif
+
+/* Cut [addr, addr + r->size) from the free piece s that vmem_find chose;
+ * next fit moves the rotor just past it (lock held). */
+QUANTA_HOT static void alloc_take(vmem_t *vmp, const vmem_req_t *r,
+    vmem_seg_t *s, uintptr_t addr, vmem_pending_t *pend)
+{
+	vmem_seg_t *a = seg_cut(vmp, s, addr, r->size);
+	VMEM_ASSERT(a->sg_start == addr && seg_size(a) == r->size);
+	VMEM_ASSERT(req_satisfied(r, addr));
+	if (r->vmflag & VM_NEXTFIT) {
+		/* planted bug QB_ROTOR_STALE: the pieces it held apart stay so */
+		if (QUANTA_BUG(QB_ROTOR_STALE))
+			seg_unlink(&vmp->ar_rotor);
+		else
+			marker_unlink(vmp, &vmp->ar_rotor, pend);
+		seg_link_after(a, &vmp->ar_rotor);
+	}
 }
 
 static void *vmem_alloc_req(vmem_t *vmp, const vmem_req_t *r)
@@ -1117,15 +1182,7 @@ static void *vmem_alloc_req(vmem_t *vmp, const vmem_req_t *r)
 		VMEM_ASSERT(pend.n == 0);
 		vmem_sleep_wait(vmp);
 	}
-	vmem_seg_t *a = seg_cut(vmp, s, addr, r->size);
-	if (r->vmflag & VM_NEXTFIT) {
-		/* planted bug QB_ROTOR_STALE: the pieces it held apart stay so */
-		if (QUANTA_BUG(QB_ROTOR_STALE))
-			seg_unlink(&vmp->ar_rotor);
-		else
-			marker_unlink(vmp, &vmp->ar_rotor, &pend);
-		seg_link_after(a, &vmp->ar_rotor);
-	}
+	alloc_take(vmp, r, s, addr, &pend);
 	bool rescale = hash_wanted(vmp) != 0;
 	qlock_exit(vmp->ar_lock, QLOCK_ARENA);
 	if (pend.n != 0)
@@ -1289,6 +1346,7 @@ static void vmem_free_req(vmem_t *vmp, void *vaddr, size_t size,
 		    (unsigned long)addr, (unsigned long)seg_size(s));
 	seg_set_type(s, SEG_FREE);
 	(void)seg_merge_free(vmp, s, &pend);
+	VMEM_ASSERT(vmp->ar_kstat.mem_inuse <= vmp->ar_kstat.mem_total);
 	if (vmp->ar_nspares > VMEM_SPARES_MAX)
 		vmem_spares_trim(vmp);
 	if (vmp->ar_nwaiters != 0)
@@ -1355,6 +1413,7 @@ void *vmem_add(vmem_t *const vmp, void *vaddr, size_t size, int vmflag)
 		return NULL;
 	}
 	(void)span_create(vmp, addr, size, SEG_SPAN, "vmem_add");
+	VMEM_ASSERT(vmp->ar_kstat.mem_total >= size);
 	if (vmp->ar_nwaiters != 0)
 		plat_cond_broadcast(&vmp->ar_cv);
 	qlock_exit(vmp->ar_lock, QLOCK_ARENA);
@@ -1372,6 +1431,7 @@ static vmem_seg_t *vmem_extend_locked(vmem_t *vmp, uintptr_t addr,
 {
 	uintptr_t end = addr + size;
 	vmem_seg_t *seg0 = &vmp->ar_sentinel;
+	VMEM_ASSERT(addr < end && vmp->ar_nspares >= 2);
 	vmem_seg_t *kprev = span_find_prev(vmp, addr);
 	vmem_seg_t *knext = kprev->sg_link.next;
 	span_overlap_check(vmp, kprev, addr, end, caller);
@@ -1399,7 +1459,9 @@ static vmem_seg_t *vmem_extend_locked(vmem_t *vmp, uintptr_t addr,
 		seg_link_after(knext, f);
 	}
 	vmp->ar_kstat.mem_total += size;
-	return seg_merge_free(vmp, f, NULL);
+	f = seg_merge_free(vmp, f, NULL);
+	VMEM_ASSERT(f != NULL && f->sg_start <= addr && end <= f->sg_end);
+	return f;
 }
 
 void *vmem_extend_alloc(vmem_t *vmp, void *vaddr, size_t size, size_t alloc,
@@ -1423,7 +1485,10 @@ void *vmem_extend_alloc(vmem_t *vmp, void *vaddr, size_t size, size_t alloc,
 	}
 	vmem_seg_t *f = vmem_extend_locked(vmp, addr, size,
 	    "vmem_extend_alloc");
-	(void)seg_cut(vmp, f, addr, asize);
+	VMEM_ASSERT(seg_type(f) == SEG_FREE);
+	vmem_seg_t *a = seg_cut(vmp, f, addr, asize);
+	VMEM_ASSERT(a->sg_start == addr && seg_size(a) == asize);
+	(void)a; /* release builds compile the assertion out */
 	bool rescale = hash_wanted(vmp) != 0;
 	qlock_exit(vmp->ar_lock, QLOCK_ARENA);
 	if (rescale)
@@ -1538,7 +1603,11 @@ void vmem_walk(vmem_t *vmp, int typemask,
 			vmem_release_pending(vmp, &pend);
 		func(arg, (void *)start, size);
 		qlock_enter(vmp->ar_lock, QLOCK_ARENA);
+		/* The walker kept its place while the lock was dropped. */
+		VMEM_ASSERT(seg_type(&walker) == SEG_WALKER &&
+		    seg_prev(walker.sg_next) == &walker);
 	}
+	VMEM_ASSERT(vmp->ar_nwalkers > 0 && ARENA_LOCK_HELD(vmp));
 	marker_unlink(vmp, &walker, &pend);
 	vmp->ar_nwalkers--;
 	*vmem_pending(vmp) -= 1;
@@ -1590,6 +1659,7 @@ void vmem_child_fixup_arena(vmem_t *vmp, uintptr_t self)
 	vmp->ar_nwaiters = 0;
 	vmp->ar_htab_rescaling = false;
 	stash_child_reclaim(vmp);
+	VMEM_ASSERT(vmp->ar_nstash == stash_held_by_self(vmp));
 	for (size_t pass = 0, n = vmp->ar_nwalkers; pass < n; pass++) {
 		vmem_pending_t pend = {.n = 0};
 		vmem_seg_t *s = seg0->sg_next;
@@ -1605,6 +1675,7 @@ void vmem_child_fixup_arena(vmem_t *vmp, uintptr_t self)
 		if (pend.n != 0)
 			vmem_release_pending(vmp, &pend);
 		qlock_enter(vmp->ar_lock, QLOCK_ARENA);
+		VMEM_ASSERT(ARENA_LOCK_HELD(vmp));
 	}
 	VMEM_ASSERT(vmp->ar_nwaiters == 0 && !vmp->ar_htab_rescaling);
 	qlock_exit(vmp->ar_lock, QLOCK_ARENA);
@@ -1658,6 +1729,8 @@ bool vmem_arena_init(vmem_t *vmp, const char *name, size_t quantum,
 	vmp->ar_htab = vmp->ar_htab_embedded;
 	vmp->ar_htab_mask = VMEM_HASH_INITIAL - 1;
 	vmp->ar_htab_shift = 64u - (vmem_highbit(VMEM_HASH_INITIAL) - 1);
+	VMEM_ASSERT(((size_t)1 << vmp->ar_qshift) == quantum);
+	VMEM_ASSERT(vmp->ar_freemap == 0 && vmp->ar_nspares == 0);
 	return true;
 }
 
@@ -1711,6 +1784,8 @@ static bool vmem_qcaches_create(vmem_t *vmp)
 			return false;
 		}
 	}
+	VMEM_ASSERT(vmp->ar_qcache[n - 1] != NULL &&
+	    (n == VMEM_QCACHE_MAX || vmp->ar_qcache[n] == NULL));
 	return true;
 }
 
@@ -1784,12 +1859,16 @@ void vmem_destroy(vmem_t *vmp)
 			qlock_exit(vmp->ar_lock, QLOCK_ARENA);
 			vmem_release_pending(vmp, &pend);
 			qlock_enter(vmp->ar_lock, QLOCK_ARENA);
+			VMEM_ASSERT(pend.n == 0);
 		}
 		if (!seg_is_marker(s))
 			vmem_seg_put(vmp, s);
 		s = next;
 	}
+	/* No thread may be inside a source call of an arena it destroys. */
+	VMEM_ASSERT(vmp->ar_nstash == 0);
 	vmem_spares_release_all(vmp);
+	VMEM_ASSERT(vmp->ar_nspares == 0);
 	VMEM_OFFLIST_EXIT();
 	qlock_exit(vmp->ar_lock, QLOCK_ARENA);
 	if (vmp->ar_htab != vmp->ar_htab_embedded)

@@ -90,10 +90,15 @@ void vmem_lockup(void)
 	locktab_enter_listed(QLOCK_ARENA);
 	vmem_tag_lock_enter();
 	locktab_lockup();
+	/* With the populate lock, no populate is half done, and the child
+	 * starts with none (vmem_populator is cleared before its unlock). */
+	VMEM_ASSERT(QLOCK_HELD(QLOCK_VMEM_LIST) && QLOCK_HELD(QLOCK_TAG));
+	VMEM_ASSERT(!vmem_populate_in_progress());
 }
 
 static void vmem_release_locks(bool child)
 {
+	VMEM_ASSERT(QLOCK_HELD(QLOCK_VMEM_LIST) && QLOCK_HELD(QLOCK_POPULATE));
 	locktab_release();
 	/* planted bug QB_CHILD_LOCK_HELD: the child never drops the tag lock */
 	if (!(child && QUANTA_BUG(QB_CHILD_LOCK_HELD)))
@@ -167,6 +172,8 @@ void vmem_fork_child_owns_memory(bool heap_too)
 
 static void fork_prepare(void)
 {
+	/* A fork from under a lock of quanta would wait for itself here. */
+	VMEM_ASSERT(ARENA_LOCKS_NONE() && QLOCK_NONE_HELD(QLOCK_POPULATE));
 	vmem_bootstrap();
 	qlock_enter(&umem_bootstrap_lock, QLOCK_BOOTSTRAP);
 	umem_lockup();
@@ -199,6 +206,7 @@ static void fork_child(void)
 	/* Alone now: the arena list cannot change under the walk. */
 	locktab_walk_listed(QLOCK_ARENA, child_fixup_visit, &self);
 	umem_thread_child_fixup();
+	VMEM_ASSERT(ARENA_LOCKS_NONE() && !vmem_populate_in_progress());
 }
 
 void vmem_fork_install(void)

@@ -27,7 +27,8 @@
  * 16 + 16 + 16 = 48 bytes, with no padding.  In the "every other allocation
  * freed" layout each live allocation costs its own tag, the free tag beside
  * it and one hash bucket pointer (the table keeps the load between 1/2 and
- * 1): 2 x 48 + 8 = 104 bytes at load 1, 112 at load 1/2.
+ * 1, below 1/2 only until b/4 frees have passed): 2 x 48 + 8 = 104 bytes at
+ * load 1, 112 at load 1/2.
  */
 #ifndef QUANTA_VMEM_IMPL_H
 #define QUANTA_VMEM_IMPL_H
@@ -50,6 +51,25 @@
 #define VMEM_ASSERT(e)                                                         \
 	((e) ? (void)0 : vmem_assert_fail(#e, __FILE__, __LINE__))
 #endif
+
+/*
+ * What an assertion may say about the locks this thread holds: the
+ * witness's book (lockrank.h) counts them per rank, so "an arena lock is
+ * held" is all it knows, not which arena's.  One macro per kind of object,
+ * so that a change in how a lock is reached changes these lines only.
+ * Without the witness (release, QUANTA_NO_WITNESS) they hold trivially.
+ */
+#if QLOCK_WITNESS
+#define QLOCK_HELD(rank) (qlock_witness_held(rank) != 0)
+#define QLOCK_NONE_HELD(rank) (qlock_witness_held(rank) == 0)
+#else
+#define QLOCK_HELD(rank) true
+#define QLOCK_NONE_HELD(rank) true
+#endif
+#define ARENA_LOCK_HELD(vmp) ((void)(vmp), QLOCK_HELD(QLOCK_ARENA))
+/* No arena lock at all: the state of a source call, a populate's
+ * allocation, a reap (L1). */
+#define ARENA_LOCKS_NONE() QLOCK_NONE_HELD(QLOCK_ARENA)
 
 /* Segment types, kept in the low 3 bits of sg_prevtype. */
 enum {
@@ -162,7 +182,7 @@ struct vmem {
 	char ar_name[VMEM_NAMELEN];
 	plat_mutex_t *ar_lock;   /* a slot of the lock table (locktab.h) */
 	plat_cond_t ar_cv;
-	int ar_cflags;           /* VMC_* and the policy default */
+	int ar_cflags;           /* vmem_create's VMC_* bits */
 	size_t ar_quantum;
 	unsigned ar_qshift;      /* log2(ar_quantum) */
 	size_t ar_qcache_max;    /* sizes up to this go to the quantum caches */

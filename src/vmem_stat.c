@@ -167,7 +167,9 @@ static void dump_json(const vmem_t *vmp, const vmem_stats_t *st, FILE *fp)
 	(void)fprintf(fp, "{\"schema\": \"%s\", \"name\": ", VMEM_DUMP_SCHEMA);
 	json_string(fp, vmp->ar_name);
 	(void)fprintf(fp, ", \"quantum\": %" PRIu64 ", \"qcache_max\": %" PRIu64
-	    ", \"source\": ", U64(vmp->ar_quantum), U64(vmp->ar_qcache_max));
+	    ", \"identifier\": %s, \"source\": ", U64(vmp->ar_quantum),
+	    U64(vmp->ar_qcache_max),
+	    (vmp->ar_cflags & VMC_IDENTIFIER) ? "true" : "false");
 	if (vmp->ar_source != NULL)
 		json_string(fp, vmp->ar_source->ar_name);
 	else
@@ -196,8 +198,10 @@ static void dump_json(const vmem_t *vmp, const vmem_stats_t *st, FILE *fp)
 
 static void dump_text(const vmem_t *vmp, const vmem_stats_t *st, FILE *fp)
 {
-	(void)fprintf(fp, "arena %s: quantum %#" PRIx64 ", source %s\n",
-	    vmp->ar_name, U64(vmp->ar_quantum),
+	(void)fprintf(fp, "arena %s%s: quantum %#" PRIx64 ", source %s\n",
+	    vmp->ar_name,
+	    (vmp->ar_cflags & VMC_IDENTIFIER) ? " (identifiers)" : "",
+	    U64(vmp->ar_quantum),
 	    vmp->ar_source != NULL ? vmp->ar_source->ar_name : "(none)");
 	(void)fprintf(fp, "  in use %" PRIu64 " of %" PRIu64 " bytes (%" PRIu64
 	    " imported); largest free %" PRIu64 ", fragmentation %.3f\n",

@@ -61,6 +61,8 @@ static void tags_take_global(vmem_t *vmp, size_t want)
 		vmem_tag_free_count--;
 		vmem_seg_put(vmp, s);
 	}
+	VMEM_ASSERT(vmp->ar_nspares >= want || vmem_tag_free == NULL);
+	VMEM_ASSERT((vmem_tag_free == NULL) == (vmem_tag_free_count == 0));
 	qlock_exit(&vmem_tag_lock, QLOCK_TAG);
 }
 
@@ -74,6 +76,8 @@ static void tags_give_global(vmem_t *vmp, size_t keep)
 		vmem_tag_free = s;
 		vmem_tag_free_count++;
 	}
+	VMEM_ASSERT(vmp->ar_nspares <= keep && vmem_tag_free_count <=
+	    vmem_tag_created);
 	qlock_exit(&vmem_tag_lock, QLOCK_TAG);
 }
 
@@ -115,11 +119,13 @@ void vmem_populator_register(vmem_t *vmp)
 		vmem_panic("vmem_create(name \"%s\", VMC_POPULATOR): more than "
 		    "%d populator arenas", vmp->ar_name, VMEM_POPULATORS_MAX);
 	vmem_populators[vmem_npopulators++] = vmp;
+	VMEM_ASSERT(vmem_npopulators <= VMEM_POPULATORS_MAX);
 	qlock_exit(&vmem_populate_lock, QLOCK_POPULATE);
 	/* A populator holds its reserve from the start (R2). */
 	qlock_enter(vmp->ar_lock, QLOCK_ARENA);
 	bool ok = vmem_reserve(vmp, VM_SLEEP);
 	qlock_exit(vmp->ar_lock, QLOCK_ARENA);
+	VMEM_ASSERT(vmp->ar_cflags & VMC_POPULATOR);
 	if (!ok)
 		vmem_panic("vmem_create(name \"%s\", VMC_POPULATOR): no tags "
 		    "for its reserve", vmp->ar_name);
@@ -140,6 +146,8 @@ void vmem_populator_unregister(vmem_t *vmp)
 /* Carve a fresh batch from the tag arena onto the global list. */
 static bool tags_make_batch(void)
 {
+	/* Only a populate makes tags, with no arena lock held (L1). */
+	VMEM_ASSERT(vmem_populating_self() && ARENA_LOCKS_NONE());
 	vmem_seg_t *batch = vmem_alloc(vmem_seg_arena, VMEM_POPULATE_BYTES,
 	    VM_NOSLEEP);
 	if (batch == NULL)
@@ -153,6 +161,7 @@ static bool tags_make_batch(void)
 	}
 	vmem_tag_free_count += n;
 	vmem_tag_created += n;
+	VMEM_ASSERT(vmem_tag_free_count <= vmem_tag_created);
 	qlock_exit(&vmem_tag_lock, QLOCK_TAG);
 	return true;
 }
@@ -167,8 +176,11 @@ static bool tags_make_batch(void)
 
 static bool vmem_populate(vmem_t *vmp)
 {
+	VMEM_ASSERT(ARENA_LOCK_HELD(vmp) && !vmem_populating_self());
 	qlock_exit(vmp->ar_lock, QLOCK_ARENA);
 	qlock_enter(&vmem_populate_lock, QLOCK_POPULATE);
+	/* Populates are serialized: none was in progress (MINFREE's "x 1"). */
+	VMEM_ASSERT(!vmem_populate_in_progress());
 	atomic_store(&vmem_populator, plat_thread_self());
 	if (vmem_test_populate_hook != NULL)
 		vmem_test_populate_hook();
@@ -198,8 +210,11 @@ static bool vmem_populate(vmem_t *vmp)
 		if (!ok && tries + 1 < VMEM_POPULATE_TRIES)
 			qlock_exit(vmp->ar_lock, QLOCK_ARENA);
 	}
+	VMEM_ASSERT(vmem_populating_self());
 	atomic_store(&vmem_populator, (uintptr_t)0);
 	qlock_exit(&vmem_populate_lock, QLOCK_POPULATE);
+	/* Returns as it was called: vmp locked, on every path. */
+	VMEM_ASSERT(ARENA_LOCK_HELD(vmp));
 	VMEM_ASSERT(!ok || vmp->ar_nspares >= VMEM_MINFREE_CHECK);
 	/* A reap the populate deferred may run now — but not here, with vmp
 	 * locked: it is run by the next cache slow path or failure. */
@@ -217,6 +232,7 @@ static bool vmem_populate(vmem_t *vmp)
  */
 bool vmem_reserve(vmem_t *vmp, int vmflag)
 {
+	VMEM_ASSERT(ARENA_LOCK_HELD(vmp));
 	/* planted bug QB_RESERVE_SHORT: VMEM_MINFREE_CHECK is one short */
 	if (vmp->ar_nspares >= VMEM_MINFREE_CHECK)
 		return true;
@@ -234,6 +250,7 @@ bool vmem_reserve(vmem_t *vmp, int vmflag)
 		if (vmflag & (VM_NOSLEEP | VM_PANIC))
 			return false;
 		vmem_sleep_wait(vmp);
+		VMEM_ASSERT(ARENA_LOCK_HELD(vmp));
 		if (vmp->ar_nspares >= VMEM_MINFREE_CHECK)
 			return true;
 	}

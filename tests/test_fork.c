@@ -1306,8 +1306,16 @@ QTEST(the_lockup_order_passes_the_witness_and_leaves_nothing_held)
 	shared_init();
 	umem_lockup();
 	vmem_lockup();
+	/* One lock per arena, one depot and one slab lock per cache. */
+	unsigned arenas = 0, caches = 0;
+	for (vmem_t *vmp = vmem_list; vmp != NULL; vmp = vmp->ar_next)
+		arenas++;
+	for (umem_cache_t *cp = umem_cache_list; cp != NULL; cp = cp->cc_next)
+		caches++;
 	QT_EQ(qlock_witness_held(QLOCK_CACHE_LIST), 1);
-	QT_TRUE(qlock_witness_held(QLOCK_ARENA) >= 3);
+	QT_EQ(qlock_witness_held(QLOCK_ARENA), arenas);
+	QT_EQ(qlock_witness_held(QLOCK_DEPOT), caches);
+	QT_EQ(qlock_witness_held(QLOCK_SLAB), caches);
 	QT_EQ(qlock_witness_held(QLOCK_TAG), 1);
 	QT_EQ(qlock_witness_held(QLOCK_LOCKTAB), 1);
 	vmem_release();

@@ -931,7 +931,10 @@ static uint64_t timed_ops(vmem_t *vmp, int n)
 	return now_ns() - t0;
 }
 
-QTEST(checker_cost_per_operation_on_a_10k_segment_arena)
+/* The checker after every operation of a 10k-segment arena finds nothing,
+ * and the operations leave the arena as they found it; the cost per checked
+ * operation is printed (a figure, never compared). */
+QTEST(a_checked_10k_segment_arena_passes_and_prints_the_checker_cost)
 {
 	enum { SEGS = 10000, OPS = 400 };
 	static void *held[SEGS];
@@ -954,8 +957,8 @@ QTEST(checker_cost_per_operation_on_a_10k_segment_arena)
 	    st.vs_segs_alloc + st.vs_segs_free + st.vs_spans,
 	    st.vs_segs_alloc, st.vs_segs_free, (double)on / (2.0 * OPS),
 	    (double)off / (2.0 * OPS));
-	QT_TRUE(st.vs_segs_alloc + st.vs_segs_free >= SEGS);
-	QT_TRUE(on > off);
+	QT_EQ(st.vs_segs_alloc, SEGS / 2);
+	QT_EQ(st.vs_segs_free, SEGS / 2 + 1);
 }
 
 #endif /* QUANTA_CHECKER */

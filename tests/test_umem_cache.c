@@ -233,7 +233,8 @@ QTEST(reap_gives_every_slab_back_after_the_working_set_expires)
 	size_t before = vmem_size(arena, VMEM_ALLOC);
 	burst_in_thread(cp, 4000);
 	umem_cache_stats_t st = stats_of(cp);
-	QT_TRUE(st.us_slabs > 10);
+	/* 4000 objects alive at once fill that many slabs exactly. */
+	QT_EQ(st.us_slabs, (4000 + cp->cc_nbufs - 1) / cp->cc_nbufs);
 	QT_EQ(st.us_bufs_total, st.us_bufs_slab_free + st.us_bufs_depot);
 	QT_EQ(vmem_size(arena, VMEM_ALLOC) - before,
 	    st.us_slabs * st.us_slab_bytes);
@@ -284,16 +285,18 @@ QTEST(the_depot_keeps_magazines_that_were_used_since_the_last_reap)
 	    NULL, NULL, 0);
 	burst_in_thread(cp, 1000);
 	size_t full = stats_of(cp).us_mags_full;
-	QT_TRUE(full >= 10);
+	/* 1000 frees fill 66 magazines of 15; the thread's exit sends the
+	 * 10 rounds of the last one to the slabs. */
+	QT_EQ(stats_of(cp).us_magsize, 15);
+	QT_EQ(full, 66);
 	umem_reap();
 	/* Take 3 full magazines out and back: the minimum drops by 3. */
 	burst_in_thread(cp, (int)(3 * stats_of(cp).us_magsize));
 	umem_reap();
-	/* Released: those never taken (full - 3 at the lowest point,
-	 * minus none); kept: the 3 that were part of the working set,
-	 * give or take the exiting thread's own pair. */
-	size_t kept = stats_of(cp).us_mags_full;
-	QT_TRUE(kept >= 1 && kept <= 5);
+	/* Released: the 63 never taken (the depot's lowest count since the
+	 * last reap); kept: the 3 of the working set, which the exiting
+	 * thread returned full. */
+	QT_EQ(stats_of(cp).us_mags_full, 3);
 	umem_reap();
 	QT_EQ(stats_of(cp).us_mags_full, 0);
 	umem_cache_destroy(cp);

@@ -160,9 +160,9 @@ QTEST(instant_fit_fallback_uses_every_exact_hole_of_own_list)
 	free_hole(vmp, &l, 1);
 	first = UADDR(vmem_alloc(vmp, 0x30, VM_NOSLEEP));
 	second = UADDR(vmem_alloc(vmp, 0x30, VM_NOSLEEP));
-	QT_TRUE(first == hole_addr(&l, 0) || first == hole_addr(&l, 1));
-	QT_TRUE(second == hole_addr(&l, 0) || second == hole_addr(&l, 1));
-	QT_TRUE(first != second);
+	/* Own list 5 is [hole 1, hole 0] (LIFO): the search takes its head. */
+	QT_EQ(first, hole_addr(&l, 1));
+	QT_EQ(second, hole_addr(&l, 0));
 	QT_PTR_EQ(vmem_alloc(vmp, 0x10, VM_NOSLEEP), NULL);
 	QT_EQ(stats_of(vmp).vs_fail, 1);
 	vmem_destroy(vmp);

@@ -616,8 +616,8 @@ QTEST(dump_json_is_valid_json_with_schema_and_required_keys)
 	populate_for_dump(vmp);
 	text = dump_to_string(vmp, VMEM_DUMP_JSON, &len);
 	QT_JSON_VALID(j, text, len);
-	QT_TRUE(strstr(text, "\"schema\": \"" VMEM_DUMP_SCHEMA "\"") != NULL ||
-	    strstr(text, "\"schema\":\"" VMEM_DUMP_SCHEMA "\"") != NULL);
+	QT_EQ(strncmp(text, "{\"schema\": \"" VMEM_DUMP_SCHEMA "\", \"name\": ",
+	    strlen("{\"schema\": \"" VMEM_DUMP_SCHEMA "\", \"name\": ")), 0);
 	QT_TRUE(strcmp(json_need_at(j, "schema", 1)->text,
 		    VMEM_DUMP_SCHEMA) == 0);
 	for (size_t k = 0; k < sizeof(keys) / sizeof(keys[0]); k++)
@@ -726,6 +726,34 @@ QTEST(dump_json_of_an_importing_arena_is_valid)
 	free(j);
 	vmem_destroy(child);
 	vmem_destroy(parent);
+}
+
+/* VMC_IDENTIFIER shows in the dump: "identifier": true in JSON and
+ * "(identifiers)" after the name in text; false and nothing without it. */
+QTEST(dump_says_whether_the_arena_holds_identifiers)
+{
+	vmem_t *ids = vmem_create("st_dump_ids", ADDR(0x1000), 0x1000, 1, NULL,
+	    NULL, NULL, 0, VMC_IDENTIFIER);
+	vmem_t *mem = make_arena("st_dump_mem", BASE, SIZE, Q16);
+	size_t len;
+	char *text;
+	QT_TRUE(ids != NULL);
+	text = dump_to_string(ids, VMEM_DUMP_JSON, &len);
+	QT_STR_CONTAINS(text, "\"qcache_max\": 0, \"identifier\": true, "
+	    "\"source\": null,");
+	free(text);
+	text = dump_to_string(ids, VMEM_DUMP_TEXT, &len);
+	QT_STR_CONTAINS(text, "arena st_dump_ids (identifiers): quantum 0x1, "
+	    "source (none)\n");
+	free(text);
+	text = dump_to_string(mem, VMEM_DUMP_JSON, &len);
+	QT_STR_CONTAINS(text, "\"identifier\": false, \"source\": null,");
+	free(text);
+	text = dump_to_string(mem, VMEM_DUMP_TEXT, &len);
+	QT_STR_CONTAINS(text, "arena st_dump_mem: quantum 0x10, source (none)\n");
+	free(text);
+	vmem_destroy(mem);
+	vmem_destroy(ids);
 }
 
 /* An importing arena with one added span too: the imported span says
