@@ -54,6 +54,7 @@
 #include <sys/mman.h>
 
 #include "qmalloc.h"
+#include "trace.h"
 #include "umem_impl.h"
 
 #define QM_MEDIUM_MAX ((size_t)128 << 10)
@@ -135,7 +136,7 @@ static vmem_t *qm_setup(void)
 		vmem_destroy(made);
 		return expect;
 	}
-	qm_stats_setup(); /* once: the winner */
+	qm_env_setup(); /* once: the winner */
 	return made;
 }
 
@@ -237,7 +238,6 @@ static void *qm_block_alloc(size_t size, size_t align)
 	h->h_tag = qm_hash(user) | QM_LIVE | (uint32_t)kind;
 	VALGRIND_MALLOCLIKE_BLOCK(user, bytes - off, 0, 0);
 	qm_stat_alloc(kind);
-	qm_trace(QM_OP_ALLOC, user, size, align);
 	errno = saved;
 	return user;
 }
@@ -278,7 +278,6 @@ static void qm_block_free(void *p, qm_hdr_t *h)
 	size_t bytes = h->h_piece_bytes;
 	h->h_tag &= ~QM_LIVE;
 	qm_stat_free(kind);
-	qm_trace(QM_OP_FREE, p, 0, 0);
 	VALGRIND_FREELIKE_BLOCK(p, 0);
 	int saved = errno;
 	qm_depth++;
@@ -288,47 +287,61 @@ static void qm_block_free(void *p, qm_hdr_t *h)
 }
 
 /* ---- the API ---------------------------------------------------------- */
+/*
+ * Each call is one record of the trace (malloc/TRACE.md), made here at the
+ * API level and nowhere below: an allocation after its block exists, a
+ * free before its block is released, a realloc after its new block exists
+ * and before the old one is released.  So the calls share only unrecorded
+ * helpers, and a call is never recorded twice.
+ */
+
+/* Record an allocating call (ptr NULL) and return its result. */
+static inline void *qm_traced(unsigned op, size_t size, size_t align,
+    void *result)
+{
+	if (qtrace_active())
+		qtrace_record(op, NULL, size, align, result);
+	return result;
+}
 
 void *malloc(size_t size)
 {
-	return qm_block_alloc(size, 16);
+	return qm_traced(QTRACE_MALLOC, size, 0, qm_block_alloc(size, 16));
 }
 
 void free(void *p)
 {
 	if (p == NULL)
 		return;
-	qm_block_free(p, qm_block_check(p, "free", SIZE_MAX));
+	qm_hdr_t *h = qm_block_check(p, "free", SIZE_MAX);
+	if (qtrace_active())
+		qtrace_record(QTRACE_FREE, p, 0, 0, NULL);
+	qm_block_free(p, h);
 }
 
+/* An overflowing product is recorded as a failed calloc of SIZE_MAX. */
 void *calloc(size_t n, size_t size)
 {
 	size_t total;
+	void *p = NULL;
 	if (__builtin_mul_overflow(n, size, &total)) {
+		total = SIZE_MAX;
 		errno = ENOMEM;
-		return NULL;
-	}
-	void *p = qm_block_alloc(total, 16);
-	if (p != NULL)
+	} else if ((p = qm_block_alloc(total, 16)) != NULL) {
 		memset(p, 0, total);
-	return p;
+	}
+	return qm_traced(QTRACE_CALLOC, total, 0, p);
 }
 
 /*
- * In place when the new size fits the block and uses at least a quarter
- * of it (a block shrunk further moves, so a small request does not keep a
- * big piece); a large block shrunk in place gives its tail pages back.
- * realloc(p, 0) frees p and returns NULL, as glibc does.
+ * realloc's block for p of size bytes: p itself when the new size fits
+ * the block and uses at least a quarter of it (a block shrunk further
+ * moves, so a small request does not keep a big piece; a large block
+ * shrunk in place gives its tail pages back), else a new block holding
+ * p's bytes, or NULL.  p is still live either way.
  */
-void *realloc(void *p, size_t size)
+static void *qm_resize(void *p, qm_hdr_t *h, size_t size)
 {
-	if (p == NULL)
-		return malloc(size);
-	qm_hdr_t *h = qm_block_check(p, "realloc", size);
-	if (size == 0) {
-		qm_block_free(p, h);
-		return NULL;
-	}
 	size_t usable = qm_block_usable(h);
 	if (size <= usable && size >= usable / 4) {
 		if ((h->h_tag & QM_KIND_MASK) == QM_LARGE) {
@@ -340,22 +353,38 @@ void *realloc(void *p, size_t size)
 				    MADV_DONTNEED);
 		}
 		qm_stat_realloc(true);
-		qm_trace(QM_OP_REALLOC_INPLACE, p, size, 0);
 		return p;
 	}
 	void *q = qm_block_alloc(size, 16);
-	if (q == NULL)
-		return NULL;
-	memcpy(q, p, size < usable ? size : usable);
-	qm_stat_realloc(false);
-	qm_block_free(p, h);
+	if (q != NULL) {
+		memcpy(q, p, size < usable ? size : usable);
+		qm_stat_realloc(false);
+	}
 	return q;
 }
 
+/* realloc(p, 0) frees p and returns NULL, as glibc does. */
+void *realloc(void *p, size_t size)
+{
+	if (p == NULL)
+		return qm_traced(QTRACE_REALLOC, size, 0,
+		    qm_block_alloc(size, 16));
+	qm_hdr_t *h = qm_block_check(p, "realloc", size);
+	void *q = size == 0 ? NULL : qm_resize(p, h, size);
+	if (qtrace_active())
+		qtrace_record(QTRACE_REALLOC, p, size, 0, q);
+	if (size == 0 || (q != NULL && q != p))
+		qm_block_free(p, h);
+	return q;
+}
+
+/* An overflowing product is recorded as a failed realloc to SIZE_MAX. */
 void *reallocarray(void *p, size_t n, size_t size)
 {
 	size_t total;
 	if (__builtin_mul_overflow(n, size, &total)) {
+		if (qtrace_active())
+			qtrace_record(QTRACE_REALLOC, p, SIZE_MAX, 0, NULL);
 		errno = ENOMEM;
 		return NULL;
 	}
@@ -368,7 +397,7 @@ static int qm_pow2(size_t x)
 }
 
 /* memalign and aligned_alloc: align must be a power of two (EINVAL). */
-void *memalign(size_t align, size_t size)
+static void *qm_memalign(size_t align, size_t size)
 {
 	if (!qm_pow2(align)) {
 		errno = EINVAL;
@@ -377,37 +406,50 @@ void *memalign(size_t align, size_t size)
 	return qm_block_alloc(size, align < 16 ? 16 : align);
 }
 
+void *memalign(size_t align, size_t size)
+{
+	return qm_traced(QTRACE_MEMALIGN, size, align,
+	    qm_memalign(align, size));
+}
+
 void *aligned_alloc(size_t align, size_t size)
 {
-	return memalign(align, size);
+	return qm_traced(QTRACE_ALIGNED_ALLOC, size, align,
+	    qm_memalign(align, size));
 }
 
 int posix_memalign(void **out, size_t align, size_t size)
 {
-	if (!qm_pow2(align) || align % sizeof(void *) != 0)
-		return EINVAL;
-	int saved = errno;
-	void *p = qm_block_alloc(size, align < 16 ? 16 : align);
-	errno = saved;
-	if (p == NULL)
-		return ENOMEM;
-	*out = p;
-	return 0;
+	void *p = NULL;
+	int err = EINVAL;
+	if (qm_pow2(align) && align % sizeof(void *) == 0) {
+		int saved = errno;
+		p = qm_block_alloc(size, align < 16 ? 16 : align);
+		errno = saved;
+		err = p == NULL ? ENOMEM : 0;
+	}
+	(void)qm_traced(QTRACE_POSIX_MEMALIGN, size, align, p);
+	if (p != NULL)
+		*out = p;
+	return err;
 }
 
+/* valloc and pvalloc are recorded as memalign(page, the size served). */
 void *valloc(size_t size)
 {
-	return memalign(plat_page_size(), size);
+	size_t page = plat_page_size();
+	return qm_traced(QTRACE_MEMALIGN, size, page,
+	    qm_block_alloc(size, page));
 }
 
 void *pvalloc(size_t size)
 {
 	size_t page = plat_page_size();
-	if (size > QM_REQUEST_MAX) {
-		errno = ENOMEM;
-		return NULL;
-	}
-	return memalign(page, size == 0 ? page : qm_roundup(size, page));
+	/* Above QM_REQUEST_MAX qm_block_alloc fails before any rounding. */
+	size_t bytes = size == 0 ? page : size > QM_REQUEST_MAX ? size :
+	    qm_roundup(size, page);
+	return qm_traced(QTRACE_MEMALIGN, bytes, page,
+	    qm_block_alloc(bytes, page));
 }
 
 size_t malloc_usable_size(void *p)
