@@ -13,10 +13,13 @@
  *   medium  need <= QM_MEDIUM_MAX (128 KiB): vmem_alloc of umem_default
  *           (quantum 16), the arena umem_alloc itself uses above 16 KiB;
  *   large   above: vmem_xalloc of qm_large, a page-quantum arena that
- *           imports from mmap; a free gives the pages back with
- *           madvise(MADV_DONTNEED) and keeps the address range (and the
- *           header's page) in the arena, so a second free of the pointer
- *           still reads a header and is diagnosed, never a fault;
+ *           imports from mmap; the address range stays in the arena, so
+ *           a second free of the pointer still reads a header and is
+ *           diagnosed, never a fault.  A free of a piece of 4 MiB or more
+ *           gives its pages but the header's back (madvise
+ *           MADV_DONTNEED); smaller ones keep theirs for the next block,
+ *           as a heap does (giving every one back made each reuse fault
+ *           its pages in again: bench/README.md, ci/bench-malloc);
  *   boot    a call made from inside the front end itself (a glibc or
  *           pthread routine that quanta's bootstrap calls, which calls
  *           malloc): a bump allocator over a static region, never reused.
@@ -40,6 +43,11 @@
  * lock of the caches and arenas, qm_large's included; the boot region is
  * lock-free.  errno is kept across a call that succeeds.
  *
+ * realloc moves a block above the size classes that grows into half as
+ * much again as asked, so that a chain of growths moves it a logarithmic
+ * number of times, not once a call.  calloc does not clear a large piece
+ * the arena has just imported from mmap (qm_fresh): it is zero.
+ *
  * Valgrind: a block is made a MALLOCLIKE block of its usable size (so
  * reads of the slack are not errors, as malloc_usable_size promises);
  * a small piece, which umem_alloc already announced, is un-announced
@@ -58,6 +66,8 @@
 #include "umem_impl.h"
 
 #define QM_MEDIUM_MAX ((size_t)128 << 10)
+/* A large piece at least this big gives its pages back when freed. */
+#define QM_LARGE_RETURN_MIN ((size_t)4 << 20)
 #define QM_BOOT_BYTES ((size_t)512 << 10)
 /* A request above this fails (ENOMEM) before any sum can wrap. */
 #define QM_REQUEST_MAX ((size_t)PTRDIFF_MAX / 2)
@@ -75,6 +85,12 @@ typedef struct qm_hdr {
 _Static_assert(sizeof(qm_hdr_t) == QM_HDR_BYTES, "a 16-byte header");
 
 static __thread unsigned qm_depth __attribute__((tls_model("initial-exec")));
+/* The span qm_large imported from mmap during this thread's current call
+ * (zero pages), and whether the last block this thread made lies in such
+ * a span: calloc then need not clear it. */
+static __thread uintptr_t qm_fresh_lo __attribute__((tls_model("initial-exec")));
+static __thread uintptr_t qm_fresh_hi __attribute__((tls_model("initial-exec")));
+static __thread bool qm_fresh __attribute__((tls_model("initial-exec")));
 static _Alignas(16) unsigned char qm_boot[QM_BOOT_BYTES];
 static _Atomic size_t qm_boot_used;
 static vmem_t *_Atomic qm_large;
@@ -113,7 +129,24 @@ static void *qm_pages_map(vmem_t *src, size_t size, int vmflag)
 {
 	(void)src;
 	(void)vmflag;
-	return plat_pages_map(size);
+	void *p = plat_pages_map(size);
+	if (p != NULL) {
+		qm_fresh_lo = (uintptr_t)p;
+		qm_fresh_hi = (uintptr_t)p + size;
+	}
+	return p;
+}
+
+/* A large piece from lg, noting in qm_fresh whether it is fresh from mmap. */
+static void *qm_large_get(vmem_t *lg, size_t bytes, size_t align)
+{
+	qm_fresh_lo = qm_fresh_hi = 0;
+	void *p = align <= qm_page() ? vmem_alloc(lg, bytes, VM_NOSLEEP) :
+	    vmem_xalloc(lg, bytes, align, align - qm_page(), 0, NULL, NULL,
+	    VM_NOSLEEP);
+	qm_fresh = p != NULL && (uintptr_t)p >= qm_fresh_lo &&
+	    (uintptr_t)p + bytes <= qm_fresh_hi;
+	return p;
 }
 
 /* Once per process, under the depth guard; racing first calls agree. */
@@ -174,10 +207,7 @@ static void *qm_piece_get(size_t need, size_t align, int *kindp,
 	}
 	*kindp = QM_LARGE;
 	*bytesp = qm_roundup(need, qm_page());
-	if (align <= qm_page())
-		return vmem_alloc(lg, *bytesp, VM_NOSLEEP);
-	return vmem_xalloc(lg, *bytesp, align, align - qm_page(), 0, NULL, NULL,
-	    VM_NOSLEEP);
+	return qm_large_get(lg, *bytesp, align);
 }
 
 static void qm_piece_put(void *piece, size_t bytes, int kind, void *user)
@@ -197,7 +227,7 @@ static void qm_piece_put(void *piece, size_t bytes, int kind, void *user)
 		/* The header's page stays: a second free still finds it. */
 		uintptr_t from = qm_roundup((uintptr_t)user, qm_page());
 		uintptr_t end = (uintptr_t)piece + bytes;
-		if (end > from)
+		if (bytes >= QM_LARGE_RETURN_MIN && end > from)
 			(void)madvise((void *)from, end - from, MADV_DONTNEED);
 		vmem_free(atomic_load(&qm_large), piece, bytes);
 		break;
@@ -219,6 +249,7 @@ static void *qm_block_alloc(size_t size, size_t align)
 	}
 	int saved = errno, kind;
 	size_t bytes, need = size + (align > 16 ? align : 16);
+	qm_fresh = false;
 	qm_depth++;
 	void *piece = qm_piece_get(need, align, &kind, &bytes);
 	qm_depth--;
@@ -319,7 +350,8 @@ void free(void *p)
 	qm_block_free(p, h);
 }
 
-/* An overflowing product is recorded as a failed calloc of SIZE_MAX. */
+/* A block fresh from mmap is zero already.  An overflowing product is
+ * recorded as a failed calloc of SIZE_MAX. */
 void *calloc(size_t n, size_t size)
 {
 	size_t total;
@@ -328,7 +360,10 @@ void *calloc(size_t n, size_t size)
 		total = SIZE_MAX;
 		errno = ENOMEM;
 	} else if ((p = qm_block_alloc(total, 16)) != NULL) {
-		memset(p, 0, total);
+		if (qm_fresh)
+			VALGRIND_MAKE_MEM_DEFINED(p, total);
+		else
+			memset(p, 0, total);
 	}
 	return qm_traced(QTRACE_CALLOC, total, 0, p);
 }
@@ -355,7 +390,15 @@ static void *qm_resize(void *p, qm_hdr_t *h, size_t size)
 		qm_stat_realloc(true);
 		return p;
 	}
-	void *q = qm_block_alloc(size, 16);
+	/* A block above the size classes that grows gets half as much
+	 * again, so that a chain of growths moves it a logarithmic number of
+	 * times. */
+	void *q = NULL;
+	if (size > usable && size > UMEM_CLASS_MAX_BYTES &&
+	    size < QM_REQUEST_MAX)
+		q = qm_block_alloc(size + size / 2, 16);
+	if (q == NULL)
+		q = qm_block_alloc(size, 16);
 	if (q != NULL) {
 		memcpy(q, p, size < usable ? size : usable);
 		qm_stat_realloc(false);
