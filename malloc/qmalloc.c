@@ -13,10 +13,13 @@
  *   medium  need <= QM_MEDIUM_MAX (128 KiB): vmem_alloc of umem_default
  *           (quantum 16), the arena umem_alloc itself uses above 16 KiB;
  *   large   above: vmem_xalloc of qm_large, a page-quantum arena that
- *           imports from mmap; a free gives the pages back with
- *           madvise(MADV_DONTNEED) and keeps the address range (and the
- *           header's page) in the arena, so a second free of the pointer
- *           still reads a header and is diagnosed, never a fault;
+ *           imports from mmap; the address range stays in the arena, so
+ *           a second free of the pointer still reads a header and is
+ *           diagnosed, never a fault.  A free of a piece of 4 MiB or more
+ *           gives its pages but the header's back (madvise
+ *           MADV_DONTNEED); smaller ones keep theirs for the next block,
+ *           as a heap does (giving every one back made each reuse fault
+ *           its pages in again: bench/README.md, ci/bench-malloc);
  *   boot    a call made from inside the front end itself (a glibc or
  *           pthread routine that quanta's bootstrap calls, which calls
  *           malloc): a bump allocator over a static region, never reused.
@@ -40,6 +43,11 @@
  * lock of the caches and arenas, qm_large's included; the boot region is
  * lock-free.  errno is kept across a call that succeeds.
  *
+ * realloc moves a block above the size classes that grows into half as
+ * much again as asked, so that a chain of growths moves it a logarithmic
+ * number of times, not once a call.  calloc does not clear a large piece
+ * the arena has just imported from mmap (qm_fresh): it is zero.
+ *
  * Valgrind: a block is made a MALLOCLIKE block of its usable size (so
  * reads of the slack are not errors, as malloc_usable_size promises);
  * a small piece, which umem_alloc already announced, is un-announced
@@ -54,9 +62,12 @@
 #include <sys/mman.h>
 
 #include "qmalloc.h"
+#include "trace.h"
 #include "umem_impl.h"
 
 #define QM_MEDIUM_MAX ((size_t)128 << 10)
+/* A large piece at least this big gives its pages back when freed. */
+#define QM_LARGE_RETURN_MIN ((size_t)4 << 20)
 #define QM_BOOT_BYTES ((size_t)512 << 10)
 /* A request above this fails (ENOMEM) before any sum can wrap. */
 #define QM_REQUEST_MAX ((size_t)PTRDIFF_MAX / 2)
@@ -74,6 +85,12 @@ typedef struct qm_hdr {
 _Static_assert(sizeof(qm_hdr_t) == QM_HDR_BYTES, "a 16-byte header");
 
 static __thread unsigned qm_depth __attribute__((tls_model("initial-exec")));
+/* The span qm_large imported from mmap during this thread's current call
+ * (zero pages), and whether the last block this thread made lies in such
+ * a span: calloc then need not clear it. */
+static __thread uintptr_t qm_fresh_lo __attribute__((tls_model("initial-exec")));
+static __thread uintptr_t qm_fresh_hi __attribute__((tls_model("initial-exec")));
+static __thread bool qm_fresh __attribute__((tls_model("initial-exec")));
 static _Alignas(16) unsigned char qm_boot[QM_BOOT_BYTES];
 static _Atomic size_t qm_boot_used;
 static vmem_t *_Atomic qm_large;
@@ -112,7 +129,24 @@ static void *qm_pages_map(vmem_t *src, size_t size, int vmflag)
 {
 	(void)src;
 	(void)vmflag;
-	return plat_pages_map(size);
+	void *p = plat_pages_map(size);
+	if (p != NULL) {
+		qm_fresh_lo = (uintptr_t)p;
+		qm_fresh_hi = (uintptr_t)p + size;
+	}
+	return p;
+}
+
+/* A large piece from lg, noting in qm_fresh whether it is fresh from mmap. */
+static void *qm_large_get(vmem_t *lg, size_t bytes, size_t align)
+{
+	qm_fresh_lo = qm_fresh_hi = 0;
+	void *p = align <= qm_page() ? vmem_alloc(lg, bytes, VM_NOSLEEP) :
+	    vmem_xalloc(lg, bytes, align, align - qm_page(), 0, NULL, NULL,
+	    VM_NOSLEEP);
+	qm_fresh = p != NULL && (uintptr_t)p >= qm_fresh_lo &&
+	    (uintptr_t)p + bytes <= qm_fresh_hi;
+	return p;
 }
 
 /* Once per process, under the depth guard; racing first calls agree. */
@@ -135,7 +169,7 @@ static vmem_t *qm_setup(void)
 		vmem_destroy(made);
 		return expect;
 	}
-	qm_stats_setup(); /* once: the winner */
+	qm_env_setup(); /* once: the winner */
 	return made;
 }
 
@@ -173,10 +207,7 @@ static void *qm_piece_get(size_t need, size_t align, int *kindp,
 	}
 	*kindp = QM_LARGE;
 	*bytesp = qm_roundup(need, qm_page());
-	if (align <= qm_page())
-		return vmem_alloc(lg, *bytesp, VM_NOSLEEP);
-	return vmem_xalloc(lg, *bytesp, align, align - qm_page(), 0, NULL, NULL,
-	    VM_NOSLEEP);
+	return qm_large_get(lg, *bytesp, align);
 }
 
 static void qm_piece_put(void *piece, size_t bytes, int kind, void *user)
@@ -196,7 +227,7 @@ static void qm_piece_put(void *piece, size_t bytes, int kind, void *user)
 		/* The header's page stays: a second free still finds it. */
 		uintptr_t from = qm_roundup((uintptr_t)user, qm_page());
 		uintptr_t end = (uintptr_t)piece + bytes;
-		if (end > from)
+		if (bytes >= QM_LARGE_RETURN_MIN && end > from)
 			(void)madvise((void *)from, end - from, MADV_DONTNEED);
 		vmem_free(atomic_load(&qm_large), piece, bytes);
 		break;
@@ -218,6 +249,7 @@ static void *qm_block_alloc(size_t size, size_t align)
 	}
 	int saved = errno, kind;
 	size_t bytes, need = size + (align > 16 ? align : 16);
+	qm_fresh = false;
 	qm_depth++;
 	void *piece = qm_piece_get(need, align, &kind, &bytes);
 	qm_depth--;
@@ -237,7 +269,6 @@ static void *qm_block_alloc(size_t size, size_t align)
 	h->h_tag = qm_hash(user) | QM_LIVE | (uint32_t)kind;
 	VALGRIND_MALLOCLIKE_BLOCK(user, bytes - off, 0, 0);
 	qm_stat_alloc(kind);
-	qm_trace(QM_OP_ALLOC, user, size, align);
 	errno = saved;
 	return user;
 }
@@ -278,7 +309,6 @@ static void qm_block_free(void *p, qm_hdr_t *h)
 	size_t bytes = h->h_piece_bytes;
 	h->h_tag &= ~QM_LIVE;
 	qm_stat_free(kind);
-	qm_trace(QM_OP_FREE, p, 0, 0);
 	VALGRIND_FREELIKE_BLOCK(p, 0);
 	int saved = errno;
 	qm_depth++;
@@ -288,47 +318,65 @@ static void qm_block_free(void *p, qm_hdr_t *h)
 }
 
 /* ---- the API ---------------------------------------------------------- */
+/*
+ * Each call is one record of the trace (malloc/TRACE.md), made here at the
+ * API level and nowhere below: an allocation after its block exists, a
+ * free before its block is released, a realloc after its new block exists
+ * and before the old one is released.  So the calls share only unrecorded
+ * helpers, and a call is never recorded twice.
+ */
+
+/* Record an allocating call (ptr NULL) and return its result. */
+static inline void *qm_traced(unsigned op, size_t size, size_t align,
+    void *result)
+{
+	if (qtrace_active())
+		qtrace_record(op, NULL, size, align, result);
+	return result;
+}
 
 void *malloc(size_t size)
 {
-	return qm_block_alloc(size, 16);
+	return qm_traced(QTRACE_MALLOC, size, 0, qm_block_alloc(size, 16));
 }
 
 void free(void *p)
 {
 	if (p == NULL)
 		return;
-	qm_block_free(p, qm_block_check(p, "free", SIZE_MAX));
+	qm_hdr_t *h = qm_block_check(p, "free", SIZE_MAX);
+	if (qtrace_active())
+		qtrace_record(QTRACE_FREE, p, 0, 0, NULL);
+	qm_block_free(p, h);
 }
 
+/* A block fresh from mmap is zero already.  An overflowing product is
+ * recorded as a failed calloc of SIZE_MAX. */
 void *calloc(size_t n, size_t size)
 {
 	size_t total;
+	void *p = NULL;
 	if (__builtin_mul_overflow(n, size, &total)) {
+		total = SIZE_MAX;
 		errno = ENOMEM;
-		return NULL;
+	} else if ((p = qm_block_alloc(total, 16)) != NULL) {
+		if (qm_fresh)
+			VALGRIND_MAKE_MEM_DEFINED(p, total);
+		else
+			memset(p, 0, total);
 	}
-	void *p = qm_block_alloc(total, 16);
-	if (p != NULL)
-		memset(p, 0, total);
-	return p;
+	return qm_traced(QTRACE_CALLOC, total, 0, p);
 }
 
 /*
- * In place when the new size fits the block and uses at least a quarter
- * of it (a block shrunk further moves, so a small request does not keep a
- * big piece); a large block shrunk in place gives its tail pages back.
- * realloc(p, 0) frees p and returns NULL, as glibc does.
+ * realloc's block for p of size bytes: p itself when the new size fits
+ * the block and uses at least a quarter of it (a block shrunk further
+ * moves, so a small request does not keep a big piece; a large block
+ * shrunk in place gives its tail pages back), else a new block holding
+ * p's bytes, or NULL.  p is still live either way.
  */
-void *realloc(void *p, size_t size)
+static void *qm_resize(void *p, qm_hdr_t *h, size_t size)
 {
-	if (p == NULL)
-		return malloc(size);
-	qm_hdr_t *h = qm_block_check(p, "realloc", size);
-	if (size == 0) {
-		qm_block_free(p, h);
-		return NULL;
-	}
 	size_t usable = qm_block_usable(h);
 	if (size <= usable && size >= usable / 4) {
 		if ((h->h_tag & QM_KIND_MASK) == QM_LARGE) {
@@ -340,22 +388,46 @@ void *realloc(void *p, size_t size)
 				    MADV_DONTNEED);
 		}
 		qm_stat_realloc(true);
-		qm_trace(QM_OP_REALLOC_INPLACE, p, size, 0);
 		return p;
 	}
-	void *q = qm_block_alloc(size, 16);
+	/* A block above the size classes that grows gets half as much
+	 * again, so that a chain of growths moves it a logarithmic number of
+	 * times. */
+	void *q = NULL;
+	if (size > usable && size > UMEM_CLASS_MAX_BYTES &&
+	    size < QM_REQUEST_MAX)
+		q = qm_block_alloc(size + size / 2, 16);
 	if (q == NULL)
-		return NULL;
-	memcpy(q, p, size < usable ? size : usable);
-	qm_stat_realloc(false);
-	qm_block_free(p, h);
+		q = qm_block_alloc(size, 16);
+	if (q != NULL) {
+		memcpy(q, p, size < usable ? size : usable);
+		qm_stat_realloc(false);
+	}
 	return q;
 }
 
+/* realloc(p, 0) frees p and returns NULL, as glibc does. */
+void *realloc(void *p, size_t size)
+{
+	if (p == NULL)
+		return qm_traced(QTRACE_REALLOC, size, 0,
+		    qm_block_alloc(size, 16));
+	qm_hdr_t *h = qm_block_check(p, "realloc", size);
+	void *q = size == 0 ? NULL : qm_resize(p, h, size);
+	if (qtrace_active())
+		qtrace_record(QTRACE_REALLOC, p, size, 0, q);
+	if (size == 0 || (q != NULL && q != p))
+		qm_block_free(p, h);
+	return q;
+}
+
+/* An overflowing product is recorded as a failed realloc to SIZE_MAX. */
 void *reallocarray(void *p, size_t n, size_t size)
 {
 	size_t total;
 	if (__builtin_mul_overflow(n, size, &total)) {
+		if (qtrace_active())
+			qtrace_record(QTRACE_REALLOC, p, SIZE_MAX, 0, NULL);
 		errno = ENOMEM;
 		return NULL;
 	}
@@ -368,7 +440,7 @@ static int qm_pow2(size_t x)
 }
 
 /* memalign and aligned_alloc: align must be a power of two (EINVAL). */
-void *memalign(size_t align, size_t size)
+static void *qm_memalign(size_t align, size_t size)
 {
 	if (!qm_pow2(align)) {
 		errno = EINVAL;
@@ -377,37 +449,50 @@ void *memalign(size_t align, size_t size)
 	return qm_block_alloc(size, align < 16 ? 16 : align);
 }
 
+void *memalign(size_t align, size_t size)
+{
+	return qm_traced(QTRACE_MEMALIGN, size, align,
+	    qm_memalign(align, size));
+}
+
 void *aligned_alloc(size_t align, size_t size)
 {
-	return memalign(align, size);
+	return qm_traced(QTRACE_ALIGNED_ALLOC, size, align,
+	    qm_memalign(align, size));
 }
 
 int posix_memalign(void **out, size_t align, size_t size)
 {
-	if (!qm_pow2(align) || align % sizeof(void *) != 0)
-		return EINVAL;
-	int saved = errno;
-	void *p = qm_block_alloc(size, align < 16 ? 16 : align);
-	errno = saved;
-	if (p == NULL)
-		return ENOMEM;
-	*out = p;
-	return 0;
+	void *p = NULL;
+	int err = EINVAL;
+	if (qm_pow2(align) && align % sizeof(void *) == 0) {
+		int saved = errno;
+		p = qm_block_alloc(size, align < 16 ? 16 : align);
+		errno = saved;
+		err = p == NULL ? ENOMEM : 0;
+	}
+	(void)qm_traced(QTRACE_POSIX_MEMALIGN, size, align, p);
+	if (p != NULL)
+		*out = p;
+	return err;
 }
 
+/* valloc and pvalloc are recorded as memalign(page, the size served). */
 void *valloc(size_t size)
 {
-	return memalign(plat_page_size(), size);
+	size_t page = plat_page_size();
+	return qm_traced(QTRACE_MEMALIGN, size, page,
+	    qm_block_alloc(size, page));
 }
 
 void *pvalloc(size_t size)
 {
 	size_t page = plat_page_size();
-	if (size > QM_REQUEST_MAX) {
-		errno = ENOMEM;
-		return NULL;
-	}
-	return memalign(page, size == 0 ? page : qm_roundup(size, page));
+	/* Above QM_REQUEST_MAX qm_block_alloc fails before any rounding. */
+	size_t bytes = size == 0 ? page : size > QM_REQUEST_MAX ? size :
+	    qm_roundup(size, page);
+	return qm_traced(QTRACE_MEMALIGN, bytes, page,
+	    qm_block_alloc(bytes, page));
 }
 
 size_t malloc_usable_size(void *p)

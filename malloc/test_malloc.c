@@ -3,8 +3,9 @@
  * edge case, each with its one exact outcome: sizes 0, 1, SIZE_MAX and
  * PTRDIFF_MAX; every power-of-two alignment up to 1 MiB through memalign,
  * posix_memalign and aligned_alloc, and their EINVAL cases; realloc in
- * place (grow and shrink) and moving, contents kept; calloc zeroed and its
- * overflow; usable sizes; errno; and the misuse that must end in a
+ * place (grow and shrink) and moving, contents kept, and the room a growing
+ * large block is given; calloc zeroed (fresh pages left untouched) and its
+ * overflow; which freed large blocks give their pages back; usable sizes; errno; and the misuse that must end in a
  * diagnostic and abort (checked in a child: the signal and the text).
  *
  * Linked against the front end (which then precedes libc in the lookup
@@ -234,7 +235,7 @@ QTEST(realloc_shrinks_a_large_block_in_place_and_moves_it_to_grow)
 /* Resident pages of [from, from + len), both page-aligned (mincore). */
 static size_t resident_pages(uintptr_t from, size_t len)
 {
-	unsigned char vec[1024];
+	static unsigned char vec[2048];
 	size_t pages = len / PAGE, n = 0;
 	if (pages > sizeof(vec) || mincore((void *)from, len, vec) != 0)
 		return SIZE_MAX;
@@ -243,18 +244,65 @@ static size_t resident_pages(uintptr_t from, size_t len)
 	return n;
 }
 
-QTEST(free_and_shrinking_realloc_of_a_large_block_give_its_pages_back)
+static uintptr_t first_page_after(const void *p)
+{
+	return ((uintptr_t)p + PAGE - 1) & ~(PAGE - 1);
+}
+
+/* A piece of 4 MiB or more gives its pages back when freed (qmalloc.c:
+ * QM_LARGE_RETURN_MIN); a shrinking realloc in place gives the tail's. */
+QTEST(free_and_shrinking_realloc_of_a_4_mib_block_give_its_pages_back)
+{
+	size_t n = 1024 * PAGE;
+	unsigned char *p = malloc(n);
+	memset(p, 1, n);
+	uintptr_t first = first_page_after(p);
+	QT_EQ(resident_pages(first, 1000 * PAGE), 1000);
+	QT_PTR_EQ(realloc(p, 400 * PAGE), p);
+	QT_EQ(resident_pages(first, 400 * PAGE), 400);
+	QT_EQ(resident_pages(first + 401 * PAGE, 600 * PAGE), 0);
+	free(p);
+	QT_EQ(resident_pages(first, 1000 * PAGE), 0);
+}
+
+/* Below 4 MiB a freed block keeps its pages for the next one. */
+QTEST(free_of_a_1_mib_block_keeps_its_pages)
 {
 	size_t n = 256 * PAGE;
 	unsigned char *p = malloc(n);
 	memset(p, 1, n);
-	uintptr_t first = ((uintptr_t)p + PAGE - 1) & ~(PAGE - 1);
-	QT_EQ(resident_pages(first, 128 * PAGE), 128);
-	QT_PTR_EQ(realloc(p, 100 * PAGE), p);
-	QT_EQ(resident_pages(first, 100 * PAGE), 100);
-	QT_EQ(resident_pages(first + 101 * PAGE, 100 * PAGE), 0);
 	free(p);
-	QT_EQ(resident_pages(first, 200 * PAGE), 0);
+	QT_EQ(resident_pages(first_page_after(p), 200 * PAGE), 200);
+}
+
+/* calloc of pages fresh from mmap does not touch them: they are zero. */
+QTEST(calloc_of_fresh_pages_leaves_them_untouched_and_zero)
+{
+	size_t n = (size_t)64 << 20;
+	unsigned char *z = calloc(n, 1);
+	QT_TRUE(z != NULL);
+	uintptr_t first = first_page_after(z);
+	QT_EQ(resident_pages(first, 2000 * PAGE), 0);
+	size_t nonzero = 0;
+	for (size_t k = 0; k < n; k += 4096)
+		nonzero += z[k] != 0;
+	QT_EQ(nonzero, 0);
+	free(z);
+}
+
+/* A block above 16 KiB that grows moves into half as much again (page
+ * rounded), so the next growth up to that is in place. */
+QTEST(realloc_growing_a_large_block_leaves_half_again_for_the_next)
+{
+	size_t n = (size_t)1 << 20;
+	unsigned char *p = malloc(n);
+	fill(p, n, 3);
+	unsigned char *q = realloc(p, 2 * n);
+	QT_TRUE(q != NULL && q != p);
+	QT_EQ(malloc_usable_size(q), 3 * n + PAGE - 16);
+	QT_PTR_EQ(realloc(q, 3 * n), q);
+	QT_EQ(count_unlike(q, n, 3), 0);
+	free(q);
 }
 
 QTEST(realloc_null_is_malloc_and_a_failed_realloc_keeps_the_block)

@@ -3,7 +3,9 @@
 # threads, and processes (subprocess: fork + exec; os.fork from a thread
 # while other threads allocate).  Its output depends only on the data, so
 # a run under LD_PRELOAD=libquanta-malloc.so must print exactly what a
-# plain run prints.
+# plain run prints.  An optional argument scales the work, in percent
+# (default 100): ci/malloc-test records the trace of a 10% run and replays it
+# on the simulator, which must stay within seconds.
 import hashlib
 import os
 import subprocess
@@ -35,10 +37,17 @@ def churn(seed, rounds):
     return h.hexdigest()[:16]
 
 
+SCALE = int(sys.argv[1]) if len(sys.argv) > 1 else 100
+
+
+def scaled(n):
+    return max(1, n * SCALE // 100)
+
+
 def forked_child_from_thread(results):
     pid = os.fork()
     if pid == 0:
-        ok = churn(99, 50) == churn(99, 50)
+        ok = churn(99, scaled(50)) == churn(99, scaled(50))
         os._exit(7 if ok else 1)
     _, status = os.waitpid(pid, 0)
     results["fork"] = os.waitstatus_to_exitcode(status)
@@ -46,7 +55,7 @@ def forked_child_from_thread(results):
 
 def main():
     results = {}
-    threads = [threading.Thread(target=lambda k=k: results.__setitem__(k, churn(k, 400)))
+    threads = [threading.Thread(target=lambda k=k: results.__setitem__(k, churn(k, scaled(400))))
                for k in range(4)]
     threads.append(threading.Thread(target=forked_child_from_thread, args=(results,)))
     for t in threads:
@@ -60,9 +69,9 @@ def main():
                           "import json; print(json.dumps(sorted({str(i): i * i for i in range(20000)}.items())[:3]))"],
                          capture_output=True, text=True, check=True)
     print("subprocess:", out.stdout.strip())
-    big = [list(range(i % 1000)) for i in range(20000)]
+    big = [list(range(i % 1000)) for i in range(scaled(20000))]
     print("lists:", sum(map(len, big)))
-    words = sorted({("w%07d" % ((i * 7919) % 100003)) for i in range(200000)})
+    words = sorted({("w%07d" % ((i * 7919) % 100003)) for i in range(scaled(200000))})
     print("words:", len(words), words[0], words[-1])
 
 

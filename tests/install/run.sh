@@ -9,7 +9,9 @@
 # print exactly demo.expected; the shared ones must need libquanta.so.1,
 # the library's soname; the static one must need no libquanta at all; and
 # the release library must still end a double free in its diagnostic and
-# abort.  Also pins the installed file list, the functions the shared
+# abort.  The installed libquanta-malloc.so must serve a program under
+# LD_PRELOAD (its QUANTA_MALLOC_STATS line) and export the C allocation API
+# alone (malloc/exports.map).  Also pins the installed file list, the functions the shared
 # library exports (install/quanta.map's) and the man page links.
 # Exit 0 iff all hold; prints what differed otherwise.  About 2 seconds once
 # the release variant is built (ci/check builds it first).
@@ -33,6 +35,7 @@ cat >"$tmp/files.want" <<'LIST'
 ./include/umem.h
 ./include/vmem.h
 ./lib
+./lib/libquanta-malloc.so
 ./lib/libquanta.a
 ./lib/libquanta.so
 ./lib/libquanta.so.1
@@ -54,6 +57,23 @@ nm -D --defined-only "$prefix/lib/libquanta.so.1.0.0" | awk '$2 == "T" {sub(/@.*
 	LC_ALL=C sort >"$tmp/exports"
 [ "$(wc -l <"$tmp/exports.want")" -gt 20 ] || fail "install/quanta.map lists $(wc -l <"$tmp/exports.want") calls"
 diff -u "$tmp/exports.want" "$tmp/exports" || fail "the exported functions of libquanta.so"
+
+# The malloc front end: preloaded, it serves a program (its stats line, a
+# non-zero allocation count) and the program's output is unchanged; it
+# exports the calls of malloc/exports.map, no more.
+malloc_so=$prefix/lib/libquanta-malloc.so
+# (bash, not coreutils: their exit closes stderr before the line is written.)
+out=$(LD_PRELOAD=$malloc_so QUANTA_MALLOC_STATS=1 bash -c 'echo served' 2>"$tmp/stats") ||
+	fail "bash under LD_PRELOAD=$malloc_so"
+[ "$out" = served ] || fail "bash under the front end printed: $out"
+grep -Eq '^quanta-malloc: pid [0-9]+ \(bash\) alloc [1-9][0-9]* ' "$tmp/stats" ||
+	fail "no stats line from the installed libquanta-malloc.so: $(cat "$tmp/stats")"
+sed -n '/global:/,/local:/p' malloc/exports.map | tr -s ' \t;' '\n\n\n' |
+	grep -E '^[a-z_]+$' | grep -vx -e global -e local | LC_ALL=C sort >"$tmp/malloc-exports.want"
+nm -D --defined-only "$malloc_so" | awk '$2 == "T" {sub(/@.*/, "", $3); print $3}' |
+	LC_ALL=C sort >"$tmp/malloc-exports"
+[ "$(wc -l <"$tmp/malloc-exports.want")" -eq 11 ] || fail "malloc/exports.map lists $(wc -l <"$tmp/malloc-exports.want") calls, not 11"
+diff -u "$tmp/malloc-exports.want" "$tmp/malloc-exports" || fail "the exported functions of libquanta-malloc.so"
 
 # Man pages: a call without its own page is a link to its family's page.
 [ "$(readlink "$prefix/share/man/man3/vmem_xalloc.3")" = vmem_alloc.3 ] || fail "vmem_xalloc.3 link"
@@ -105,4 +125,5 @@ scons -Q install PREFIX=/opt/quanta DESTDIR="$tmp/stage" >"$tmp/stage.log" ||
 	{ cat "$tmp/stage.log"; fail "scons install DESTDIR"; }
 grep -qx 'prefix=/opt/quanta' "$tmp/stage/opt/quanta/lib/pkgconfig/quanta.pc" || fail "staged quanta.pc prefix"
 [ -f "$tmp/stage/opt/quanta/lib/libquanta.so.1.0.0" ] || fail "staged libquanta.so.1.0.0"
-echo "install-test: ok (static, shared via LD_LIBRARY_PATH and rpath, soname libquanta.so.1, DESTDIR)"
+[ -f "$tmp/stage/opt/quanta/lib/libquanta-malloc.so" ] || fail "staged libquanta-malloc.so"
+echo "install-test: ok (static, shared via LD_LIBRARY_PATH and rpath, soname libquanta.so.1, libquanta-malloc.so preloaded, DESTDIR)"
