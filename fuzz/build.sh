@@ -29,7 +29,7 @@ defs="-std=c11 -D_GNU_SOURCE -DQUANTA_DEBUG -DQUANTA_CHECKER"
 if [ "${QUANTA_FUZZ_BUGS:-0}" = 1 ]; then
 	defs="$defs -DQUANTA_BUGS"
 fi
-incs="-I$repo/include -I$repo/src -I$repo/invariants -I$repo/fuzz"
+incs="-I$repo/include -I$repo/src -I$repo/invariants -I$repo/fuzz -I$repo/malloc"
 # The checker is the oracle, not the code under test: no coverage feedback
 # from it (fuzz/coverage-ignore.txt), under either engine.
 export AFL_LLVM_DENYLIST="$here/coverage-ignore.txt"
@@ -51,7 +51,8 @@ lib() {
 	rm -f "$WORK/$name.a"
 	ar rcs "$WORK/$name.a" "${objs[@]}"
 }
-lib libquanta-fuzz "" "$repo"/src/*.c "$repo"/invariants/*.c
+# The trace reader (malloc/trace_read.c) too, for malloc_trace.
+lib libquanta-fuzz "" "$repo"/src/*.c "$repo"/invariants/*.c "$repo"/malloc/trace_read.c
 # The scheduler target (marked QUANTA_SIM_TARGET) runs the simulator: the
 # library over the simulated platform, with the planted bugs, and the
 # simulator's core.

@@ -114,6 +114,9 @@ typedef struct qtrace {
 
 /* Parse a trace file; 0, or -1 with a reason in err. */
 int qtrace_read(const char *path, qtrace_t *t, char *err, size_t errlen);
+/* The same over len bytes in memory (the fuzz target malloc_trace). */
+int qtrace_parse(const void *buf, size_t len, qtrace_t *t, char *err,
+    size_t errlen);
 void qtrace_release(qtrace_t *t);
 const char *qtrace_op_name(unsigned op);
 

@@ -163,23 +163,17 @@ static int read_header(cursor_t *c, qtrace_t *t)
 	return 0;
 }
 
-int qtrace_read(const char *path, qtrace_t *t, char *err, size_t errlen)
+/* The trace in [buf, buf + len): 0, -1 with a reason in err, or -2 when
+ * the header is not a version 1 header (err not written). */
+static int parse(const void *buf, size_t len, qtrace_t *t, char *err,
+    size_t errlen)
 {
 	memset(t, 0, sizeof(*t));
-	size_t len;
-	unsigned char *buf = slurp(path, &len);
-	if (buf == NULL) {
-		snprintf(err, errlen, "cannot read %s", path);
-		return -1;
-	}
-	cursor_t c = {buf, buf + len};
+	cursor_t c = {buf, (const unsigned char *)buf + len};
 	reader_t r = {t, 0, calloc(1024, 1), 1024, err, errlen};
-	int rc = r.live == NULL ? -1 : 0;
-	if (rc == 0 && read_header(&c, t) != 0) {
-		snprintf(err, errlen, "%s: not a version %u trace", path,
-		    QTRACE_VERSION);
-		rc = -1;
-	}
+	int rc = r.live == NULL ? fail(&r, "out of memory", 0) : 0;
+	if (rc == 0 && read_header(&c, t) != 0)
+		rc = -2;
 	while (rc == 0) {
 		int k = decode_one(&r, &c);
 		if (k == 0)
@@ -189,10 +183,35 @@ int qtrace_read(const char *path, qtrace_t *t, char *err, size_t errlen)
 		break;
 	}
 	free(r.live);
-	free(buf);
 	if (rc != 0)
 		qtrace_release(t);
 	return rc;
+}
+
+int qtrace_parse(const void *buf, size_t len, qtrace_t *t, char *err,
+    size_t errlen)
+{
+	int rc = parse(buf, len, t, err, errlen);
+	if (rc == -2)
+		snprintf(err, errlen, "not a version %u trace", QTRACE_VERSION);
+	return rc == 0 ? 0 : -1;
+}
+
+int qtrace_read(const char *path, qtrace_t *t, char *err, size_t errlen)
+{
+	memset(t, 0, sizeof(*t));
+	size_t len;
+	unsigned char *buf = slurp(path, &len);
+	if (buf == NULL) {
+		snprintf(err, errlen, "cannot read %s", path);
+		return -1;
+	}
+	int rc = parse(buf, len, t, err, errlen);
+	if (rc == -2)
+		snprintf(err, errlen, "%s: not a version %u trace", path,
+		    QTRACE_VERSION);
+	free(buf);
+	return rc == 0 ? 0 : -1;
 }
 
 void qtrace_release(qtrace_t *t)
