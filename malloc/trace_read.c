@@ -1,8 +1,9 @@
 /*
  * trace_read.c — the reader of the allocation trace (TRACE.md): a file
- * into an array of records with object ids made absolute, checked for
- * consistency, for the simulator's replay (quanta-sim trace) and the
- * benchmark's driver (bench/bench_trace_malloc.c).  Not part of the
+ * (qtrace_read) or bytes in memory (qtrace_parse) into an array of records
+ * with object ids made absolute, checked for consistency, for the
+ * simulator's replay (quanta-sim trace), the benchmark's driver
+ * (bench/bench_trace_malloc.c) and the fuzz target fuzz/malloc_trace.c.  Not part of the
  * front end: it uses malloc freely.
  *
  * Theory
