@@ -16,19 +16,22 @@
  * power of two up to MT_ALIGN_MAX, is dropped (its block never exists; a
  * later free of it is skipped, a realloc of it is a realloc(NULL, n)).
  *
- * A block is placed as sim/trace_replay.c places it (the front end's
- * choice; the few lines are repeated here because that file's mapping is
- * bound to the simulator's state and failure report): a 16-byte header
- * before the caller's pointer (align bytes when align > 16), a piece of at
- * most UMEM_CLASS_MAX_BYTES from umem_alloc, a larger one from a
- * page-quantum arena over the heap (vmem_xalloc above the page alignment).
- * The shadow: every live block carries a pattern derived from its id in
- * its first and last MT_PATTERN bytes, checked on free and realloc (no one
- * else was handed its bytes); a realloc's new block holds the old bytes;
- * every pointer is aligned as asked and inside its piece.  The checker runs
- * on the large arena after every operation that touched it and in full
- * every 16th operation.  At the end every block is freed, and then no
- * umem_alloc class holds a buffer out and the large arena is empty.
+ * A block is placed as the front end places it (malloc/qmalloc.c, whose
+ * placement is static there and tied to its recursion guard, so its few
+ * lines are repeated here; sim/trace_replay.c has an older two-source
+ * version bound to the simulator): a 16-byte header before the caller's
+ * pointer (align bytes when align > 16); a piece of at most
+ * UMEM_CLASS_MAX_BYTES is a whole umem_alloc size class, one of at most
+ * 128 KiB comes from umem_default (vmem_alloc), a larger one from a
+ * page-quantum arena over the heap made for the input (vmem_xalloc one
+ * page before the alignment when it is above the page).  The shadow: every
+ * live block carries a pattern derived from its id in its first and last
+ * MT_PATTERN bytes, checked on free and realloc (no one else was handed
+ * its bytes); a realloc's new block holds the old bytes; every pointer is
+ * aligned as asked and inside its piece.  The checker runs on the arena a
+ * record touched and everywhere every 16th record.  At the end every block
+ * is freed, and then no umem_alloc class holds a buffer out and the large
+ * arena is empty.
  */
 #include <stdbool.h>
 #include <stddef.h>
@@ -51,9 +54,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 #define MT_LIVE_MAX ((size_t)64 << 20)
 #define MT_ALIGN_MAX ((size_t)1 << 20)
 #define MT_HDR 16u
+#define MT_MEDIUM_MAX ((size_t)128 << 10)
 #define MT_PATTERN 64u
 
-enum { MT_NONE = 0, MT_SMALL, MT_LARGE, MT_XLARGE };
+enum { MT_NONE = 0, MT_SMALL, MT_MEDIUM, MT_LARGE };
 
 typedef struct mt_obj {
 	uintptr_t base, user;
@@ -101,35 +105,40 @@ static void mt_verify(const uint8_t *u, size_t n, size_t limit, uint32_t id,
 			    mt_pattern(id, i));
 }
 
-static void mt_check(bool all)
+/* The checker on vmp, or everywhere if vmp is NULL. */
+static void mt_check(vmem_t *vmp)
 {
 	invariant_report_init(&mt.rep);
-	size_t n = all ? invariant_check_all(&mt.rep) :
-	    invariant_check_arena(mt.large, &mt.rep);
+	size_t n = vmp == NULL ? invariant_check_all(&mt.rep) :
+	    invariant_check_arena(vmp, &mt.rep);
 	if (n != 0) {
 		invariant_report_print(&mt.rep, stderr, 0);
 		fuzz_fail("invariant checker: %zu violation(s)", mt.rep.count);
 	}
 }
 
-/* ---- placement (the front end's) -------------------------------------------- */
+/* ---- placement (the front end's, malloc/qmalloc.c) ---------------------------- */
 
 static void *mt_piece(mt_obj_t *o, size_t need, size_t align)
 {
 	size_t page = plat_page_size();
 	if (need <= UMEM_CLASS_MAX_BYTES) {
 		o->kind = MT_SMALL;
-		o->bytes = need;
-		return umem_alloc(need, UMEM_DEFAULT);
+		o->bytes = umem_alloc_class_bytes(need);
+		return umem_alloc(o->bytes, UMEM_DEFAULT);
 	}
-	o->bytes = (need + page - 1) & ~(page - 1);
-	if (align > page) {
-		o->kind = MT_XLARGE;
-		return vmem_xalloc(mt.large, o->bytes, align, 0, 0, NULL, NULL,
-		    VM_SLEEP | VM_BESTFIT);
+	if (need <= MT_MEDIUM_MAX) {
+		o->kind = MT_MEDIUM;
+		o->bytes = (need + 15) & ~(size_t)15;
+		return vmem_alloc(umem_default_arena(), o->bytes, VM_SLEEP);
 	}
 	o->kind = MT_LARGE;
-	return vmem_alloc(mt.large, o->bytes, VM_SLEEP | VM_INSTANTFIT);
+	o->bytes = (need + page - 1) & ~(page - 1);
+	if (align <= page)
+		return vmem_alloc(mt.large, o->bytes, VM_SLEEP);
+	/* One page in is aligned: the header fits in front of it. */
+	return vmem_xalloc(mt.large, o->bytes, align, align - page, 0, NULL,
+	    NULL, VM_SLEEP);
 }
 
 /* Block id of size bytes aligned to align (0: 16); false if dropped. */
@@ -169,8 +178,8 @@ static void mt_free(uint32_t id)
 	mt_verify((const uint8_t *)o->user, o->size, o->size, id, "free");
 	if (o->kind == MT_SMALL)
 		umem_free((void *)o->base, o->bytes);
-	else if (o->kind == MT_XLARGE)
-		vmem_xfree(mt.large, (void *)o->base, o->bytes);
+	else if (o->kind == MT_MEDIUM)
+		vmem_free(umem_default_arena(), (void *)o->base, o->bytes);
 	else
 		vmem_free(mt.large, (void *)o->base, o->bytes);
 	mt.live -= o->size;
@@ -199,14 +208,21 @@ static void mt_realloc(const qtrace_rec_t *r)
 	mt_fill((uint8_t *)o->user, o->size, r->id);
 }
 
-/* One record; true if it touched the large arena. */
-static bool mt_record(const qtrace_rec_t *r, size_t k)
+/* The arena a block of this kind is a piece of (NULL: a size class). */
+static vmem_t *mt_arena(uint8_t kind)
+{
+	return kind == MT_MEDIUM ? umem_default_arena() :
+	    kind == MT_LARGE ? mt.large : NULL;
+}
+
+/* One record; the arena it touched last (NULL: none). */
+static vmem_t *mt_record(const qtrace_rec_t *r, size_t k)
 {
 	fuzz_step("#%zu %s(o%u, %llu, %llu) -> o%u", k, qtrace_op_name(r->op),
 	    r->ref, (unsigned long long)r->size,
 	    (unsigned long long)r->align, r->id);
 	if (r->flags & (QTRACE_F_FAILED | QTRACE_F_FOREIGN))
-		return false;
+		return NULL;
 	uint8_t before = r->ref ? mt.obj[r->ref].kind : MT_NONE;
 	if (r->op == QTRACE_FREE) {
 		if (before != MT_NONE)
@@ -216,8 +232,8 @@ static bool mt_record(const qtrace_rec_t *r, size_t k)
 	} else {
 		(void)mt_alloc(r->id, (size_t)r->size, (size_t)r->align);
 	}
-	return (before != MT_NONE && before != MT_SMALL) ||
-	    (r->id != 0 && mt.obj[r->id].kind > MT_SMALL);
+	vmem_t *made = r->id != 0 ? mt_arena(mt.obj[r->id].kind) : NULL;
+	return made != NULL ? made : mt_arena(before);
 }
 
 /* ---- the end of an input -------------------------------------------------- */
@@ -257,7 +273,7 @@ static void mt_end(const qtrace_t *t)
 		    inuse);
 	vmem_destroy(mt.large);
 	mt.large = NULL;
-	mt_check(true);
+	mt_check(NULL);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -276,11 +292,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	mt.large = vmem_create("malloc_trace_large", NULL, 0, plat_page_size(),
 	    vmem_alloc, vmem_free, vmem_heap_arena(), 0, VM_SLEEP);
 	for (size_t k = 0; k < nrec; k++) {
-		bool large = mt_record(&t.rec[k], k);
+		vmem_t *touched = mt_record(&t.rec[k], k);
 		if (k % 16 == 15)
-			mt_check(true);
-		else if (large)
-			mt_check(false);
+			mt_check(NULL);
+		else if (touched != NULL)
+			mt_check(touched);
 	}
 	mt_end(&t);
 	free(mt.obj);
