@@ -16,10 +16,10 @@
  * power of two up to MT_ALIGN_MAX, is dropped (its block never exists; a
  * later free of it is skipped, a realloc of it is a realloc(NULL, n)).
  *
- * A block is placed as the front end places it (malloc/qmalloc.c, whose
- * placement is static there and tied to its recursion guard, so its few
- * lines are repeated here; sim/trace_replay.c has an older two-source
- * version bound to the simulator): a 16-byte header before the caller's
+ * A block is placed as the front end places it, by the front end's own
+ * policy (qm_place and qm_place_off, malloc/qmalloc.h; sim/trace_replay.c
+ * has an older two-source version bound to the simulator): a 16-byte
+ * header before the caller's
  * pointer (align bytes when align > 16); a piece of at most
  * UMEM_CLASS_MAX_BYTES is a whole umem_alloc size class, one of at most
  * 128 KiB comes from umem_default (vmem_alloc), a larger one from a
@@ -43,6 +43,7 @@
 #include "fuzz_common.h"
 #include "invariants.h"
 #include "lockrank.h"
+#include "qmalloc.h"
 #include "trace.h"
 #include "umem_impl.h"
 #include "vmem_impl.h"
@@ -53,11 +54,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 #define MT_SIZE_MAX ((size_t)4 << 20)
 #define MT_LIVE_MAX ((size_t)64 << 20)
 #define MT_ALIGN_MAX ((size_t)1 << 20)
-#define MT_HDR 16u
-#define MT_MEDIUM_MAX ((size_t)128 << 10)
+#define MT_HDR QM_HDR_BYTES
 #define MT_PATTERN 64u
 
-enum { MT_NONE = 0, MT_SMALL, MT_MEDIUM, MT_LARGE };
+/* A live block's kind is its QM_* placement kind + 1 (0: not live). */
+enum { MT_NONE = 0, MT_SMALL = QM_SMALL + 1, MT_MEDIUM = QM_MEDIUM + 1,
+    MT_LARGE = QM_LARGE + 1 };
 
 typedef struct mt_obj {
 	uintptr_t base, user;
@@ -117,23 +119,16 @@ static void mt_check(vmem_t *vmp)
 	}
 }
 
-/* ---- placement (the front end's, malloc/qmalloc.c) ---------------------------- */
+/* ---- placement (the front end's policy: qm_place, malloc/qmalloc.h) ------ */
 
 static void *mt_piece(mt_obj_t *o, size_t need, size_t align)
 {
 	size_t page = plat_page_size();
-	if (need <= UMEM_CLASS_MAX_BYTES) {
-		o->kind = MT_SMALL;
-		o->bytes = umem_alloc_class_bytes(need);
+	o->kind = (uint8_t)(qm_place(need, page, &o->bytes) + 1);
+	if (o->kind == MT_SMALL)
 		return umem_alloc(o->bytes, UMEM_DEFAULT);
-	}
-	if (need <= MT_MEDIUM_MAX) {
-		o->kind = MT_MEDIUM;
-		o->bytes = (need + 15) & ~(size_t)15;
+	if (o->kind == MT_MEDIUM)
 		return vmem_alloc(umem_default_arena(), o->bytes, VM_SLEEP);
-	}
-	o->kind = MT_LARGE;
-	o->bytes = (need + page - 1) & ~(page - 1);
 	if (align <= page)
 		return vmem_alloc(mt.large, o->bytes, VM_SLEEP);
 	/* One page in is aligned: the header fits in front of it. */
@@ -157,9 +152,8 @@ static bool mt_alloc(uint32_t id, size_t size, size_t align)
 	if (p == NULL)
 		fuzz_fail("o%u: no memory for %zu bytes", id, size + pad);
 	o->base = (uintptr_t)p;
-	o->user = (uintptr_t)p + pad;
-	if (align > MT_HDR)
-		o->user &= ~(uintptr_t)(align - 1);
+	o->user = o->base + qm_place_off(o->kind - 1, o->base, pad,
+	    plat_page_size());
 	o->size = size;
 	if (o->user < o->base + MT_HDR || o->user + size > o->base + o->bytes)
 		fuzz_fail("o%u: %p+%zu outside its piece %p+%zu", id,

@@ -65,14 +65,12 @@
 #include "trace.h"
 #include "umem_impl.h"
 
-#define QM_MEDIUM_MAX ((size_t)128 << 10)
 /* A large piece at least this big gives its pages back when freed. */
 #define QM_LARGE_RETURN_MIN ((size_t)4 << 20)
 #define QM_BOOT_BYTES ((size_t)512 << 10)
 /* A request above this fails (ENOMEM) before any sum can wrap. */
 #define QM_REQUEST_MAX ((size_t)PTRDIFF_MAX / 2)
 
-enum { QM_SMALL = 0, QM_MEDIUM = 1, QM_LARGE = 2, QM_BOOT = 3 };
 #define QM_KIND_MASK 3u
 #define QM_LIVE 4u
 #define QM_TAG_MASK (~7u)
@@ -106,11 +104,6 @@ static inline uint32_t qm_hash(const void *p)
 static inline qm_hdr_t *qm_hdr(void *p)
 {
 	return (qm_hdr_t *)p - 1;
-}
-
-static inline size_t qm_roundup(size_t x, size_t align)
-{
-	return (x + align - 1) & ~(align - 1);
 }
 
 static inline size_t qm_page(void)
@@ -192,21 +185,15 @@ static void *qm_piece_get(size_t need, size_t align, int *kindp,
 		return qm_boot_take(*bytesp);
 	}
 	vmem_t *lg = qm_setup();
-	if (need <= UMEM_CLASS_MAX_BYTES) {
-		*kindp = QM_SMALL;
-		*bytesp = umem_alloc_class_bytes(need);
+	*kindp = qm_place(need, qm_page(), bytesp);
+	if (*kindp == QM_SMALL) {
 		void *p = umem_alloc(*bytesp, UMEM_DEFAULT);
 		if (p != NULL)
 			VALGRIND_FREELIKE_BLOCK(p, 0);
 		return p;
 	}
-	if (need <= QM_MEDIUM_MAX) {
-		*kindp = QM_MEDIUM;
-		*bytesp = qm_roundup(need, 16);
+	if (*kindp == QM_MEDIUM)
 		return vmem_alloc(qm_medium(), *bytesp, VM_NOSLEEP);
-	}
-	*kindp = QM_LARGE;
-	*bytesp = qm_roundup(need, qm_page());
 	return qm_large_get(lg, *bytesp, align);
 }
 
@@ -257,8 +244,7 @@ static void *qm_block_alloc(size_t size, size_t align)
 		errno = ENOMEM;
 		return NULL;
 	}
-	size_t off = (kind == QM_LARGE && align > qm_page()) ? qm_page() :
-	    qm_roundup((uintptr_t)piece + 16, align) - (uintptr_t)piece;
+	size_t off = qm_place_off(kind, (uintptr_t)piece, align, qm_page());
 	unsigned char *user = (unsigned char *)piece + off;
 	VMEM_ASSERT(off >= 16 && off + size <= bytes && off <= UINT32_MAX);
 	VMEM_ASSERT(((uintptr_t)user & (align - 1)) == 0);
