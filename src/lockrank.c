@@ -95,5 +95,6 @@ unsigned qlock_witness_held(qlock_rank_t rank)
 _Thread_local plat_thread_area_t plat_thread_area_tls;
 #ifndef QUANTA_RELEASE
 uint64_t (*plat_clock_override)(void);
+void *(*plat_pages_map_override)(size_t size);
 #endif
 #endif

@@ -221,9 +221,20 @@ static inline size_t plat_page_size(void)
 	return (size_t)sysconf(_SC_PAGESIZE);
 }
 
+#ifndef QUANTA_RELEASE
+/* Test builds only: a test may replace the page map (to make it fail);
+ * NULL means mmap. */
+extern void *(*plat_pages_map_override)(size_t size);
+#endif
+
 /* Whole pages of anonymous memory, or NULL. */
 static inline void *plat_pages_map(size_t size)
 {
+#ifndef QUANTA_RELEASE
+	void *(*map_fn)(size_t) = plat_pages_map_override;
+	if (map_fn != NULL)
+		return map_fn(size);
+#endif
 	void *p = mmap(NULL, size, PROT_READ | PROT_WRITE,
 	    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	return p == MAP_FAILED ? NULL : p;

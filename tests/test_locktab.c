@@ -98,6 +98,84 @@ QTEST(chunks_are_mapped_as_the_static_one_runs_out)
 	QT_EQ(st.lt_live + st.lt_free, st.lt_carved);
 }
 
+#ifndef QUANTA_RELEASE
+/* The page map of the failing case: every call fails, and is counted. */
+static size_t map_calls, map_last_bytes;
+
+static void *map_refused(size_t size)
+{
+	map_calls++;
+	map_last_bytes = size;
+	return NULL;
+}
+
+/* True when the table has no free slot and its last chunk is carved out:
+ * the next slot needs a new chunk. */
+static bool table_full(void)
+{
+	locktab_stats_t st;
+	locktab_stats(&st);
+	size_t per_chunk = LOCKTAB_CHUNK_BYTES / LOCKTAB_SLOT_BYTES - 1;
+	return st.lt_free == 0 &&
+	    st.lt_carved == LOCKTAB_FIRST_SLOTS + st.lt_chunks * per_chunk;
+}
+
+/* Take slots until the table is full; they are kept in held[]. */
+static size_t fill_table(plat_mutex_t **held, size_t cap)
+{
+	size_t n = 0;
+	while (!table_full()) {
+		QT_TRUE(n < cap);
+		held[n] = locktab_get();
+		QT_TRUE(held[n] != NULL);
+		n++;
+	}
+	return n;
+}
+
+QTEST(a_create_whose_lock_cannot_be_mapped_fails_and_keeps_nothing)
+{
+	static plat_mutex_t *held[2 * LOCKTAB_CHUNK_BYTES / LOCKTAB_SLOT_BYTES];
+	size_t cap = sizeof(held) / sizeof(held[0]);
+	/* An arena and a cache made and destroyed first: their structures'
+	 * room stays in the internal arenas, so only the lock needs a map. */
+	make(1);
+	unmake(1);
+	size_t n = fill_table(held, cap);
+	locktab_stats_t before, after;
+	locktab_stats(&before);
+
+	plat_pages_map_override = map_refused;
+	vmem_t *vm = vmem_create("lt_nomap", (void *)0x1000, 0x1000, 16, NULL,
+	    NULL, NULL, 0, VM_NOSLEEP);
+	umem_cache_t *cp = umem_cache_create("lt_nomap", 64, 0, NULL, NULL,
+	    NULL, NULL, NULL, 0);
+	/* The cache's depot lock takes the one slot given back, its slab
+	 * lock finds none: the depot's slot goes back too. */
+	locktab_put(held[--n]);
+	umem_cache_t *cp1 = umem_cache_create("lt_nomap1", 64, 0, NULL, NULL,
+	    NULL, NULL, NULL, 0);
+	plat_pages_map_override = NULL;
+
+	QT_TRUE(vm == NULL && cp == NULL && cp1 == NULL);
+	QT_EQ(map_calls, 3);
+	QT_EQ(map_last_bytes, (LOCKTAB_CHUNK_BYTES + plat_page_size() - 1) /
+	    plat_page_size() * plat_page_size());
+	locktab_stats(&after);
+	QT_EQ(after.lt_chunks, before.lt_chunks);
+	QT_EQ(after.lt_carved, before.lt_carved);
+	QT_EQ(after.lt_live, before.lt_live - 1);
+	QT_EQ(after.lt_free, 1);
+	/* With the map back, the same create succeeds. */
+	vm = vmem_create("lt_nomap", (void *)0x1000, 0x1000, 16, NULL, NULL,
+	    NULL, 0, VM_NOSLEEP);
+	QT_TRUE(vm != NULL);
+	vmem_destroy(vm);
+	while (n > 0)
+		locktab_put(held[--n]);
+}
+#endif
+
 QTEST(a_destroyed_arena_gives_its_slot_to_the_next_one)
 {
 	vmem_t *a = vmem_create("lt_a", NULL, 0, 16, vmem_alloc, vmem_free,
