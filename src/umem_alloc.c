@@ -167,13 +167,12 @@ void *umem_alloc(size_t size, int umflag)
 	umem_bootstrap();
 	/* A call that may not fail is spared failure injection (vmem.c). */
 	bool nofail = (umflag & UMEM_NOFAIL) != 0;
-	if (nofail)
-		vmem_inject_spare_enter();
+	bool spare = vmem_inject_spare_begin(nofail);
 	void *buf = alloc_once(size);
 	if (buf == NULL && nofail)
 		buf = umem_nofail_retry(alloc_once_arg, &size, "umem_alloc",
 		    NULL, size);
-	if (nofail)
+	if (spare)
 		vmem_inject_spare_exit();
 	return buf;
 }

@@ -304,13 +304,12 @@ void *umem_cache_alloc(umem_cache_t *cp, int umflag)
 		    (unsigned)umflag);
 	/* A call that may not fail is spared failure injection (vmem.c). */
 	bool nofail = (umflag & UMEM_NOFAIL) != 0;
-	if (nofail)
-		vmem_inject_spare_enter();
+	bool spare = vmem_inject_spare_begin(nofail);
 	void *buf = cache_alloc_once(cp);
 	if (buf == NULL && nofail)
 		buf = umem_nofail_retry(cache_alloc_once, cp,
 		    "umem_cache_alloc", cp->cc_name, cp->cc_bufsize);
-	if (nofail)
+	if (spare)
 		vmem_inject_spare_exit();
 	return buf;
 }

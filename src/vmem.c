@@ -815,9 +815,9 @@ static vmem_seg_t *next_fit(vmem_t *vmp, const vmem_req_t *r, uintptr_t *addrp)
  * The rotor stands between two free pieces when a piece it passed is freed
  * next to free space: the two are one free range, which no policy sees
  * (each searches pieces).  So when nothing else fits and the range across
- * the rotor does, the rotor steps back before the range and its two pieces
- * join; the request is cut from the result at once, so nothing is given
- * back here.  Only the failure path pays for this.  (Found by a user: in a
+ * the rotor does, the rotor steps past the range and its two pieces join;
+ * the request is cut from the result at once, so nothing is given back
+ * here.  Only the failure path pays for this.  (Found by a user: in a
  * 999-quantum arena, 998 allocated by next fit and freed, 999 by any
  * policy returned NULL; a walker of a reentrant walk may still hold two
  * pieces apart while it lasts — docs/reference.md, vmem_walk.)
@@ -834,11 +834,14 @@ static vmem_seg_t *rotor_join(vmem_t *vmp, const vmem_req_t *r,
 	uintptr_t end = n->sg_end;
 	VMEM_ASSERT(p->sg_end == n->sg_start);
 	seg_unlink(rotor);
-	seg_link_after(seg_prev(p), rotor);
 	freelist_remove(vmp, p);
 	vmem_seg_t *j = seg_merge_free(vmp, p, NULL);
-	VMEM_ASSERT(j == p && p->sg_end == end && seg_prev(p) == rotor);
+	VMEM_ASSERT(j == p && p->sg_end == end);
 	(void)end;
+	/* After the range, not before it: before, the rotor would stand
+	 * between a span marker and its first piece, and hide a span freed
+	 * whole from its give-back (found by the stacked fuzz target). */
+	seg_link_after(j, rotor);
 	return j;
 }
 
@@ -1046,7 +1049,8 @@ static vmem_seg_t *vmem_import(vmem_t *vmp, const vmem_req_t *r,
  * Failure injection (vmem_mtbf_set) fails the caller's VM_NOSLEEP requests
  * only.  The requests the allocator makes on its own behalf are spared:
  * those of a populate (its tag batch and the imports under it), and
- * everything under a call that may not fail (UMEM_NOFAIL: umem_alloc.c).
+ * everything under a call that may not fail (VM_SLEEP and VM_PANIC here,
+ * UMEM_NOFAIL in umem_alloc.c and umem_cache.c).
  * Injected there, a VM_SLEEP call that needs tags waited for ever with
  * mtbf 1, and a UMEM_NOFAIL one panicked, while memory existed (found by
  * a user; the progress oracles of the simulator and fuzzers now see it).
@@ -1057,7 +1061,7 @@ static uintptr_t noinject_depth(void)
 	return (uintptr_t)plat_thread_area()->ptr[PLAT_PTR_NOINJECT];
 }
 
-void vmem_inject_spare_enter(void)
+static void inject_spare_enter(void)
 {
 	plat_thread_area()->ptr[PLAT_PTR_NOINJECT] =
 	    (void *)(noinject_depth() + 1);
@@ -1068,6 +1072,32 @@ void vmem_inject_spare_exit(void)
 	VMEM_ASSERT(noinject_depth() > 0);
 	plat_thread_area()->ptr[PLAT_PTR_NOINJECT] =
 	    (void *)(noinject_depth() - 1);
+}
+
+/* Set for good by the first non-zero mtbf: until then no call keeps the
+ * depth (one relaxed load on the paths below). */
+static _Atomic bool vmem_inject_armed;
+
+/*
+ * A call that may not fail (VM_SLEEP, or VM_PANIC) spares whatever it
+ * asks for on its way: a quantum cache's slab header, a new arena's
+ * quantum caches, an import (found by the fuzz targets and the
+ * simulator: a VM_SLEEP vmem_create returned NULL when its quantum
+ * caches' metadata was failed by injection).
+ */
+bool vmem_inject_spare_begin(bool may_not_fail)
+{
+	if (!may_not_fail ||
+	    !atomic_load_explicit(&vmem_inject_armed, memory_order_relaxed))
+		return false;
+	inject_spare_enter();
+	return true;
+}
+
+static bool inject_spare_begin(int vmflag)
+{
+	return vmem_inject_spare_begin((vmflag & (VM_NOSLEEP | VM_PANIC)) !=
+	    VM_NOSLEEP);
 }
 
 QUANTA_HOT static bool mtbf_fires(const vmem_t *vmp, int vmflag)
@@ -1214,7 +1244,18 @@ QUANTA_HOT static void alloc_take(vmem_t *vmp, const vmem_req_t *r,
 	}
 }
 
+static void *vmem_alloc_try(vmem_t *vmp, const vmem_req_t *r);
+
 static void *vmem_alloc_req(vmem_t *vmp, const vmem_req_t *r)
+{
+	bool spare = inject_spare_begin(r->vmflag);
+	void *p = vmem_alloc_try(vmp, r);
+	if (spare)
+		vmem_inject_spare_exit();
+	return p;
+}
+
+static void *vmem_alloc_try(vmem_t *vmp, const vmem_req_t *r)
 {
 	vmem_pending_t pend = {.n = 0};
 	uintptr_t addr = 0;
@@ -1284,8 +1325,11 @@ static void *qcache_alloc(vmem_t *vmp, const vmem_req_t *r)
 	int qflag = r->vmflag;
 	if (qflag & VM_PANIC)
 		qflag = (qflag & ~VM_PANIC) | VM_NOSLEEP;
+	bool spare = inject_spare_begin(r->vmflag);
 	void *p = umem_qcache_alloc(vmp->ar_qcache[(r->size >> vmp->ar_qshift) -
 	    1], qflag);
+	if (spare)
+		vmem_inject_spare_exit();
 	if (p == NULL && (r->vmflag & VM_PANIC))
 		vmem_panic("vmem_alloc(arena \"%s\", size 0x%lx, align 0x%lx, "
 		    "phase 0x0, nocross 0x0, flags 0x%x): allocation failed "
@@ -1910,7 +1954,11 @@ vmem_t *vmem_create(const char *const name, void *base, size_t size, size_t quan
 		vmem_destroy(vmp);
 		return NULL;
 	}
-	if (!vmem_qcaches_create(vmp)) {
+	bool spare = inject_spare_begin(vmflag);
+	bool ok = vmem_qcaches_create(vmp);
+	if (spare)
+		vmem_inject_spare_exit();
+	if (!ok) {
 		vmem_destroy(vmp);
 		return NULL;
 	}
@@ -1992,6 +2040,8 @@ vmem_t *vmem_heap_arena(void)
 
 void vmem_mtbf_set(vmem_t *vmp, uint64_t mtbf)
 {
+	if (mtbf != 0)
+		atomic_store(&vmem_inject_armed, true);
 	if (vmp == NULL)
 		atomic_store(&vmem_mtbf_global, mtbf);
 	else

@@ -283,9 +283,11 @@ void vmem_populator_remove(vmem_t *vmp);
 /* Every populator arena's lock is listed for the fork lockup. */
 bool vmem_populators_listed(void);
 #endif
-/* vmem.c: calls that failure injection spares while the thread is inside
- * (vmem_mtbf_set fails only the caller's own VM_NOSLEEP requests). */
-void vmem_inject_spare_enter(void);
+/* vmem.c: a call that may not fail (VM_SLEEP, VM_PANIC, UMEM_NOFAIL)
+ * spares everything beneath it from failure injection (vmem_mtbf_set
+ * fails only the caller's own VM_NOSLEEP requests).  begin returns
+ * whether it counted this call; if so, exit ends it. */
+bool vmem_inject_spare_begin(bool may_not_fail);
 void vmem_inject_spare_exit(void);
 
 /* Take a tag from the arena's reserve (which vmem_reserve has filled). */

@@ -1045,6 +1045,28 @@ QTEST(arena_mtbf_one_spares_vm_sleep_calls_that_need_new_tags)
 	vmem_destroy(a);
 }
 
+/* The same for a call that goes through quantum caches: their creation
+ * (vmem_create) and their slabs (vmem_alloc) ask for metadata on the
+ * caller's behalf (found by the caches fuzz target: a VM_SLEEP
+ * vmem_create returned NULL). */
+QTEST(global_mtbf_one_spares_vm_sleep_calls_through_quantum_caches)
+{
+	vmem_mtbf_set(NULL, 1);
+	vmem_t *a = vmem_create("api_gmtbf_qc", (void *)BASE, SIZE, Q16, NULL,
+	    NULL, NULL, 8 * Q16, VM_SLEEP);
+	QT_TRUE(a != NULL);
+	void *p[64];
+	for (size_t i = 0; i < 64; i++) {
+		p[i] = vmem_alloc(a, Q16 * (1 + i % 8), VM_SLEEP);
+		QT_TRUE(p[i] != NULL);
+	}
+	QT_PTR_EQ(vmem_alloc(a, 9 * Q16, VM_NOSLEEP), NULL);
+	vmem_mtbf_set(NULL, 0);
+	for (size_t i = 0; i < 64; i++)
+		vmem_free(a, p[i], Q16 * (1 + i % 8));
+	vmem_destroy(a);
+}
+
 QTEST(global_mtbf_fails_nosleep_allocs_of_every_arena_until_reset)
 {
 	vmem_t *a = make_arena("api_gmtbf_a", BASE, SIZE, Q16);

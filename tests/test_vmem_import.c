@@ -122,6 +122,33 @@ QTEST(whole_free_imported_span_is_given_back_to_the_source)
 	vmem_destroy(parent);
 }
 
+/*
+ * The rotor holds an imported span's free space in two pieces; a request
+ * for the whole span joins them (no second import), and once freed the
+ * span goes back to the source (found by the stacked fuzz target: the
+ * join left the rotor between the span marker and the piece, which hid
+ * the span freed whole from its give-back).
+ */
+QTEST(a_span_joined_across_the_rotor_is_used_and_then_given_back_whole)
+{
+	vmem_t *parent = make_parent("imp_rj_p");
+	vmem_t *child = make_child("imp_rj_c", 16, parent);
+	void *a = vmem_alloc(child, 0x100, VM_NEXTFIT | VM_SLEEP);
+	QT_EQ(UADDR(a), PBASE);
+	vmem_free(child, a, 0x100);
+	QT_EQ(vmem_size(parent, VMEM_ALLOC), 0x1000); /* the rotor holds it */
+	void *w = vmem_alloc(child, 0x1000, VM_FIRSTFIT | VM_NOSLEEP);
+	QT_EQ(UADDR(w), PBASE);
+	QT_EQ(stats_of(parent).vs_alloc, 1);
+	QT_EQ(stats_of(child).vs_spans, 1);
+	vmem_free(child, w, 0x1000);
+	QT_EQ(vmem_size(parent, VMEM_ALLOC), 0);
+	QT_EQ(stats_of(child).vs_spans, 0);
+	QT_EQ(vmem_size(child, VMEM_ALLOC | VMEM_FREE), 0);
+	vmem_destroy(child);
+	vmem_destroy(parent);
+}
+
 QTEST(import_size_is_rounded_up_to_the_source_quantum)
 {
 	vmem_t *parent = make_parent("imp_p4");
