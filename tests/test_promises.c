@@ -102,6 +102,8 @@
 #define UADDR(p) ((uintptr_t)(p))
 
 #define NQ_MAX 64u    /* the model's arenas: at most 64 quanta */
+#define HIST_BYTES 1200u /* the model's history shown on a failure */
+#define ROTORS_MAX 8u
 #define SEGS_MAX 512u /* segments one walk may report */
 #define SLEEP_ALARM_S 10u
 #define SLEEP_NQ 1024u /* quanta of the VM_SLEEP tests' arena */
@@ -259,11 +261,38 @@ struct model {
 	size_t q;
 	unsigned n;
 	uint64_t used;     /* bit i: quantum i allocated */
-	unsigned rotor;    /* next fit starts here (quantum index, < n) */
+	/*
+	 * Where next fit starts (quantum indices, < n): the end of the last
+	 * next-fit allocation.  When another policy's allocation takes a
+	 * range the rotor was strictly inside (the rotor had kept it in two
+	 * pieces), the rotor must move off it; no page says where, so both
+	 * ends of that allocation stay possible until next fit runs again.
+	 */
+	unsigned rotors[ROTORS_MAX];
+	unsigned nrotors;
 	bool nextfit_used; /* a marker may keep free neighbours apart */
 	unsigned nal;
 	unsigned al_at[NQ_MAX], al_len[NQ_MAX];
+	char hist[HIST_BYTES]; /* the latest operations, for a failure */
 };
+
+/* Append one operation to the history, dropping the oldest. */
+__attribute__((format(printf, 2, 3))) static void
+m_hist(struct model *m, const char *fmt, ...)
+{
+	char op[64];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(op, sizeof(op), fmt, ap);
+	va_end(ap);
+	size_t have = strlen(m->hist), add = strlen(op);
+	if (have + add + 1 > sizeof(m->hist)) {
+		size_t drop = have + add + 1 - sizeof(m->hist);
+		memmove(m->hist, m->hist + drop, have - drop + 1);
+		have -= drop;
+	}
+	memcpy(m->hist + have, op, add + 1);
+}
 
 static uint64_t
 bits(unsigned at, unsigned len)
@@ -283,6 +312,7 @@ m_create(struct model *m, const char *name, uintptr_t base, size_t q,
 	m->base = base;
 	m->q = q;
 	m->n = n;
+	m->nrotors = 1; /* a fresh arena's rotor: at its start */
 }
 
 static unsigned
@@ -412,12 +442,11 @@ m_check(const struct model *m)
  * whole, across the rotor), 0 when nothing fits.
  */
 static int
-m_nextfit_expect(const struct model *m, unsigned len, unsigned *lo,
-    unsigned *hi)
+m_nextfit_expect(const struct model *m, unsigned r, unsigned len,
+    unsigned *lo, unsigned *hi)
 {
 	unsigned at[NQ_MAX], rl[NQ_MAX];
 	unsigned c = m_runs(m, at, rl);
-	unsigned r = m->rotor;
 	unsigned first = c; /* first run starting at or after r */
 	int holder = -1;    /* the run that has r strictly inside */
 
@@ -509,23 +538,32 @@ m_unmark(struct model *m, unsigned k)
 static int
 m_alloc(struct model *m, unsigned len, int pol)
 {
-	unsigned lo = 0, hi = 0;
+	unsigned lo[ROTORS_MAX] = { 0 }, hi[ROTORS_MAX] = { 0 };
+	unsigned nexp = 0;
 	int fits = m_largest(m) >= len;
-	int exact = 0;
 	struct snap before, after;
+	char rot[64] = "";
 
 	if (pol == VM_NEXTFIT) {
-		QT_EQ(m_nextfit_expect(m, len, &lo, &hi), fits);
-		exact = 1;
+		for (unsigned i = 0; i < m->nrotors; i++) {
+			QT_EQ(m_nextfit_expect(m, m->rotors[i], len, &lo[i],
+			    &hi[i]), fits);
+			size_t o = strlen(rot);
+			snprintf(rot + o, sizeof(rot) - o, "%s%u", i ? "|" : "",
+			    m->rotors[i]);
+		}
+		nexp = m->nrotors;
 	} else if (pol == VM_BESTFIT && !m->nextfit_used) {
-		QT_EQ(m_bestfit_run(m, len, &lo, &hi), fits);
-		exact = 1;
+		QT_EQ(m_bestfit_run(m, len, &lo[0], &hi[0]), fits);
+		nexp = 1;
 	}
 	if (!fits)
 		snap_take(m->vmp, &before);
 	void *p = vmem_alloc(m->vmp, len * m->q, pol | VM_NOSLEEP);
 	if (!fits) {
 		QT_PTR_EQ(p, NULL);
+		m_hist(m, "a%c%u=NULL ", "ibfn"[pol == VM_NEXTFIT ? 3 : pol ==
+		    VM_FIRSTFIT ? 2 : pol == VM_BESTFIT ? 1 : 0], len);
 		snap_take(m->vmp, &after);
 		snap_same_but_one_fail(&before, &after);
 		return -1;
@@ -533,22 +571,63 @@ m_alloc(struct model *m, unsigned len, int pol)
 	if (p == NULL)
 		qt_fail(__FILE__, __LINE__,
 		    "vmem_alloc(%s n=%u q=%zu, %u quanta, %s) = NULL but the "
-		    "largest free range is %u quanta (free %u, rotor %u)",
+		    "largest free range is %u quanta (free %u, rotor %u); "
+		    "history: %s",
 		    vmem_name(m->vmp), m->n, m->q, len,
 		    policy_names[pol == VM_NEXTFIT ? 3 : pol == VM_FIRSTFIT ? 2
 			: pol == VM_BESTFIT ? 1 : 0],
-		    m_largest(m), m_free_quanta(m), m->rotor);
+		    m_largest(m), m_free_quanta(m), m->rotors[0], m->hist);
 	uintptr_t a = UADDR(p);
-	if (exact) {
-		QT_TRUE(a >= m->base + lo * m->q);
-		QT_TRUE(a <= m->base + hi * m->q);
+	int where_ok = nexp == 0;
+	for (unsigned i = 0; i < nexp; i++)
+		if (a >= m->base + lo[i] * m->q && a <= m->base + hi[i] * m->q)
+			where_ok = 1;
+	if (!where_ok) {
+		char map[NQ_MAX + 1];
+		for (unsigned i = 0; i < m->n; i++)
+			map[i] = m_is_free(m, i) ? '.' : '#';
+		map[m->n] = '\0';
+		qt_fail(__FILE__, __LINE__,
+		    "vmem_alloc(%s n=%u q=%zu, %u quanta, %s) at quantum %ju, "
+		    "want quantum %u..%u; before: %s (# allocated), rotor %s; "
+		    "history (a<policy i,b,f,n><quanta>@<at>|=NULL, "
+		    "f<at>+<quanta>): %s",
+		    vmem_name(m->vmp), m->n, m->q, len,
+		    policy_names[pol == VM_NEXTFIT ? 3 : pol == VM_FIRSTFIT ? 2
+			: pol == VM_BESTFIT ? 1 : 0],
+		    (uintmax_t)((a - m->base) / m->q), lo[0], hi[0], map, rot,
+		    m->hist);
 	}
 	m_mark(m, a, len);
+	m_hist(m, "a%c%u@%ju ", "ibfn"[pol == VM_NEXTFIT ? 3 : pol == VM_FIRSTFIT
+	    ? 2 : pol == VM_BESTFIT ? 1 : 0], len,
+	    (uintmax_t)((a - m->base) / m->q));
+	unsigned at = (unsigned)((a - m->base) / m->q);
+	unsigned past = at + len == m->n ? 0 : at + len;
 	if (pol == VM_NEXTFIT) {
 		m->nextfit_used = true;
-		m->rotor = (unsigned)((a - m->base) / m->q) + len;
-		if (m->rotor == m->n)
-			m->rotor = 0;
+		m->rotors[0] = past;
+		m->nrotors = 1;
+	} else {
+		unsigned keep[2 * ROTORS_MAX], nk = 0;
+		for (unsigned i = 0; i < m->nrotors; i++) {
+			unsigned r = m->rotors[i];
+			unsigned cand[2] = { r, r };
+			if (at < r && r < at + len) {
+				cand[0] = at;
+				cand[1] = past;
+			}
+			for (unsigned c = 0; c < 2; c++) {
+				unsigned k = 0;
+				while (k < nk && keep[k] != cand[c])
+					k++;
+				if (k == nk)
+					keep[nk++] = cand[c];
+			}
+		}
+		QT_TRUE(nk <= ROTORS_MAX);
+		memcpy(m->rotors, keep, nk * sizeof(unsigned));
+		m->nrotors = nk;
 	}
 	return (int)(m->nal - 1);
 }
@@ -558,6 +637,7 @@ m_free(struct model *m, unsigned k)
 {
 	vmem_free(m->vmp, ADDR(m->base + m->al_at[k] * m->q),
 	    m->al_len[k] * m->q);
+	m_hist(m, "f%u+%u ", m->al_at[k], m->al_len[k]);
 	m_unmark(m, k);
 }
 
@@ -750,6 +830,7 @@ QTEST(nextfit_after_a_full_circle_takes_the_whole_free_arena)
 	vmem_free(vmp, x, 998);
 	QT_EQ(UADDR(vmem_alloc(vmp, 999, VM_NEXTFIT | VM_NOSLEEP)), 1);
 	QT_EQ(vmem_size(vmp, VMEM_FREE), 0);
+	vmem_free(vmp, ADDR(1), 999);
 	vmem_destroy(vmp);
 }
 
@@ -765,6 +846,7 @@ QTEST(nextfit_rotor_never_keeps_any_policy_from_the_whole_free_arena)
 		QT_EQ(UADDR(x), 1);
 		vmem_free(vmp, x, 1);
 		QT_EQ(UADDR(vmem_alloc(vmp, 3, policies[p] | VM_NOSLEEP)), 1);
+		vmem_free(vmp, ADDR(1), 3);
 		vmem_destroy(vmp);
 	}
 	for (int p = 0; p < NPOL; p++) {
@@ -777,6 +859,7 @@ QTEST(nextfit_rotor_never_keeps_any_policy_from_the_whole_free_arena)
 		vmem_xfree(vmp, y, 1);
 		QT_EQ(UADDR(vmem_xalloc(vmp, 2, 0, 0, 0, ADDR(64), NULL,
 		    policies[p] | VM_NOSLEEP)), 64);
+		vmem_xfree(vmp, ADDR(64), 2);
 		vmem_destroy(vmp);
 	}
 }
@@ -834,7 +917,12 @@ QTEST(random_mixed_policies_match_the_model_and_full_requests_fit)
 
 /* ---- P4: vmem_xalloc at every constraint boundary --------------------- */
 
-/* xalloc must return exactly want; then xfree restores the arena. */
+/* The arena of the x_ tests has had a next-fit request: its rotor may
+ * keep a free range in two pieces, or have moved off one (joined it). */
+static bool x_nextfit_seen;
+
+/* xalloc must return exactly want; then xfree restores the arena (the
+ * free ranges; the free segments too unless a rotor is about). */
 static void
 x_exact(vmem_t *vmp, size_t size, size_t align, size_t phase, size_t nocross,
     uintptr_t minaddr, uintptr_t maxaddr, int pol, uintptr_t want)
@@ -857,7 +945,9 @@ x_exact(vmem_t *vmp, size_t size, size_t align, size_t phase, size_t nocross,
 	QT_TRUE(seglist_equal(&before.alloc, &after.alloc));
 	QT_EQ(after.sz_alloc, before.sz_alloc);
 	QT_EQ(after.sz_free, before.sz_free);
-	if (pol != VM_NEXTFIT) {
+	if (pol == VM_NEXTFIT)
+		x_nextfit_seen = true;
+	if (!x_nextfit_seen) {
 		QT_TRUE(seglist_equal(&before.free, &after.free));
 	} else {
 		struct seglist mb, ma;
@@ -893,6 +983,7 @@ x_arena(uintptr_t base, size_t size, size_t q)
 	vmem_t *vmp = vmem_create("promise_x", ADDR(base), size, q, NULL, NULL,
 	    NULL, 0, VM_SLEEP | VMC_IDENTIFIER);
 	QT_TRUE(vmp != NULL);
+	x_nextfit_seen = false;
 	return vmp;
 }
 
@@ -950,6 +1041,7 @@ QTEST(xalloc_align_in_a_hole_of_a_full_arena_fits_only_at_its_first_aligned_addr
 				m_check(&m);
 				/* xalloc by next fit may leave a marker. */
 				m.nextfit_used = true;
+				x_nextfit_seen = false;
 				uintptr_t lo = m.base + h0 * q, hi = m.base + h1 * q;
 				for (unsigned j = 0; j <= 6; j++) {
 					size_t A = ((size_t)1 << j) * q;
