@@ -54,8 +54,8 @@
  * take a sample of n, the VM_SLEEP tests one policy per quantum, and fewer
  * forks are taken; the assertions are the same.
  *
- * KNOWN FAILURES on the tree this was written against (main 62d9b60); the
- * lead lands the fixes, the tests stay enabled:
+ * KNOWN FAILURES on the tree this was written against (main 62d9b60), all
+ * passing since the fixes of 4aa8077 ("planted: ..."); kept enabled:
  *   [rotor] a next-fit rotor keeps a free range in two pieces, and then no
  *     policy can have the whole range (not next fit alone):
  *       nextfit_after_a_full_circle_takes_the_whole_free_arena
@@ -83,11 +83,19 @@
  *     and the same injection makes a VM_PANIC request abort:
  *       panic_requests_are_never_injected_under_mtbf_1 (the same arena:
  *         the 96th vmem_alloc(1, VM_PANIC) aborts, "allocation failed").
- *   [populators] vmem_create of a 14th user VMC_POPULATOR arena aborts
- *     ("more than 16 populator arenas"), a limit no page documents:
+ *   [populators] vmem_create of a 14th user VMC_POPULATOR arena aborted
+ *     ("more than 16 populator arenas"), a limit no page documented:
  *       forty_populator_arenas_alive_at_once_work.
  *   [fork] fork_child_during_creates_and_destroys_* is meant to catch a
- *     child hanging in its first populate; it passed every run here.
+ *     child hanging in its first populate; it passed every run on 62d9b60
+ *     too (some 400 forks): the window is narrow for the public API alone.
+ *
+ * Read as follows where the pages leave room: where a rotor goes when
+ * another policy takes a range the rotor held apart is not written down;
+ * the tree of 4aa8077 puts it at the start of that allocation (IDs 1..4:
+ * next fit 2 = 1, free; first fit 3 = 1, free; next fit 1 = 1, not 3), so
+ * the model allows either end.  vs_largest_free is the largest free
+ * SEGMENT (a rotor may split a free range), checked against the walk.
  */
 #include "qtest.h"
 
