@@ -815,9 +815,9 @@ static vmem_seg_t *next_fit(vmem_t *vmp, const vmem_req_t *r, uintptr_t *addrp)
  * The rotor stands between two free pieces when a piece it passed is freed
  * next to free space: the two are one free range, which no policy sees
  * (each searches pieces).  So when nothing else fits and the range across
- * the rotor does, the rotor steps past the range and its two pieces join;
- * the request is cut from the result at once, so nothing is given back
- * here.  Only the failure path pays for this.  (Found by a user: in a
+ * the rotor does, the two pieces join and the rotor moves past the
+ * allocation cut from them at once (so nothing is given back here), as
+ * after a next-fit allocation.  Only the failure path pays for this.  (Found by a user: in a
  * 999-quantum arena, 998 allocated by next fit and freed, 999 by any
  * policy returned NULL; a walker of a reentrant walk may still hold two
  * pieces apart while it lasts — docs/reference.md, vmem_walk.)
@@ -838,10 +838,12 @@ static vmem_seg_t *rotor_join(vmem_t *vmp, const vmem_req_t *r,
 	vmem_seg_t *j = seg_merge_free(vmp, p, NULL);
 	VMEM_ASSERT(j == p && p->sg_end == end);
 	(void)end;
-	/* After the range, not before it: before, the rotor would stand
-	 * between a span marker and its first piece, and hide a span freed
+	/* The allocation cut from j moves the rotor past it, as a next-fit
+	 * one does (alloc_take); until then it stands after j.  Never before
+	 * j: between a span marker and its first piece, it hid a span freed
 	 * whole from its give-back (found by the stacked fuzz target). */
 	seg_link_after(j, rotor);
+	vmp->ar_rotor_joined = true;
 	return j;
 }
 
@@ -1227,14 +1229,16 @@ static bool req_satisfied(const vmem_req_t *r, uintptr_t addr)
 #endif
 
 /* Cut [addr, addr + r->size) from the free piece s that vmem_find chose;
- * next fit moves the rotor just past it (lock held). */
+ * next fit, or any fit from a range joined across the rotor, moves the
+ * rotor just past it (lock held). */
 QUANTA_HOT static void alloc_take(vmem_t *vmp, const vmem_req_t *r,
     vmem_seg_t *s, uintptr_t addr, vmem_pending_t *pend)
 {
 	vmem_seg_t *a = seg_cut(vmp, s, addr, r->size);
 	VMEM_ASSERT(a->sg_start == addr && seg_size(a) == r->size);
 	VMEM_ASSERT(req_satisfied(r, addr));
-	if (r->vmflag & VM_NEXTFIT) {
+	if ((r->vmflag & VM_NEXTFIT) || vmp->ar_rotor_joined) {
+		vmp->ar_rotor_joined = false;
 		/* planted bug QB_ROTOR_STALE: the pieces it held apart stay so */
 		if (QUANTA_BUG(QB_ROTOR_STALE))
 			seg_unlink(&vmp->ar_rotor);

@@ -195,6 +195,7 @@ struct vmem {
 	_Atomic uint64_t ar_mtbf;
 	uint64_t ar_freemap;     /* bit i set <=> free list i non-empty */
 	bool ar_ordered;         /* free lists are trees (vmem.c: best fit) */
+	bool ar_rotor_joined;    /* rotor_join ran: the next cut moves the rotor */
 	vmem_seg_t *ar_found;    /* ordered: the last search's piece ... */
 	vmem_seg_t **ar_found_link; /* ... and the link that points at it */
 	vmem_seg_t ar_sentinel;      /* arena-list and span-list sentinel */
