@@ -73,7 +73,17 @@
  *
  * FAILURES on the tree this was written against (main 71cac45), each test
  * kept enabled (see the report of branch promises-umem):
- *   (none recorded yet)
+ *   [small id arena] a cache over an arena with free space but no free,
+ *     4096-aligned 4096-byte range never hands out a buffer: NULL, though
+ *     the pages give "the arena has no memory" as the only reason besides
+ *     a failed constructor, and say nothing of a slab's size or alignment:
+ *       a_cache_over_an_identifier_arena_never_touches_its_buffers
+ *         vmem_create("pids", (void *)1, 999, 1, NULL, NULL, NULL, 0,
+ *         VM_SLEEP | VMC_IDENTIFIER); umem_cache_create("pidc", 1, 1, NULL,
+ *         NULL, NULL, NULL, pids, UMC_NOMAGAZINE); umem_cache_alloc(c,
+ *         UMEM_DEFAULT) = NULL (us_slab_bytes 4096; the same with 4096 IDs
+ *         from 1, and with UMC_QCACHE; [1, 8193) gives 0x1000 first).
+ *         vmem's own quantum caches over the same arena do allocate.
  *
  * Read as follows where the pages leave room: "us_chunk_bytes: the size
  * rounded to the alignment" with align 0 meaning 8; "free slabs go back" on
@@ -350,7 +360,7 @@ QTEST(debug_a_double_free_names_the_class_cache_of_every_class_edge)
 		size_t c = class_of(s);
 		if (c == 0)
 			continue;
-		if (slow_runtime() && e % 4 != 0 && s != 1 && s != 16384)
+		if (slow_runtime() && e % 8 != 0 && s != 1 && s != 16384)
 			continue;
 		struct dfree_arg a = { s, s, 1 };
 		snprintf(want, sizeof(want), "(cache \"umem_alloc_%zu\")", c);
@@ -369,11 +379,9 @@ QTEST(debug_another_size_of_the_same_class_is_a_wrong_size)
 	size_t prev = 0;
 	for (unsigned i = 0; i < nclasses; i++) {
 		size_t c = classes[i];
-		if (slow_runtime() && i % 4 != 0)
-			continue;
 		/* Allocated as the class's first size, freed as its last. */
 		struct dfree_arg a = { prev + 1, c, 0 };
-		if (prev + 1 == c) {
+		if (prev + 1 == c || (slow_runtime() && i % 8 != 3)) {
 			prev = c;
 			continue;
 		}
@@ -394,7 +402,7 @@ static const size_t geo_sizes[] = { 1, 7, 8, 9, 15, 16, 17, 31, 32, 33, 63, 64,
 	65, 127, 128, 129, 255, 256, 257, 1023, 1024, 1025, 4095, 4096, 4097,
 	8191, 8192, 8193, 16383, 16384, 16385, 65536, 65537, 1 << 20 };
 #define NGEO (sizeof(geo_sizes) / sizeof(geo_sizes[0]))
-static const size_t geo_aligns[] = { 0, 1, 8, 16, 64, 4096 };
+static const size_t geo_aligns[] = { 0, 1, 8, 16, 64, 4096, 65536 };
 #define NGEOAL (sizeof(geo_aligns) / sizeof(geo_aligns[0]))
 
 static void
@@ -1515,6 +1523,211 @@ QTEST(two_hundred_threads_exit_holding_rounds_and_the_cache_accounts_for_every_b
 	QT_TRUE(strstr(err, "leaked") == NULL);
 }
 
+/* ---- U10b: magazine boundaries, in one thread and across two --------- */
+
+#define MG_MAX 512
+static umem_cache_t *mg;
+static void *mg_buf[MG_MAX];
+static unsigned mg_n;
+static atomic_uint mg_ctor, mg_dtor;
+
+static int
+mg_ctor_fn(void *buf, void *priv, int flags)
+{
+	(void)buf;
+	(void)priv;
+	(void)flags;
+	atomic_fetch_add(&mg_ctor, 1);
+	return 0;
+}
+
+static void
+mg_dtor_fn(void *buf, void *priv)
+{
+	(void)buf;
+	(void)priv;
+	atomic_fetch_add(&mg_dtor, 1);
+}
+
+static void *
+mg_alloc_thr(void *arg)
+{
+	int and_free = arg != NULL;
+	for (unsigned i = 0; i < mg_n; i++)
+		mg_buf[i] = umem_cache_alloc(mg, UMEM_DEFAULT);
+	if (and_free)
+		for (unsigned i = mg_n; i-- > 0;)
+			if (mg_buf[i] != NULL)
+				umem_cache_free(mg, mg_buf[i]);
+	return NULL;
+}
+
+static void *
+mg_free_thr(void *arg)
+{
+	(void)arg;
+	for (unsigned i = 0; i < mg_n; i++)
+		umem_cache_free(mg, mg_buf[i]);
+	return NULL;
+}
+
+static void
+run_thread(void *(*fn)(void *), void *arg)
+{
+	pthread_t t;
+	QT_EQ(pthread_create(&t, NULL, fn, arg), 0);
+	QT_EQ(pthread_join(t, NULL), 0);
+}
+
+QTEST(magazine_boundaries_a_thread_that_exits_leaves_every_round_to_the_cache)
+{
+	vmem_t *src = vmem_create("mg_src", NULL, 0, 16, vmem_alloc, vmem_free,
+	    vmem_heap_arena(), 0, VM_SLEEP);
+	QT_TRUE(src != NULL);
+	atomic_store(&mg_ctor, 0);
+	atomic_store(&mg_dtor, 0);
+	mg = umem_cache_create("mg", 64, 0, mg_ctor_fn, mg_dtor_fn, NULL, NULL,
+	    src, 0);
+	QT_TRUE(mg != NULL);
+	size_t mag = cst(mg).us_magsize;
+	QT_TRUE(mag >= 1 && 3 * mag + 1 <= MG_MAX);
+	const size_t ms[] = { 1, mag - 1, mag, mag + 1, 2 * mag - 1, 2 * mag,
+		2 * mag + 1, 3 * mag, 3 * mag + 1 };
+	for (unsigned mode = 0; mode < 2; mode++) {
+		for (size_t i = 0; i < sizeof(ms) / sizeof(ms[0]); i++) {
+			if (ms[i] == 0)
+				continue;
+			mg_n = (unsigned)ms[i];
+			if (mode == 0) {
+				run_thread(mg_alloc_thr, mg);
+			} else {
+				run_thread(mg_alloc_thr, NULL);
+				for (unsigned k = 0; k < mg_n; k++)
+					QT_TRUE(mg_buf[k] != NULL);
+				assert_disjoint(mg_buf, mg_n, 64);
+				run_thread(mg_free_thr, NULL);
+			}
+			umem_reap();
+			umem_cache_stats_t st = cst(mg);
+			if (st.us_bufs_total !=
+			    st.us_bufs_slab_free + st.us_bufs_depot)
+				qt_fail(__FILE__, __LINE__,
+				    "mode %u, %u rounds (magsize %zu): after "
+				    "the threads exit and a reap %zu buffers, "
+				    "%zu free in slabs, %zu in the depot",
+				    mode, mg_n, mag, st.us_bufs_total,
+				    st.us_bufs_slab_free, st.us_bufs_depot);
+			umem_reap();
+			st = cst(mg);
+			if (st.us_slabs != 0 || st.us_bufs_depot != 0 ||
+			    vmem_size(src, VMEM_ALLOC) != 0)
+				qt_fail(__FILE__, __LINE__,
+				    "mode %u, %u rounds (magsize %zu): after "
+				    "2 reaps %zu slabs, %zu in the depot, "
+				    "%zu bytes of the source",
+				    mode, mg_n, mag, st.us_slabs,
+				    st.us_bufs_depot, vmem_size(src, VMEM_ALLOC));
+			QT_EQ(st.us_constructed, atomic_load(&mg_ctor));
+			QT_EQ(st.us_destructed, atomic_load(&mg_dtor));
+			QT_EQ(atomic_load(&mg_ctor), atomic_load(&mg_dtor));
+			QT_EQ(st.us_alloc_fail, 0);
+		}
+	}
+	/* In this thread: freed rounds are handed out again constructed,
+	 * without a constructor call or a new slab. */
+	for (size_t i = 0; i < sizeof(ms) / sizeof(ms[0]); i++) {
+		mg_n = (unsigned)ms[i];
+		for (unsigned k = 0; k < mg_n; k++) {
+			mg_buf[k] = umem_cache_alloc(mg, UMEM_DEFAULT);
+			QT_TRUE(mg_buf[k] != NULL);
+		}
+		for (unsigned k = 0; k < mg_n; k++)
+			umem_cache_free(mg, mg_buf[k]);
+		umem_cache_stats_t st0 = cst(mg);
+		for (unsigned k = 0; k < mg_n; k++) {
+			mg_buf[k] = umem_cache_alloc(mg, UMEM_DEFAULT);
+			QT_TRUE(mg_buf[k] != NULL);
+		}
+		umem_cache_stats_t st1 = cst(mg);
+		QT_EQ(st1.us_constructed, st0.us_constructed);
+		QT_EQ(st1.us_slab_create, st0.us_slab_create);
+		for (unsigned k = 0; k < mg_n; k++)
+			umem_cache_free(mg, mg_buf[k]);
+	}
+	umem_cache_destroy(mg);
+	QT_EQ(atomic_load(&mg_ctor), atomic_load(&mg_dtor));
+	QT_EQ(vmem_size(src, VMEM_ALLOC), 0);
+	vmem_destroy(src);
+}
+
+/* A live thread's rounds: umem_cache_destroy empties them too, and the
+ * thread exits afterwards without touching the destroyed cache. */
+static pthread_mutex_t lv_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t lv_cv = PTHREAD_COND_INITIALIZER;
+static int lv_phase;
+
+static void *
+lv_thr(void *arg)
+{
+	(void)arg;
+	for (unsigned i = 0; i < mg_n; i++)
+		mg_buf[i] = umem_cache_alloc(mg, UMEM_DEFAULT);
+	for (unsigned i = 0; i < mg_n; i++)
+		if (mg_buf[i] != NULL)
+			umem_cache_free(mg, mg_buf[i]);
+	pthread_mutex_lock(&lv_mu);
+	lv_phase = 1;
+	pthread_cond_broadcast(&lv_cv);
+	while (lv_phase != 2)
+		pthread_cond_wait(&lv_cv, &lv_mu);
+	pthread_mutex_unlock(&lv_mu);
+	/* Another cache, used and left with rounds, after the destroy. */
+	void *p = umem_alloc(200, UMEM_DEFAULT);
+	umem_free(p, 200);
+	return NULL;
+}
+
+static void
+live_case(void *arg)
+{
+	(void)arg;
+	vmem_t *src = vmem_create("lv_src", NULL, 0, 16, vmem_alloc, vmem_free,
+	    vmem_heap_arena(), 0, VM_SLEEP);
+	QT_TRUE(src != NULL);
+	for (unsigned round = 0; round < 3; round++) {
+		atomic_store(&mg_ctor, 0);
+		atomic_store(&mg_dtor, 0);
+		mg = umem_cache_create("lv", 64, 0, mg_ctor_fn, mg_dtor_fn, NULL,
+		    NULL, src, 0);
+		QT_TRUE(mg != NULL);
+		mg_n = (unsigned)(cst(mg).us_magsize * (round + 1) + round);
+		QT_TRUE(mg_n <= MG_MAX);
+		lv_phase = 0;
+		pthread_t t;
+		QT_EQ(pthread_create(&t, NULL, lv_thr, NULL), 0);
+		pthread_mutex_lock(&lv_mu);
+		while (lv_phase != 1)
+			pthread_cond_wait(&lv_cv, &lv_mu);
+		pthread_mutex_unlock(&lv_mu);
+		umem_reap(); /* kept: the thread is alive */
+		umem_cache_destroy(mg);
+		QT_EQ(atomic_load(&mg_ctor), atomic_load(&mg_dtor));
+		QT_EQ(vmem_size(src, VMEM_ALLOC), 0);
+		pthread_mutex_lock(&lv_mu);
+		lv_phase = 2;
+		pthread_cond_broadcast(&lv_cv);
+		pthread_mutex_unlock(&lv_mu);
+		QT_EQ(pthread_join(t, NULL), 0);
+	}
+	vmem_destroy(src);
+}
+
+QTEST(destroy_empties_a_live_threads_magazines_and_the_thread_exits_cleanly)
+{
+	const char *err = clean_in_child(live_case, NULL);
+	QT_TRUE(strstr(err, "leaked") == NULL);
+}
+
 /* ---- U11: fork while threads allocate and free ------------------------ */
 
 #define FK_CACHES 6
@@ -1620,6 +1833,11 @@ fk_child(void)
 	QT_TRUE(u != NULL);
 	QT_TRUE(all_are(u, 3000, 0));
 	umem_free(u, 3000);
+	/* The parent's caches can be destroyed (the lost threads' buffers
+	 * in hand are leaks, reported, not fatal). */
+	for (unsigned c = 0; c < FK_CACHES; c++)
+		umem_cache_destroy(fk_c[c]);
+	umem_reap();
 }
 
 QTEST(fork_while_threads_allocate_gives_a_child_that_uses_every_cache_and_keeps_parent_buffers)
@@ -1647,22 +1865,49 @@ QTEST(fork_while_threads_allocate_gives_a_child_that_uses_every_cache_and_keeps_
 		while (atomic_load(&fk_rounds) < seen + 1 + f % 4)
 			nanosleep(&ts, NULL);
 		int status = 0;
+		FILE *errf = tmpfile();
+		QT_TRUE(errf != NULL);
 		fflush(NULL);
 		pid_t pid = fork();
 		QT_TRUE(pid >= 0);
 		if (pid == 0) {
 			alarm(qt_timeout(CHILD_ALARM_S));
+			if (dup2(fileno(errf), STDERR_FILENO) < 0)
+				qt_exit(126);
 			fk_child();
 			qt_exit(0);
 		}
 		QT_EQ(qt_wait(pid, &status), pid);
+		static char err[16384];
+		rewind(errf);
+		size_t got = fread(err, 1, sizeof(err) - 1, errf);
+		err[got] = '\0';
+		fclose(errf);
 		if (!(WIFEXITED(status) && WEXITSTATUS(status) == 0)) {
 			char how[128];
 			qt_describe_status(status, how, sizeof(how));
 			atomic_store(&fk_stop, 1);
-			qt_fail(__FILE__, __LINE__, "fork %u: the child %s", f,
-			    how);
+			qt_fail(__FILE__, __LINE__,
+			    "fork %u: the child %s; stderr: %.1500s", f, how,
+			    err);
 		}
+		/* The child's destroys report only what lost threads held in
+		 * hand: at most 8 buffers of a cache per worker, and one more
+		 * per worker cut inside the release fast path's two stores
+		 * (docs/fork.md: "counted in no place or in two"). */
+		unsigned reports = 0;
+		for (const char *l = err; (l = strstr(l, "leaked ")) != NULL;
+		     l++) {
+			unsigned long n = strtoul(l + 7, NULL, 10);
+			reports++;
+			if (n > FK_WORKERS * 9)
+				qt_fail(__FILE__, __LINE__,
+				    "fork %u: the child's destroy leaked %lu "
+				    "buffers, more than the %u the workers "
+				    "could hold; stderr: %.1500s", f, n,
+				    FK_WORKERS * 9, err);
+		}
+		QT_TRUE(reports <= FK_CACHES);
 	}
 	atomic_store(&fk_stop, 1);
 	for (unsigned i = 0; i < FK_WORKERS; i++)
@@ -1814,14 +2059,20 @@ static void
 leak_case(void *arg)
 {
 	size_t n = (size_t)(uintptr_t)arg;
+	vmem_t *src = vmem_create("leaky_src", NULL, 0, 16, vmem_alloc,
+	    vmem_free, vmem_heap_arena(), 0, VM_SLEEP);
+	QT_TRUE(src != NULL);
 	umem_cache_t *c = umem_cache_create("leaky", 40, 0, NULL, NULL, NULL,
-	    NULL, NULL, 0);
+	    NULL, src, 0);
 	for (size_t i = 0; i < n + 5; i++) {
 		void *p = umem_cache_alloc(c, UMEM_DEFAULT);
 		if (i >= n)
 			umem_cache_free(c, p);
 	}
 	umem_cache_destroy(c);
+	/* "destroys every buffer and gives the slabs back": leaked or not. */
+	QT_EQ(vmem_size(src, VMEM_ALLOC), 0);
+	vmem_destroy(src);
 }
 
 QTEST(destroy_with_buffers_out_reports_exactly_how_many)
@@ -1887,6 +2138,36 @@ QTEST(a_cache_over_an_identifier_arena_never_touches_its_buffers)
 		QT_EQ(vmem_size(ids, VMEM_ALLOC), 0);
 	}
 	vmem_destroy(ids);
+	/* Process-ID-like integers 1..999, quantum 1: one-byte buffers of
+	 * alignment 1 are every integer a slab holds, 0 never. */
+	vmem_t *pids = vmem_create("pids", ADDR(1), 999, 1, NULL, NULL, NULL,
+	    0, VM_SLEEP | VMC_IDENTIFIER);
+	QT_TRUE(pids != NULL);
+	umem_cache_t *c = umem_cache_create("pidc", 1, 1, NULL, NULL, NULL,
+	    NULL, pids, UMC_NOMAGAZINE);
+	QT_TRUE(c != NULL);
+	static void *q[1000];
+	unsigned n = 0;
+	for (;;) {
+		void *x = umem_cache_alloc(c, UMEM_DEFAULT);
+		if (x == NULL)
+			break;
+		QT_TRUE(n < 1000);
+		QT_TRUE(UADDR(x) >= 1 && UADDR(x) < 1000);
+		q[n++] = x;
+	}
+	umem_cache_stats_t st = cst(c);
+	QT_EQ(st.us_chunk_bytes, 1);
+	QT_EQ(n, st.us_bufs_total);
+	QT_TRUE(n >= 1);
+	QT_EQ(vmem_size(pids, VMEM_ALLOC), st.us_slabs * st.us_slab_bytes);
+	QT_TRUE(vmem_size(pids, VMEM_FREE) < st.us_slab_bytes);
+	assert_disjoint(q, n, 1);
+	for (unsigned i = 0; i < n; i++)
+		umem_cache_free(c, q[i]);
+	umem_cache_destroy(c);
+	QT_EQ(vmem_size(pids, VMEM_ALLOC), 0);
+	vmem_destroy(pids);
 }
 
 QTEST(notouch_a_freed_buffer_stays_readable_and_unchanged)
