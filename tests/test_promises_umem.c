@@ -919,6 +919,109 @@ QTEST(reap_runs_every_reclaim_once_and_gives_back_what_it_freed)
 	vmem_destroy(src);
 }
 
+/* Callbacks that use the library: a constructor that allocates from
+ * another cache and from umem_alloc (and its destructor that frees), a
+ * reclaim that allocates, frees and asks for a reap itself (folded into
+ * the running one or deferred: never recursion, never a hang).  The pages
+ * forbid only creating or destroying caches in a reclaim. */
+static umem_cache_t *nest_inner;
+static atomic_uint nest_ctor, nest_dtor;
+static int nest_depth, nest_max_depth;
+static unsigned nest_recl;
+
+struct nested {
+	void *inner;
+	void *sub;
+};
+
+static int
+nest_ctor_fn(void *buf, void *priv, int flags)
+{
+	struct nested *n = buf;
+	(void)priv;
+	(void)flags;
+	n->inner = umem_cache_alloc(nest_inner, UMEM_DEFAULT);
+	n->sub = umem_alloc(24, UMEM_DEFAULT);
+	if (n->inner == NULL || n->sub == NULL)
+		return 1;
+	fill(n->sub, 24, 0x24);
+	atomic_fetch_add(&nest_ctor, 1);
+	return 0;
+}
+
+static void
+nest_dtor_fn(void *buf, void *priv)
+{
+	struct nested *n = buf;
+	(void)priv;
+	QT_TRUE(all_are(n->sub, 24, 0x24));
+	umem_cache_free(nest_inner, n->inner);
+	umem_free(n->sub, 24);
+	atomic_fetch_add(&nest_dtor, 1);
+}
+
+static void
+nest_recl_fn(void *priv)
+{
+	(void)priv;
+	nest_recl++;
+	nest_depth++;
+	if (nest_depth > nest_max_depth)
+		nest_max_depth = nest_depth;
+	void *a = umem_alloc(100, UMEM_DEFAULT);
+	void *b = umem_alloc(20000, UMEM_DEFAULT);
+	void *c = umem_cache_alloc(nest_inner, UMEM_DEFAULT);
+	umem_reap();
+	if (a != NULL)
+		umem_free(a, 100);
+	if (b != NULL)
+		umem_free(b, 20000);
+	if (c != NULL)
+		umem_cache_free(nest_inner, c);
+	nest_depth--;
+}
+
+static void
+nested_case(void *arg)
+{
+	(void)arg;
+	atomic_store(&nest_ctor, 0);
+	atomic_store(&nest_dtor, 0);
+	nest_depth = nest_max_depth = 0;
+	nest_recl = 0;
+	nest_inner = umem_cache_create("nest_inner", 40, 0, NULL, NULL,
+	    nest_recl_fn, NULL, NULL, 0);
+	QT_TRUE(nest_inner != NULL);
+	static const int fl[] = { 0, UMC_NOMAGAZINE };
+	for (unsigned f = 0; f < 2; f++) {
+		umem_cache_t *outer = umem_cache_create("nest_outer",
+		    sizeof(struct nested), 0, nest_ctor_fn, nest_dtor_fn, NULL,
+		    NULL, NULL, fl[f]);
+		QT_TRUE(outer != NULL);
+		static void *p[300];
+		for (unsigned i = 0; i < 300; i++) {
+			p[i] = umem_cache_alloc(outer, UMEM_DEFAULT);
+			QT_TRUE(p[i] != NULL);
+		}
+		for (unsigned i = 0; i < 300; i++)
+			umem_cache_free(outer, p[i]);
+		umem_reap();
+		umem_cache_destroy(outer);
+		QT_EQ(atomic_load(&nest_ctor), atomic_load(&nest_dtor));
+	}
+	unsigned before = nest_recl;
+	umem_reap();
+	QT_TRUE(nest_recl > before);
+	QT_EQ(nest_max_depth, 1);
+	umem_cache_destroy(nest_inner);
+}
+
+QTEST(constructors_destructors_and_reclaims_may_allocate_and_reap_without_hanging)
+{
+	const char *err = clean_in_child(nested_case, NULL);
+	QT_TRUE(strstr(err, "leaked") == NULL);
+}
+
 /* ---- U7: a small arena that runs out for real ------------------------- */
 
 #define TINY_BYTES (64u << 10)
@@ -1256,6 +1359,47 @@ QTEST(mtbf_1_spares_every_nofail_call_and_fails_default_ones_that_need_an_arena)
 	QT_TRUE(strstr(err, "leaked") == NULL);
 }
 
+/* mtbf of one arena: only the caches drawing from it fail. */
+static void
+mtbf_arena_case(void *arg)
+{
+	(void)arg;
+	vmem_t *a = vmem_create("mtbf_a", NULL, 0, 16, vmem_alloc, vmem_free,
+	    vmem_heap_arena(), 0, VM_SLEEP);
+	vmem_t *b = vmem_create("mtbf_b", NULL, 0, 16, vmem_alloc, vmem_free,
+	    vmem_heap_arena(), 0, VM_SLEEP);
+	QT_TRUE(a != NULL && b != NULL);
+	umem_cache_t *ca = umem_cache_create("ca", 500, 0, NULL, NULL, NULL,
+	    NULL, a, UMC_NOMAGAZINE);
+	umem_cache_t *cb = umem_cache_create("cb", 500, 0, NULL, NULL, NULL,
+	    NULL, b, UMC_NOMAGAZINE);
+	QT_TRUE(ca != NULL && cb != NULL);
+	vmem_mtbf_set(a, 1);
+	QT_TRUE(umem_cache_alloc(ca, UMEM_DEFAULT) == NULL);
+	void *x = umem_cache_alloc(cb, UMEM_DEFAULT);
+	QT_TRUE(x != NULL);
+	void *y = umem_cache_alloc(ca, UMEM_NOFAIL);
+	QT_TRUE(y != NULL);
+	QT_EQ(cst(ca).us_alloc_fail, 1);
+	QT_EQ(cst(cb).us_alloc_fail, 0);
+	vmem_mtbf_set(a, 0);
+	umem_cache_free(ca, y);
+	umem_cache_free(cb, x);
+	umem_cache_destroy(ca);
+	umem_cache_destroy(cb);
+	QT_EQ(vmem_size(a, VMEM_ALLOC), 0);
+	QT_EQ(vmem_size(b, VMEM_ALLOC), 0);
+	vmem_destroy(a);
+	vmem_destroy(b);
+}
+
+QTEST(mtbf_of_one_source_arena_fails_only_its_caches)
+{
+	cb_answer = UMEM_CALLBACK_EXIT(77);
+	umem_nofail_callback(nofail_cb);
+	(void)clean_in_child(mtbf_arena_case, NULL);
+}
+
 /* ---- U9: 300 caches --------------------------------------------------- */
 
 #define MANYC 300
@@ -1304,7 +1448,7 @@ many_caches_case(void *arg)
 	    vmem_heap_arena(), 0, VM_SLEEP);
 	QT_TRUE(src != NULL);
 	char name[32];
-	for (unsigned round = 0; round < 2; round++) {
+	for (unsigned round = 0; round < (slow_runtime() ? 1u : 2u); round++) {
 		for (unsigned i = 0; i < MANYC; i++) {
 			struct mc *m = &mcs[i];
 			m->size = edges[i % nedges];
@@ -1733,7 +1877,7 @@ QTEST(destroy_empties_a_live_threads_magazines_and_the_thread_exits_cleanly)
 #define FK_CACHES 6
 #define FK_OWNED 48
 #define FK_WORKERS 4
-#define FK_FORKS 16
+#define FK_FORKS 12
 
 static const size_t fk_size[FK_CACHES] = { 1, 8, 100, 1000, 16384, 16385 };
 static const int fk_flags[FK_CACHES] = { 0, UMC_NOMAGAZINE, 0, UMC_NODEBUG,
@@ -1833,6 +1977,14 @@ fk_child(void)
 	QT_TRUE(u != NULL);
 	QT_TRUE(all_are(u, 3000, 0));
 	umem_free(u, 3000);
+	/* umem_alloc at every class edge. */
+	edges_init();
+	for (unsigned e = 0; e < nedges; e++) {
+		void *z = umem_zalloc(edges[e], UMEM_DEFAULT);
+		QT_TRUE(z != NULL);
+		QT_TRUE(all_are(z, edges[e], 0));
+		umem_free(z, edges[e]);
+	}
 	/* The parent's caches can be destroyed (the lost threads' buffers
 	 * in hand are leaks, reported, not fatal). */
 	for (unsigned c = 0; c < FK_CACHES; c++)
