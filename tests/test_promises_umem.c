@@ -1131,9 +1131,20 @@ tiny_badanswer_case(void *arg)
 	_exit(5);
 }
 
+static unsigned witness_recl, witness_base, witness_short;
+
+static void
+witness_reclaim(void *arg)
+{
+	(void)arg;
+	witness_recl++;
+}
+
 static void
 free_one_held(void)
 {
+	if (witness_recl - witness_base < atomic_load(&cb_calls))
+		witness_short++;
 	if (atomic_load(&cb_calls) == 3 && tiny_n > 0)
 		umem_cache_free(tiny_c, tiny_held[--tiny_n]);
 }
@@ -1169,8 +1180,15 @@ QTEST(nofail_at_exhaustion_exit_status_retry_reclaim_and_no_callback)
 	    "nofail callback returned 0x55, neither retry nor exit"));
 
 	/* RETRY three times; the third call frees a buffer: it is the one
-	 * handed out. */
+	 * handed out.  Every cache is reaped before each ask (a witness
+	 * cache's reclaim has run at least k times at the k-th ask). */
+	witness_recl = 0;
+	umem_cache_t *wit = umem_cache_create("witness", 32, 0, NULL, NULL,
+	    witness_reclaim, NULL, NULL, 0);
+	QT_TRUE(wit != NULL);
 	tiny_fill(UMC_NOMAGAZINE, NULL);
+	witness_base = witness_recl;
+	witness_short = 0;
 	void *last = tiny_held[tiny_n - 1];
 	cb_answer = UMEM_CALLBACK_RETRY;
 	cb_action = free_one_held;
@@ -1179,6 +1197,8 @@ QTEST(nofail_at_exhaustion_exit_status_retry_reclaim_and_no_callback)
 	void *p = umem_cache_alloc(tiny_c, UMEM_NOFAIL);
 	QT_PTR_EQ(p, last);
 	QT_EQ(atomic_load(&cb_calls), 3);
+	QT_EQ(witness_short, 0);
+	umem_cache_destroy(wit);
 	tiny_held[tiny_n++] = p;
 	for (unsigned i = 0; i < tiny_n; i++)
 		umem_cache_free(tiny_c, tiny_held[i]);
@@ -2065,6 +2085,21 @@ QTEST(fork_while_threads_allocate_gives_a_child_that_uses_every_cache_and_keeps_
 	atomic_store(&fk_stop, 1);
 	for (unsigned i = 0; i < FK_WORKERS; i++)
 		QT_EQ(pthread_join(tid[i], NULL), 0);
+	/* The workers are gone, having freed all they took: after two reaps
+	 * every cache holds exactly main's buffers out. */
+	umem_reap();
+	umem_reap();
+	for (unsigned c = 0; c < FK_CACHES; c++) {
+		umem_cache_stats_t st = cst(fk_c[c]);
+		QT_EQ(st.us_alloc_fail, 0);
+		if (st.us_bufs_total - st.us_bufs_slab_free - st.us_bufs_depot !=
+		    FK_OWNED)
+			qt_fail(__FILE__, __LINE__,
+			    "cache %u (size %zu): %zu buffers, %zu free in "
+			    "slabs, %zu in the depot, %u out", c, fk_size[c],
+			    st.us_bufs_total, st.us_bufs_slab_free,
+			    st.us_bufs_depot, FK_OWNED);
+	}
 	for (unsigned c = 0; c < FK_CACHES; c++)
 		for (unsigned k = 0; k < FK_OWNED; k++) {
 			QT_TRUE(all_are(fk_owned[c][k],
