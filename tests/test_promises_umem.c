@@ -421,12 +421,12 @@ static const size_t geo_aligns[] = { 0, 1, 8, 16, 64, 4096, 65536 };
 #define NGEOAL (sizeof(geo_aligns) / sizeof(geo_aligns[0]))
 
 static void
-geometry_case(size_t b, size_t al, int cflags)
+geometry_case(size_t b, size_t al, int cflags, size_t q)
 {
 	size_t eff = al == 0 ? 8 : al;
 	/* Slab figures are exact without magazines (none held apart). */
 	bool exact = (cflags & UMC_NOMAGAZINE) != 0;
-	vmem_t *src = vmem_create("geo_src", NULL, 0, 16, vmem_alloc,
+	vmem_t *src = vmem_create("geo_src", NULL, 0, q, vmem_alloc,
 	    vmem_free, vmem_heap_arena(), 0, VM_SLEEP);
 	QT_TRUE(src != NULL);
 	umem_cache_t *c = umem_cache_create("geo", b, al, NULL, NULL, NULL,
@@ -526,11 +526,19 @@ QTEST(cache_geometry_at_size_and_alignment_edges_slab_last_buffer_and_give_back)
 			if (slow_runtime() && k % 5 != 0)
 				continue;
 			geometry_case(geo_sizes[i], geo_aligns[j],
-			    UMC_NOMAGAZINE);
+			    UMC_NOMAGAZINE, 16);
 			if (k % 3 == 0)
-				geometry_case(geo_sizes[i], geo_aligns[j], 0);
+				geometry_case(geo_sizes[i], geo_aligns[j], 0,
+				    16);
 		}
 	}
+	/* Sources whose quantum is a page, larger than a page, 1 MiB. */
+	static const size_t qs[] = { 4096, 65536, 1 << 20 };
+	static const size_t bs[] = { 1, 64, 4097, 65536 };
+	for (size_t i = 0; i < sizeof(qs) / sizeof(qs[0]); i++)
+		for (size_t j = 0; j < sizeof(bs) / sizeof(bs[0]); j++)
+			if (!slow_runtime() || j % 2 == 1)
+				geometry_case(bs[j], 0, UMC_NOMAGAZINE, qs[i]);
 }
 
 QTEST(a_size_no_slab_can_hold_gives_null)
@@ -2456,9 +2464,9 @@ QTEST(a_cache_over_an_identifier_arena_never_touches_its_buffers)
 	vmem_t *ids = vmem_create("ids", ADDR(base), 65536, 16, NULL, NULL,
 	    NULL, 0, VM_SLEEP | VMC_IDENTIFIER);
 	QT_TRUE(ids != NULL);
-	static const size_t sz[] = { 1, 16, 100 };
-	static const int fl[] = { 0, UMC_NOMAGAZINE, UMC_NODEBUG };
-	for (unsigned j = 0; j < 3; j++) {
+	static const size_t sz[] = { 1, 16, 100, 48 };
+	static const int fl[] = { 0, UMC_NOMAGAZINE, UMC_NODEBUG, UMC_QCACHE };
+	for (unsigned j = 0; j < 4; j++) {
 		umem_cache_t *c = umem_cache_create("idc", sz[j], 0, NULL, NULL,
 		    NULL, NULL, ids, fl[j]);
 		QT_TRUE(c != NULL);
