@@ -1396,6 +1396,46 @@ mtbf_case(void *arg)
 	vmem_destroy(src);
 }
 
+/* "every request under a UMEM_NOFAIL call [is] spared": a constructor's
+ * own allocations (a new slab of another cache, a large umem_alloc) made
+ * under a UMEM_NOFAIL call succeed at mtbf 1; the callback is never asked. */
+static void
+mtbf_nested_case(void *arg)
+{
+	(void)arg;
+	cb_answer = UMEM_CALLBACK_EXIT(77);
+	cb_action = NULL;
+	umem_nofail_callback(nofail_cb);
+	atomic_store(&nest_ctor, 0);
+	atomic_store(&nest_dtor, 0);
+	nest_inner = umem_cache_create("nest_inner", 40, 0, NULL, NULL, NULL,
+	    NULL, NULL, UMC_NOMAGAZINE);
+	umem_cache_t *outer = umem_cache_create("nest_outer",
+	    sizeof(struct nested), 0, nest_ctor_fn, nest_dtor_fn, NULL, NULL,
+	    NULL, UMC_NOMAGAZINE);
+	QT_TRUE(nest_inner != NULL && outer != NULL);
+	vmem_mtbf_set(NULL, 1);
+	static void *p[200];
+	for (unsigned i = 0; i < 200; i++) {
+		p[i] = umem_cache_alloc(outer, UMEM_NOFAIL);
+		QT_TRUE(p[i] != NULL);
+	}
+	QT_EQ(atomic_load(&cb_calls), 0);
+	QT_EQ(atomic_load(&nest_ctor), 200);
+	vmem_mtbf_set(NULL, 0);
+	for (unsigned i = 0; i < 200; i++)
+		umem_cache_free(outer, p[i]);
+	umem_cache_destroy(outer);
+	QT_EQ(atomic_load(&nest_dtor), 200);
+	umem_cache_destroy(nest_inner);
+}
+
+QTEST(mtbf_1_spares_a_constructors_allocations_under_a_nofail_call)
+{
+	atomic_store(&cb_calls, 0);
+	(void)clean_in_child(mtbf_nested_case, NULL);
+}
+
 QTEST(mtbf_1_spares_every_nofail_call_and_fails_default_ones_that_need_an_arena)
 {
 	const char *err = clean_in_child(mtbf_case, NULL);
@@ -2368,6 +2408,10 @@ bad_case(void *argp)
 	case 14:
 		umem_cache_free(NULL, local);
 		break;
+	case 15:
+		p = umem_alloc(20000, UMEM_DEFAULT);
+		umem_free(p, 30000);
+		break;
 	default:
 		break;
 	}
@@ -2395,6 +2439,7 @@ QTEST(misuse_is_the_documented_diagnostic_and_abort)
 		", size 0): size 0",
 		"quanta: umem_cache_alloc(cache NULL, flags 0x0): no cache",
 		"quanta: umem_cache_free(cache NULL, buf ",
+		"size 0x7530): wrong size: the segment at ",
 	};
 	for (int i = 0; i < (int)(sizeof(want) / sizeof(want[0])); i++) {
 		struct bad b = { i };
@@ -2402,6 +2447,10 @@ QTEST(misuse_is_the_documented_diagnostic_and_abort)
 			qt_fail(__FILE__, __LINE__, "case %d: wanted \"%s\"", i,
 			    want[i]);
 	}
+	/* Above 16 KiB: vmem_free of the default arena, its diagnostic. */
+	QT_STR_CONTAINS(qt_last_stderr(),
+	    "quanta: vmem_free(arena \"umem_default\", addr 0x");
+	QT_STR_CONTAINS(qt_last_stderr(), " has size 0x4e20");
 	/* The foreign buffer's diagnostic names its cache. */
 	struct bad b9 = { 9 };
 	QT_TRUE(qt_expect_abort(bad_case, &b9,
