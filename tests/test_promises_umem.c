@@ -100,7 +100,11 @@
  * a reap, not at the free; a depot magazine is emptied by the second reap
  * with no use in between; a thread that exits leaves no magazine of its own
  * (so after its exit and the reaps its rounds are in the counts); a failed
- * constructor is "failure" for UMEM_NOFAIL too (the callback is asked).
+ * constructor is "failure" for UMEM_NOFAIL too (the callback is asked);
+ * the reap a failed slab import asks for runs inside that call, and when a
+ * reclaim freed a buffer the call returns it without failing (UMEM_DEFAULT
+ * too; the nofail callback is not asked); a fork child's destroy of a
+ * parent cache reports what lost threads held in hand as leaked.
  *
  * Not checked (cost): the 2^20-attempt give-up of UMEM_NOFAIL (some 13 s of
  * failed mmaps in debug; seen once by hand: "still no memory after 1048576
