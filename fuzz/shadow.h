@@ -10,9 +10,15 @@
  * live allocations inside each span (free pieces never coalesce across a
  * span boundary), split at the next-fit rotor when the rotor stands strictly
  * inside a gap (VMEM.md: "Markers can keep two free neighbours apart").
- * From them the model answers the oracle's questions:
+ * A free RANGE is a maximal run of free addresses inside one span: the
+ * free segments between two live allocations (or a span's ends), however
+ * many markers split them.  The promise of the headers is about ranges:
+ * a marker is the arena's bookkeeping, not an allocation, so it may not
+ * make a request fail (issue #18: the rotor held a wholly free arena in
+ * two pieces and next fit of the whole failed).  From them the model
+ * answers the oracle's questions:
  *   - is there a free range satisfying (size, align, phase, nocross,
- *     minaddr, maxaddr)?  (sh_fit over every free segment)
+ *     minaddr, maxaddr)?  (sh_fit over every free RANGE, sh_fits)
  *   - was the segment the arena chose the one its policy must choose?
  *     (sh_check_choice, per policy: see there)
  * Everything is bounded (SH_MAX_SPANS spans, SH_MAX_ALLOCS allocations);
@@ -251,6 +257,62 @@ static inline unsigned sh_free_segs(const shadow_t *sh, sh_seg_t *out, unsigned 
 	return n;
 }
 
+/* The free ranges in address order (free segments not split at the rotor:
+ * maximal free runs inside one span); returns their count. */
+static inline unsigned sh_free_ranges(const shadow_t *sh, sh_seg_t *out,
+    unsigned max)
+{
+	unsigned n = 0, ai = 0;
+	for (unsigned si = 0; si < sh->nspans; si++) {
+		uintptr_t cur = sh->span[si].start, end = sh->span[si].end;
+		while (ai < sh->nallocs && sh->a[ai].start < cur)
+			ai++;
+		while (ai < sh->nallocs && sh->a[ai].start < end) {
+			if (sh->a[ai].start > cur && n < max)
+				out[n++] = (sh_seg_t){cur, sh->a[ai].start};
+			cur = sh->a[ai].end;
+			ai++;
+		}
+		if (cur < end && n < max)
+			out[n++] = (sh_seg_t){cur, end};
+	}
+	return n;
+}
+
+/* The state of the free space, for requests sized from it (the targets'
+ * state-aware generators): the largest free range, the total free bytes,
+ * the number of ranges. */
+typedef struct sh_freeinfo {
+	size_t largest, total;
+	unsigned nranges;
+} sh_freeinfo_t;
+
+static inline sh_freeinfo_t sh_free_info(const shadow_t *sh)
+{
+	sh_freeinfo_t fi = {0, 0, 0};
+	unsigned ai = 0;
+	for (unsigned si = 0; si < sh->nspans; si++) {
+		uintptr_t cur = sh->span[si].start, end = sh->span[si].end;
+		while (ai < sh->nallocs && sh->a[ai].start < cur)
+			ai++;
+		while (ai <= sh->nallocs) {
+			uintptr_t stop = ai < sh->nallocs &&
+			    sh->a[ai].start < end ? sh->a[ai].start : end;
+			if (stop > cur) {
+				fi.nranges++;
+				fi.total += stop - cur;
+				if (stop - cur > fi.largest)
+					fi.largest = stop - cur;
+			}
+			if (stop == end)
+				break;
+			cur = sh->a[ai].end;
+			ai++;
+		}
+	}
+	return fi;
+}
+
 /* ---- fitting ------------------------------------------------------------ */
 
 /*
@@ -324,10 +386,12 @@ static inline bool sh_pow2(size_t x)
 
 static sh_seg_t sh_segs_buf[SH_MAX_SEGS];
 
-/* Is there a free range that satisfies r (under any policy)? */
+/* Is there a free range that satisfies r (under any policy: each of them
+ * must succeed whenever one does, next fit wrapping around)?  Ranges, not
+ * segments: a marker splitting a free range is no excuse. */
 static inline bool sh_fits(const shadow_t *sh, const sh_req_t *r)
 {
-	unsigned n = sh_free_segs(sh, sh_segs_buf, SH_MAX_SEGS);
+	unsigned n = sh_free_ranges(sh, sh_segs_buf, SH_MAX_SEGS);
 	for (unsigned i = 0; i < n; i++) {
 		uintptr_t a;
 		if (sh_fit(r, sh_segs_buf[i].start, sh_segs_buf[i].end, &a))
