@@ -769,18 +769,24 @@ static void ao_free_all(ao_arena_t *a, unsigned order)
 }
 
 /* Fill the arena to the last quantum (the largest free range, exactly,
- * each time), check that nothing is free, then maybe free it all. */
+ * each time; or pieces of one to four quanta, which also uses up hundreds
+ * of tags, so a tag populate happens within the input, under whatever
+ * mtbf is set), check that nothing is free, then maybe free it all. */
 static void ao_fill(fuzz_in_t *in, ao_arena_t *a)
 {
-	uint8_t b = fuzz_u8(in);
+	uint8_t b = fuzz_u8(in), o = fuzz_u8(in);
 	int policy = ao_policy[b & 3];
-	bool sleep_ok = (b & 4) != 0;
-	fuzz_step("fill %s %s", a->name, ao_policy_name(policy));
-	for (unsigned k = 0; k < 64; k++) {
+	bool sleep_ok = (b & 4) != 0, small = (b & 0x10) != 0;
+	size_t piece = a->q * (1 + (b >> 5) % 4);
+	fuzz_step("fill %s %s %s", a->name, ao_policy_name(policy),
+	    small ? "in small pieces" : "by the largest range");
+	for (unsigned k = 0; k < SH_MAX_ALLOCS; k++) {
 		sh_freeinfo_t fi = sh_free_info(&a->sh);
 		if (fi.total == 0 || a->qcache)
 			break;
-		if (!ao_request(a, fi.largest, 0, 0, 0, 0, 0, policy, sleep_ok,
+		size_t size = !small ? fi.largest : piece <= fi.largest ? piece
+		    : fi.largest;
+		if (!ao_request(a, size, 0, 0, 0, 0, 0, policy, sleep_ok,
 		    false, NULL))
 			break;
 	}
@@ -794,7 +800,7 @@ static void ao_fill(fuzz_in_t *in, ao_arena_t *a)
 		    NULL);
 	}
 	if (b & 8)
-		ao_free_all(a, b >> 4);
+		ao_free_all(a, o);
 }
 
 /* An exact fit at a constraint boundary of a free range, +/- a quantum. */

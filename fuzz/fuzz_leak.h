@@ -20,9 +20,10 @@
  *     never come back); every vmem_t of a destroyed arena is back.
  *   - umem_meta, umem_default: nothing, beyond what the caches that
  *     outlive the input (the umem_alloc size classes) hold: their slabs
- *     (us_slabs x us_slab_bytes, in umem_default) and the slab headers and
- *     magazines that go with them (umem_meta; not itemised: its allowance
- *     is zero unless a persistent cache's slab count or depot changed).
+ *     (us_slabs x us_slab_bytes, in umem_default) and the slab headers,
+ *     magazines and per-thread slot chunks that go with them (umem_meta;
+ *     not itemised: its allowance is zero unless a persistent cache's
+ *     slab count, depot, slot chunks or slot magazines changed).
  *   - the heap: its children's imports (their spans), nothing of its own.
  * A snapshot is taken when the input starts (after the bootstrap), the
  * check runs after the input's teardown; any other difference is a leak
@@ -80,8 +81,19 @@ static inline void fuzz_leak_take(fuzz_leak_snap_t *s)
 		umem_cache_stats_t st;
 		umem_cache_stats(cp, &st);
 		s->persist_slab_bytes += st.us_slabs * st.us_slab_bytes;
+		size_t chunks = 0, mags = 0;
+		for (size_t ci = 0; ci < UMEM_SLOT_CHUNKS; ci++) {
+			umem_slot_chunk_t *ch = atomic_load(&cp->cc_slotdir[ci]);
+			if (ch == NULL)
+				continue;
+			chunks++;
+			for (size_t k = 0; k < UMEM_SLOTS_PER_CHUNK; k++)
+				mags += (ch->sc_slot[k].sl_loaded != NULL) +
+				    (ch->sc_slot[k].sl_prev != NULL);
+		}
 		s->persist_meta_sig = s->persist_meta_sig * 31u + st.us_slabs *
-		    7u + st.us_mags_full * 3u + st.us_mags_empty;
+		    7u + st.us_mags_full * 3u + st.us_mags_empty +
+		    chunks * 1009u + mags * 101u;
 	}
 	qlock_exit(&umem_cache_list_lock, QLOCK_CACHE_LIST);
 }
