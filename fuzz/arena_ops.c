@@ -878,8 +878,21 @@ static void ao_boundary(fuzz_in_t *in, ao_arena_t *a)
 		break;
 	default: break;
 	}
-	(void)ao_request(a, size, align, phase, nocross, lo, hi, policy,
-	    sleep_ok, true, NULL);
+	if (!(b & 0x80)) {
+		(void)ao_request(a, size, align, phase, nocross, lo, hi, policy,
+		    sleep_ok, true, NULL);
+		return;
+	}
+	/* every policy on the same request, each freed again */
+	for (unsigned i = 0; i < 4; i++) {
+		uintptr_t addr;
+		if (!ao_request(a, size, align, phase, nocross, lo, hi,
+		    ao_policy[i], sleep_ok, true, &addr))
+			continue;
+		int j = sh_alloc_find(&a->sh, addr);
+		if (j >= 0)
+			ao_free_idx(a, (unsigned)j);
+	}
 }
 
 /* The global mtbf of the input: 0, 1 (every NOSLEEP request of a caller
