@@ -419,8 +419,12 @@ static void ao_alloc_result(ao_arena_t *a, const sh_req_t *r, bool overflow,
 	const char *why = sh_req_honoured(r, addr);
 	if (why != NULL)
 		fuzz_fail("%s: %p: %s", a->name, p, why);
-	if (!a->qcache && (why = sh_check_choice(&a->sh, r, policy, addr, msg,
+	bool joined = false;
+	if (!a->qcache && (why = sh_check_join(&a->sh, r, addr, &joined, msg,
 	    sizeof(msg))) != NULL)
+		fuzz_fail("%s: %s fit: %s", a->name, ao_policy_name(policy), why);
+	if (!a->qcache && !joined && (why = sh_check_choice(&a->sh, r, policy,
+	    addr, msg, sizeof(msg))) != NULL)
 		fuzz_fail("%s: %s", a->name, why);
 	if ((why = sh_alloc_add(&a->sh, addr, r->size, req, how)) != NULL)
 		fuzz_fail("%s: %p size 0x%zx: %s", a->name, p, r->size, why);

@@ -599,12 +599,26 @@ static void st_free_all(int li)
 
 static sh_seg_t st_range_buf[SH_MAX_SEGS];
 
+/* The models are bounded: a request that may import (down the chain) is
+ * made only while every level has room for new spans and for the child
+ * spans they become below. */
+static bool st_room(int li)
+{
+	for (int k = li; k >= 0; k = st[k].src)
+		if (st[k].sh.nspans >= SH_MAX_SPANS - 4 ||
+		    st[k].sh.nallocs >= SH_MAX_ALLOCS - 8)
+			return false;
+	return true;
+}
+
 /* An unconstrained request of size bytes on level li. */
 static uintptr_t st_simple(int li, int policy, bool sleep_ok, size_t size)
 {
 	st_level_t *l = &st[li];
 	if (size == 0 || l->sh.nallocs >= SH_MAX_ALLOCS / 2 ||
 	    (l->custom && st_ntable >= ST_TABLE - 2))
+		return 0;
+	if (!st_room(li))
 		return 0;
 	sh_req_t r = {.align = l->q, .maxaddr = UINTPTR_MAX};
 	bool overflow = !st_roundup(size, l->q, &r.size);
@@ -642,7 +656,7 @@ static void st_boundary(fuzz_in_t *in, int li)
 	size_t q = l->q;
 	unsigned n = sh_free_ranges(&l->sh, st_range_buf, SH_MAX_SEGS);
 	if (n == 0 || l->sh.nallocs >= SH_MAX_ALLOCS / 2 ||
-	    (l->custom && st_ntable >= ST_TABLE - 2))
+	    (l->custom && st_ntable >= ST_TABLE - 2) || !st_room(li))
 		return;
 	sh_seg_t rg = st_range_buf[fuzz_below(in, n)];
 	sh_req_t r = {.maxaddr = UINTPTR_MAX};
