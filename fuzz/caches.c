@@ -69,6 +69,7 @@ typedef struct fc_cache {
 	bool ctor, dtor, nofail_ok;
 	uint32_t fail_every; /* 0: the constructor never fails */
 	uint64_t ctor_calls, ctor_ok, ctor_fail, dtor_calls, reclaims;
+	uint64_t inj_fail; /* NULLs excused by injection (us_alloc_fail) */
 	uint64_t tagseed;
 	size_t live;
 	char name[UMEM_NAMELEN];
@@ -79,6 +80,7 @@ typedef struct fc_arena {
 	uintptr_t base;
 	size_t size, quantum, qmax, slab;
 	size_t live;
+	uint64_t inj_fail; /* quantum cache NULLs excused by injection */
 	char name[VMEM_NAMELEN];
 } fc_arena_t;
 
@@ -309,9 +311,9 @@ static void fc_check_cache(fc_cache_t *c)
 		    "(total %zu - slab free %zu - depot %zu - slots), the "
 		    "program holds %zu", c->name, held, st.us_bufs_total,
 		    st.us_bufs_slab_free, st.us_bufs_depot, c->live);
-	if (st.us_alloc_fail != c->ctor_fail)
+	if (st.us_alloc_fail != c->ctor_fail + c->inj_fail)
 		fuzz_fail("cache \"%s\": us_alloc_fail %llu, constructor "
-		    "failures %llu", c->name,
+		    "failures %llu (and injected failures)", c->name,
 		    (unsigned long long)st.us_alloc_fail,
 		    (unsigned long long)c->ctor_fail);
 	if (c->ctor && st.us_constructed != c->ctor_ok)
@@ -347,7 +349,8 @@ static void fc_check_arena(const fc_arena_t *a)
 		umem_cache_stats_t st;
 		umem_cache_stats(cp, &st);
 		slabs += st.us_slabs;
-		if (st.us_alloc_fail != 0 && vs.vs_fail == 0)
+		if (st.us_alloc_fail != 0 && vs.vs_fail == 0 &&
+		    a->inj_fail == 0)
 			fuzz_fail("quantum cache \"%s\" failed %llu times, its "
 			    "arena never", cp->cc_name,
 			    (unsigned long long)st.us_alloc_fail);
@@ -492,8 +495,10 @@ static void op_cache_alloc(fuzz_in_t *in)
 		if (flags & UMEM_NOFAIL)
 			fuzz_fail("umem_cache_alloc(\"%s\", UMEM_NOFAIL) "
 			    "returned NULL", c->name);
-		if (c->ctor_fail == fails && fc_injected())
+		if (c->ctor_fail == fails && fc_injected()) {
+			c->inj_fail++;
 			return;
+		}
 		if (c->ctor_fail != fails + 1)
 			fuzz_fail("umem_cache_alloc(\"%s\") returned NULL; "
 			    "constructor failures during the call: %llu",
@@ -640,8 +645,10 @@ static void op_vmem_alloc(fuzz_in_t *in)
 	fuzz_mtbf_arm(fc.mtbf);
 	uint8_t *p = vmem_alloc(a->vmp, size, VM_NOSLEEP);
 	if (p == NULL) {
-		if (fc_injected())
+		if (fc_injected()) {
+			a->inj_fail++;
 			return;
+		}
 		if (avail != 0 || vs.vs_free_bytes >= a->slab)
 			fuzz_fail("vmem_alloc(\"%s\", %zu) returned NULL with "
 			    "%zu ranges in its quantum cache and %zu free bytes "
