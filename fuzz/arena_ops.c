@@ -913,6 +913,11 @@ static const uint64_t ao_mtbf_vals[8] = {0, 1, 2, 3, 4, 7, 16, 1};
 static void ao_ext(fuzz_in_t *in, ao_arena_t *a)
 {
 	uint8_t sub = fuzz_u8(in);
+	if (sub % 16 == 8) { /* a tag populate under the mtbf in force */
+		uint8_t b = fuzz_u8(in);
+		fuzz_spend_tags(ao_policy[b & 3], (b & 4) != 0, ao_gmtbf);
+		return;
+	}
 	switch (sub % 8) {
 	case 0: { /* one request sized from the state */
 		uint8_t b = fuzz_u8(in);

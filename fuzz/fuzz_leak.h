@@ -141,4 +141,61 @@ static inline void fuzz_leak_check(void)
 	}
 }
 
+/*
+ * A state the generators reach on purpose: a tag populate inside a call,
+ * under whatever mtbf is set.  Populates happen when the global tag list
+ * runs dry, which depends on the process's history, so an input cannot
+ * count on its own allocations to cause one.  This spends tags, from the
+ * census, until one happens: a private identifier arena, one-quantum
+ * allocations (each costs a tag) until the census has created more tags
+ * (at most FUZZ_SPEND_MAX calls), then everything freed and the arena
+ * destroyed.  VM_SLEEP calls must return and not be NULL (the watchdog
+ * bounds them); a NOSLEEP NULL is excused only by an injection the clock
+ * could fire (m, fuzz_mtbf_arm) and ends the spending.
+ */
+#define FUZZ_SPEND_MAX 8192
+
+static uintptr_t fuzz_spend_buf[FUZZ_SPEND_MAX];
+
+static inline void fuzz_spend_tags(int policy, bool sleep, uint64_t m)
+{
+	vmem_tag_census_t c0, c;
+	vmem_tag_census(&c0);
+	fuzz_step("spend tags until a populate (%zu on the global list) with "
+	    "%s allocations, mtbf %lu", c0.global_free, sleep ? "SLEEP" :
+	    "NOSLEEP", (unsigned long)m);
+	vmem_t *vmp = vmem_create("fz_tags", (void *)(uintptr_t)0x10000000u,
+	    FUZZ_SPEND_MAX, 1, NULL, NULL, NULL, 0, VMC_IDENTIFIER | VM_SLEEP);
+	if (vmp == NULL)
+		fuzz_fail("vmem_create(\"fz_tags\", VM_SLEEP) returned NULL");
+	unsigned n = 0;
+	for (; n < FUZZ_SPEND_MAX; n++) {
+		fuzz_mtbf_arm(m);
+		void *p = vmem_alloc(vmp, 1, policy |
+		    (sleep ? VM_SLEEP : VM_NOSLEEP));
+		if (p == NULL) {
+			if (sleep)
+				fuzz_fail("fz_tags: VM_SLEEP allocation %u returned "
+				    "NULL", n);
+			if (m == 0 || !fuzz_mtbf_fired())
+				fuzz_fail("fz_tags: NOSLEEP allocation %u of 1 "
+				    "failed with %u of %u free, no injection "
+				    "possible", n, FUZZ_SPEND_MAX - n,
+				    FUZZ_SPEND_MAX);
+			break;
+		}
+		fuzz_spend_buf[n] = (uintptr_t)p;
+		vmem_tag_census(&c);
+		if (c.created != c0.created) {
+			n++;
+			break;
+		}
+	}
+	fuzz_mtbf_arm(0);
+	fuzz_step("spent: %u allocations", n);
+	while (n > 0)
+		vmem_free(vmp, (void *)fuzz_spend_buf[--n], 1);
+	vmem_destroy(vmp);
+}
+
 #endif /* QUANTA_FUZZ_LEAK_H */

@@ -701,6 +701,11 @@ static void st_ext(fuzz_in_t *in)
 	int li;
 	(void)st_pick(in, &li);
 	st_level_t *l = &st[li];
+	if (sub % 16 == 8) { /* a tag populate under the mtbf in force */
+		uint8_t b = fuzz_u8(in);
+		fuzz_spend_tags(st_policy[b & 3], (b & 4) != 0, st_gmtbf);
+		return;
+	}
 	switch (sub % 8) {
 	case 0: {
 		uint8_t b = fuzz_u8(in);
