@@ -956,6 +956,8 @@ static void ao_ext(fuzz_in_t *in, ao_arena_t *a)
 		uint64_t was = ao_gmtbf;
 		uint8_t b = fuzz_u8(in);
 		ao_gmtbf_set(1);
+		if (b & 0x10) /* across a tag populate */
+			fuzz_spend_tags(ao_policy[b & 3], true, 1);
 		size_t size = ao_state_size(in, a);
 		(void)ao_request(a, size, 0, 0, 0, 0, 0, ao_policy[b & 3], true,
 		    false, NULL);

@@ -430,6 +430,7 @@ static st_level_t *st_pick(fuzz_in_t *in, int *lip)
 static uintptr_t st_call(int li, bool x, int policy, bool sleep_ok,
     size_t size, sh_req_t *rp, bool overflow, size_t align, size_t phase,
     size_t nocross, uintptr_t lo, uintptr_t hi);
+static bool st_room(int li);
 
 static void st_alloc(fuzz_in_t *in, bool x)
 {
@@ -489,6 +490,8 @@ static uintptr_t st_call(int li, bool x, int policy, bool sleep_ok,
 {
 	st_level_t *l = &st[li];
 	sh_req_t r = *rp;
+	if (!st_room(li))
+		return 0; /* the models are full: skipped */
 	bool certain = !overflow && st_certain(li, &r);
 	int flag = sleep_ok && certain ? VM_SLEEP : VM_NOSLEEP;
 	fuzz_step("%s %s size 0x%zx align 0x%zx phase 0x%zx nocross 0x%zx "
@@ -768,6 +771,8 @@ static void st_ext(fuzz_in_t *in)
 		uint8_t b = fuzz_u8(in);
 		uint64_t was = st_gmtbf;
 		st_gmtbf_set(1);
+		if (b & 0x10) /* across a tag populate */
+			fuzz_spend_tags(st_policy[b & 3], true, 1);
 		(void)st_simple(li, st_policy[b & 3], true, st_state_size(in,
 		    li));
 		st_gmtbf_set(was);
