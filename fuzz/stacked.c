@@ -589,8 +589,9 @@ static void st_free_all(int li)
 
 /* ---- state-aware operations (issue #18) -------------------------------------
  *
- * Behind opcode 7 with the high bit set (0x87, 0x8f, ... 0xff; the older
- * opcodes decode as before): requests sized from a level's state (its
+ * Behind the opcodes 0x87, 0x8f, ... 0xf7 (kind 7, a walk before; no
+ * input of the corpus used one of them as an opcode, so they all decode
+ * as before): requests sized from a level's state (its
  * largest free range, its total free, the source's largest free range, so
  * that an import takes exactly what the level below has left, each +/- a
  * quantum), every policy on one request, fill-to-full and free-all, exact
@@ -872,7 +873,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			break;
 		}
 		default: {
-			if (o & 0x80) {
+			if (o >= 0x87 && o <= 0xf7) {
 				st_ext(&in);
 				break;
 			}
