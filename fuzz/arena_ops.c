@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include "fuzz_common.h"
+#include "fuzz_leak.h"
 #include "invariants.h"
 #include "shadow.h"
 #include "umem.h"
@@ -38,13 +39,20 @@ typedef struct ao_arena {
 	size_t q;
 	size_t qcache_max; /* as passed; 0: the model sees everything */
 	bool qcache;
-	bool mtbf;
+	uint64_t mtbf;     /* the arena's own mtbf, 0: the global one */
 	uintptr_t base;    /* of the fake region */
 	char name[24];
 } ao_arena_t;
 
 static ao_arena_t ao[AO_ARENAS];
 static invariant_report_t ao_rep;
+static uint64_t ao_gmtbf; /* vmem_mtbf_set(NULL, ...) of this input */
+
+/* Arm the mtbf that applies to a call on a (fuzz_common.h). */
+static void ao_arm(const ao_arena_t *a)
+{
+	fuzz_mtbf_arm(a->mtbf != 0 ? a->mtbf : ao_gmtbf);
+}
 
 static const size_t ao_quanta[5] = {1, 8, 16, 64, 4096};
 
@@ -389,12 +397,18 @@ static void ao_alloc_result(ao_arena_t *a, const sh_req_t *r, bool overflow,
 			fuzz_fail("%s: VM_SLEEP allocation returned NULL", a->name);
 		vmem_stats_t st;
 		vmem_stats(a->vmp, &st);
-		bool excused = overflow || !fits || a->mtbf || a->qcache ||
+		bool excused = overflow || !fits || fuzz_mtbf_fired() ||
+		    a->qcache ||
 		    st.vs_populate_fail != before->st.vs_populate_fail;
 		if (!excused)
-			fuzz_fail("%s: NOSLEEP %s fit of 0x%zx failed, but the model "
-			    "has a free range that satisfies it", a->name,
-			    ao_policy_name(policy), r->size);
+			fuzz_fail("%s: NOSLEEP %s fit of 0x%zx (align 0x%zx phase "
+			    "0x%zx nocross 0x%zx min 0x%lx max 0x%lx) failed, but "
+			    "the model has a free range that satisfies it (no "
+			    "injected failure could fire: mtbf %lu)", a->name,
+			    ao_policy_name(policy), r->size, r->align, r->phase,
+			    r->nocross, (unsigned long)r->minaddr,
+			    (unsigned long)r->maxaddr,
+			    (unsigned long)(a->mtbf ? a->mtbf : ao_gmtbf));
 		if (!viacache && !a->qcache)
 			ao_check_unchanged(a, before);
 		return;
@@ -405,8 +419,12 @@ static void ao_alloc_result(ao_arena_t *a, const sh_req_t *r, bool overflow,
 	const char *why = sh_req_honoured(r, addr);
 	if (why != NULL)
 		fuzz_fail("%s: %p: %s", a->name, p, why);
-	if (!a->qcache && (why = sh_check_choice(&a->sh, r, policy, addr, msg,
+	bool joined = false;
+	if (!a->qcache && (why = sh_check_join(&a->sh, r, addr, &joined, msg,
 	    sizeof(msg))) != NULL)
+		fuzz_fail("%s: %s fit: %s", a->name, ao_policy_name(policy), why);
+	if (!a->qcache && !joined && (why = sh_check_choice(&a->sh, r, policy,
+	    addr, msg, sizeof(msg))) != NULL)
 		fuzz_fail("%s: %s", a->name, why);
 	if ((why = sh_alloc_add(&a->sh, addr, r->size, req, how)) != NULL)
 		fuzz_fail("%s: %p size 0x%zx: %s", a->name, p, r->size, why);
@@ -432,6 +450,7 @@ static void ao_alloc(fuzz_in_t *in, ao_arena_t *a)
 	    ao_policy_name(policy), flag ? "NOSLEEP" : "SLEEP");
 	ao_snap_t before;
 	ao_snap(a, &before);
+	ao_arm(a);
 	void *p = vmem_alloc(a->vmp, size, policy | flag);
 	ao_alloc_result(a, &r, overflow, fits, policy, flag, viacache, p, size,
 	    SH_ALLOC, &before);
@@ -493,6 +512,7 @@ static void ao_xalloc(fuzz_in_t *in, ao_arena_t *a)
 	    flag ? "NOSLEEP" : "SLEEP");
 	ao_snap_t before;
 	ao_snap(a, &before);
+	ao_arm(a);
 	void *p = vmem_xalloc(a->vmp, size, align, phase, nocross, (void *)lo,
 	    (void *)hi, policy | flag);
 	ao_alloc_result(a, &r, overflow, fits, policy, flag, false, p, size,
@@ -608,6 +628,364 @@ static void ao_destroy(ao_arena_t *a)
 	a->vmp = NULL;
 }
 
+/* ---- state-aware operations (issue #18) -------------------------------------
+ *
+ * Requests sized from the model's state, so that arenas are filled to the
+ * last quantum and requests for exactly the free space come: the largest
+ * free range, the total free, a span's size, each plus or minus a quantum;
+ * fill-to-full then free-all; every policy on one request; exact fits at
+ * each constraint boundary; mtbf (global and per arena, 1 and small) around
+ * calls that must still return.  They sit behind the opcodes 0x4f, 0x5f,
+ * ... 0xdf (kind 15, an alloc before): no input of the corpus, its
+ * regressions or planted crashes used those as an opcode (measured by
+ * decoding every one), so they all decode as before.
+ */
+
+static sh_seg_t ao_range_buf[SH_MAX_SEGS];
+
+/* One request built by a generator: NULL when the arguments would be a bad
+ * call (bad_calls' business) or the model is full; else the call is made
+ * (VM_SLEEP only when sleep_ok and the model has a fit) and checked. */
+static bool ao_request(ao_arena_t *a, size_t size, size_t align, size_t phase,
+    size_t nocross, uintptr_t lo, uintptr_t hi, int policy, bool sleep_ok,
+    bool x, uintptr_t *addrp)
+{
+	size_t q = a->q;
+	if (a->sh.nallocs >= SH_MAX_ALLOCS || size == 0)
+		return false;
+	sh_req_t r = {.maxaddr = UINTPTR_MAX};
+	bool overflow = !ao_roundup(size, q, &r.size);
+	if (!x && (align | phase | nocross | lo | hi) != 0)
+		return false;
+	r.align = align ? align : q;
+	if (!sh_pow2(r.align) || (r.align & (q - 1)) != 0 || phase >= r.align ||
+	    (phase & (q - 1)) != 0 || (lo & (q - 1)) != 0 || (hi & (q - 1)) != 0 ||
+	    (hi != 0 && lo >= hi) || (nocross != 0 && (!sh_pow2(nocross) ||
+	    (nocross & (q - 1)) != 0)))
+		return false;
+	if (x && !overflow && ((nocross != 0 &&
+	    (phase & (nocross - 1)) + r.size > nocross) ||
+	    (hi ? hi : UINTPTR_MAX) - lo < r.size))
+		return false;
+	if (x && overflow)
+		return false; /* a SLEEP/overflow mix is bad_calls' */
+	r.phase = phase;
+	r.nocross = nocross;
+	r.minaddr = lo;
+	r.maxaddr = hi ? hi : UINTPTR_MAX;
+	r.constrained = r.align > q || phase != 0 || nocross != 0 || lo != 0 ||
+	    hi != 0;
+	bool viacache = !x && a->qcache && !overflow && r.size <= a->qcache_max;
+	bool fits = !overflow && !a->qcache && sh_fits(&a->sh, &r);
+	int flag = sleep_ok && fits ? VM_SLEEP : VM_NOSLEEP;
+	if (x)
+		fuzz_step("xalloc %s size 0x%zx align 0x%zx phase 0x%zx nocross "
+		    "0x%zx min 0x%lx max 0x%lx %s %s (state)", a->name, size,
+		    align, phase, nocross, (unsigned long)lo, (unsigned long)hi,
+		    ao_policy_name(policy), flag ? "NOSLEEP" : "SLEEP");
+	else
+		fuzz_step("alloc %s size 0x%zx %s %s (state)", a->name, size,
+		    ao_policy_name(policy), flag ? "NOSLEEP" : "SLEEP");
+	ao_snap_t before;
+	ao_snap(a, &before);
+	ao_arm(a);
+	void *p = x ? vmem_xalloc(a->vmp, size, align, phase, nocross,
+			  (void *)lo, (void *)hi, policy | flag)
+		    : vmem_alloc(a->vmp, size, policy | flag);
+	ao_alloc_result(a, &r, overflow, fits, policy, flag, viacache, p, size,
+	    x ? SH_XALLOC : SH_ALLOC, &before);
+	if (p != NULL && addrp != NULL)
+		*addrp = (uintptr_t)p;
+	return p != NULL;
+}
+
+/* A size from the arena's state: the largest free range, the total free,
+ * a span's size or a small count of quanta, then -q, 0 or +q, sometimes
+ * ragged below the quantum. */
+static size_t ao_state_size(fuzz_in_t *in, const ao_arena_t *a)
+{
+	uint8_t b = fuzz_u8(in);
+	size_t q = a->q, base;
+	sh_freeinfo_t fi = sh_free_info(&a->sh);
+	switch (b % 5) {
+	case 0: base = fi.largest; break;
+	case 1: base = fi.total; break;
+	case 2:
+		base = a->sh.nspans == 0 ? q : a->sh.span[fuzz_below(in,
+		    a->sh.nspans)].end - a->sh.span[fuzz_below(in,
+		    a->sh.nspans)].start;
+		break;
+	case 3: base = q * (1 + fuzz_u8(in) % 64u); break;
+	default: {
+		/* a free range's size, not the largest */
+		unsigned n = sh_free_ranges(&a->sh, ao_range_buf, SH_MAX_SEGS);
+		base = n == 0 ? q : ao_range_buf[fuzz_below(in, n)].end -
+		    ao_range_buf[fuzz_below(in, n)].start;
+		break;
+	}
+	}
+	switch ((b >> 3) % 4) {
+	case 1: base = base > q ? base - q : q; break;
+	case 2: base += q; break;
+	default: break;
+	}
+	if (base == 0)
+		base = q;
+	if ((b & 0x80) && q > 1)
+		base -= 1 + fuzz_u8(in) % (q - 1); /* rounds up to the same */
+	return base;
+}
+
+/* Free allocation i of the model and the arena. */
+static void ao_free_idx(ao_arena_t *a, unsigned i)
+{
+	sh_alloc_t e = a->sh.a[i];
+	fuzz_step("%s %s 0x%lx size 0x%zx", e.how == SH_ALLOC ? "free" : "xfree",
+	    a->name, (unsigned long)e.start, e.req);
+	sh_alloc_remove(&a->sh, i);
+	if (e.how == SH_ALLOC)
+		vmem_free(a->vmp, (void *)e.start, e.req);
+	else
+		vmem_xfree(a->vmp, (void *)e.start, e.req);
+}
+
+/* Free everything live: ascending, descending or every other first. */
+static void ao_free_all(ao_arena_t *a, unsigned order)
+{
+	fuzz_step("free-all %s (%u live, order %u)", a->name, a->sh.nallocs,
+	    order % 3);
+	switch (order % 3) {
+	case 0:
+		while (a->sh.nallocs != 0)
+			ao_free_idx(a, 0);
+		break;
+	case 1:
+		while (a->sh.nallocs != 0)
+			ao_free_idx(a, a->sh.nallocs - 1);
+		break;
+	default:
+		for (unsigned i = 0; i < a->sh.nallocs; i++)
+			ao_free_idx(a, i); /* every other one, then the rest */
+		while (a->sh.nallocs != 0)
+			ao_free_idx(a, 0);
+		break;
+	}
+	if (!a->qcache)
+		ao_check_arena(a, false);
+}
+
+/* Fill the arena to the last quantum (the largest free range, exactly,
+ * each time; or pieces of one to four quanta, which also uses up hundreds
+ * of tags, so a tag populate happens within the input, under whatever
+ * mtbf is set), check that nothing is free, then maybe free it all. */
+static void ao_fill(fuzz_in_t *in, ao_arena_t *a)
+{
+	uint8_t b = fuzz_u8(in), o = fuzz_u8(in);
+	int policy = ao_policy[b & 3];
+	bool sleep_ok = (b & 4) != 0, small = (b & 0x10) != 0;
+	size_t piece = a->q * (1 + (b >> 5) % 4);
+	fuzz_step("fill %s %s %s", a->name, ao_policy_name(policy),
+	    small ? "in small pieces" : "by the largest range");
+	for (unsigned k = 0; k < SH_MAX_ALLOCS; k++) {
+		sh_freeinfo_t fi = sh_free_info(&a->sh);
+		if (fi.total == 0 || a->qcache)
+			break;
+		size_t size = !small ? fi.largest : piece <= fi.largest ? piece
+		    : fi.largest;
+		if (!ao_request(a, size, 0, 0, 0, 0, 0, policy, sleep_ok,
+		    false, NULL))
+			break;
+	}
+	if (!a->qcache && sh_free_info(&a->sh).total == 0) {
+		if (vmem_size(a->vmp, VMEM_FREE) != 0)
+			fuzz_fail("%s: filled to the last quantum, vmem_size("
+			    "VMEM_FREE) is 0x%zx", a->name,
+			    vmem_size(a->vmp, VMEM_FREE));
+		/* Nothing fits: one quantum NOSLEEP must fail. */
+		(void)ao_request(a, a->q, 0, 0, 0, 0, 0, policy, false, false,
+		    NULL);
+	}
+	if (b & 8)
+		ao_free_all(a, o);
+}
+
+/* An exact fit at a constraint boundary of a free range, +/- a quantum. */
+static void ao_boundary(fuzz_in_t *in, ao_arena_t *a)
+{
+	uint8_t b = fuzz_u8(in), k = fuzz_u8(in);
+	int policy = ao_policy[b & 3];
+	bool sleep_ok = (b & 4) != 0;
+	size_t q = a->q;
+	unsigned n = sh_free_ranges(&a->sh, ao_range_buf, SH_MAX_SEGS);
+	if (n == 0)
+		return;
+	sh_seg_t rg = ao_range_buf[fuzz_below(in, n)];
+	uintptr_t s = rg.start, e = rg.end;
+	size_t align = 0, phase = 0, nocross = 0, size;
+	uintptr_t lo = 0, hi = 0;
+	unsigned qb = (unsigned)__builtin_ctzll((unsigned long long)q);
+	unsigned sh = (k >> 2) % 12;
+	if (sh + qb > 40)
+		sh = 40 - qb;
+	switch (k % 4) {
+	case 0: { /* align and phase: from the lowest fitting address to the end */
+		align = q << sh;
+		phase = align > q ? (size_t)fuzz_u16(in) % (align / q) * q : 0;
+		uintptr_t at = s + (((uintptr_t)phase - s) & (align - 1));
+		if (at >= e)
+			return;
+		size = e - at;
+		break;
+	}
+	case 1: { /* nocross: the first or the last block's share of the range */
+		nocross = q << sh;
+		uintptr_t m = nocross - 1;
+		if (b & 0x10) {
+			uintptr_t be = (s | m) + 1;
+			size = (be == 0 || be > e ? e : be) - s;
+		} else {
+			uintptr_t bs = (e - 1) & ~m;
+			size = e - (bs > s ? bs : s);
+		}
+		break;
+	}
+	case 2: /* the window: exactly the range */
+		lo = s;
+		hi = e;
+		size = e - s;
+		break;
+	default: { /* all at once: aligned start, window to the end, nocross */
+		align = q << (sh % 6);
+		uintptr_t at = s + ((0 - s) & (align - 1));
+		if (at >= e)
+			return;
+		lo = at;
+		hi = e;
+		size = e - at;
+		/* the smallest nocross the fit does not straddle */
+		nocross = q;
+		while (nocross < size ||
+		    ((at ^ (at + size - 1)) & ~(uintptr_t)(nocross - 1)) != 0) {
+			if (nocross >= ((size_t)1 << 50)) {
+				nocross = 0;
+				break;
+			}
+			nocross <<= 1;
+		}
+		break;
+	}
+	}
+	switch ((b >> 5) % 4) { /* the boundary itself, or one quantum off */
+	case 1: size = size > q ? size - q : size; break;
+	case 2: size += q; break;
+	case 3:
+		if (lo != 0 && hi - lo > q)
+			lo += q; /* the window one quantum short */
+		break;
+	default: break;
+	}
+	if (!(b & 0x80)) {
+		(void)ao_request(a, size, align, phase, nocross, lo, hi, policy,
+		    sleep_ok, true, NULL);
+		return;
+	}
+	/* every policy on the same request, each freed again */
+	for (unsigned i = 0; i < 4; i++) {
+		uintptr_t addr;
+		if (!ao_request(a, size, align, phase, nocross, lo, hi,
+		    ao_policy[i], sleep_ok, true, &addr))
+			continue;
+		int j = sh_alloc_find(&a->sh, addr);
+		if (j >= 0)
+			ao_free_idx(a, (unsigned)j);
+	}
+}
+
+/* The global mtbf of the input: 0, 1 (every NOSLEEP request of a caller
+ * fails) or a small value. */
+static void ao_gmtbf_set(uint64_t v)
+{
+	fuzz_step("mtbf global %lu", (unsigned long)v);
+	vmem_mtbf_set(NULL, v);
+	ao_gmtbf = v;
+}
+
+static const uint64_t ao_mtbf_vals[8] = {0, 1, 2, 3, 4, 7, 16, 1};
+
+static void ao_ext(fuzz_in_t *in, ao_arena_t *a)
+{
+	uint8_t sub = fuzz_u8(in);
+	if (sub % 16 == 8) { /* a tag populate under the mtbf in force */
+		uint8_t b = fuzz_u8(in);
+		fuzz_spend_tags(ao_policy[b & 3], (b & 4) != 0, ao_gmtbf);
+		return;
+	}
+	switch (sub % 8) {
+	case 0: { /* one request sized from the state */
+		uint8_t b = fuzz_u8(in);
+		size_t size = ao_state_size(in, a);
+		(void)ao_request(a, size, 0, 0, 0, 0, 0, ao_policy[b & 3],
+		    (b & 4) != 0, false, NULL);
+		break;
+	}
+	case 1: { /* every policy on the same request, each freed again */
+		uint8_t b = fuzz_u8(in);
+		size_t size = ao_state_size(in, a);
+		for (unsigned i = 0; i < 4; i++) {
+			uintptr_t addr;
+			if (!ao_request(a, size, 0, 0, 0, 0, 0, ao_policy[i],
+			    (b & 4) != 0, false, &addr))
+				continue;
+			int j = sh_alloc_find(&a->sh, addr);
+			if (j >= 0 && !(b & 8))
+				ao_free_idx(a, (unsigned)j);
+		}
+		break;
+	}
+	case 2:
+		ao_fill(in, a);
+		break;
+	case 3:
+		ao_free_all(a, fuzz_u8(in));
+		break;
+	case 4:
+		ao_boundary(in, a);
+		break;
+	case 5:
+		ao_gmtbf_set(ao_mtbf_vals[fuzz_u8(in) % 8]);
+		break;
+	case 6: { /* calls that must return under mtbf 1: SLEEP alloc, add */
+		uint64_t was = ao_gmtbf;
+		uint8_t b = fuzz_u8(in);
+		ao_gmtbf_set(1);
+		if (b & 0x10) /* across a tag populate */
+			fuzz_spend_tags(ao_policy[b & 3], true, 1);
+		size_t size = ao_state_size(in, a);
+		(void)ao_request(a, size, 0, 0, 0, 0, 0, ao_policy[b & 3], true,
+		    false, NULL);
+		if (b & 4)
+			ao_add(in, a);
+		if (b & 8)
+			ao_create(in);
+		ao_gmtbf_set(was);
+		break;
+	}
+	default: { /* the arena's own small mtbf over a state request */
+		uint8_t b = fuzz_u8(in);
+		uint64_t was = a->mtbf, v = 1 + (b >> 4) % 3;
+		fuzz_step("mtbf %s %lu", a->name, (unsigned long)v);
+		vmem_mtbf_set(a->vmp, v);
+		a->mtbf = v;
+		size_t size = ao_state_size(in, a);
+		(void)ao_request(a, size, 0, 0, 0, 0, 0, ao_policy[b & 3],
+		    (b & 4) != 0, false, NULL);
+		vmem_mtbf_set(a->vmp, was);
+		a->mtbf = was;
+		break;
+	}
+	}
+}
+
 static void ao_setup(void)
 {
 	static bool done;
@@ -623,6 +1001,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	ao_setup();
 	fuzz_in_init(&in, data, size);
 	fuzz_log_reset();
+	fuzz_watch_begin();
+	fuzz_leak_begin();
 	for (unsigned op = 0; op < AO_MAX_OPS && fuzz_in_more(&in); op++) {
 		uint8_t o = fuzz_u8(&in);
 		ao_arena_t *a = NULL;
@@ -665,7 +1045,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			uint64_t v = (m & 1) ? 1 + (m >> 1) % 8 : 0;
 			fuzz_step("mtbf %s %lu", a->name, (unsigned long)v);
 			vmem_mtbf_set(a->vmp, v);
-			a->mtbf = v != 0;
+			a->mtbf = v;
 			break;
 		}
 		case 14:
@@ -677,7 +1057,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			}
 			break;
 		default:
-			ao_alloc(&in, a);
+			if (o >= 0x4f && o <= 0xdf)
+				ao_ext(&in, a);
+			else
+				ao_alloc(&in, a);
 			break;
 		}
 		ao_check_invariants(op % 16 == 15 || a == NULL ||
@@ -688,7 +1071,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	for (unsigned i = 0; i < AO_ARENAS; i++)
 		if (ao[i].vmp != NULL)
 			ao_destroy(&ao[i]);
+	if (ao_gmtbf != 0)
+		ao_gmtbf_set(0);
+	fuzz_mtbf_arm(0);
 	fuzz_quiesce();
 	ao_check_invariants(NULL);
+	fuzz_step("leak check");
+	fuzz_leak_check();
+	fuzz_watch_end();
 	return 0;
 }

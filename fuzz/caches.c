@@ -45,6 +45,7 @@
 #include <string.h>
 
 #include "fuzz_common.h"
+#include "fuzz_leak.h"
 #include "lockrank.h"
 #include "umem.h"
 #include "umem_impl.h"
@@ -68,6 +69,7 @@ typedef struct fc_cache {
 	bool ctor, dtor, nofail_ok;
 	uint32_t fail_every; /* 0: the constructor never fails */
 	uint64_t ctor_calls, ctor_ok, ctor_fail, dtor_calls, reclaims;
+	uint64_t inj_fail; /* NULLs excused by injection (us_alloc_fail) */
 	uint64_t tagseed;
 	size_t live;
 	char name[UMEM_NAMELEN];
@@ -78,6 +80,7 @@ typedef struct fc_arena {
 	uintptr_t base;
 	size_t size, quantum, qmax, slab;
 	size_t live;
+	uint64_t inj_fail; /* quantum cache NULLs excused by injection */
 	char name[VMEM_NAMELEN];
 } fc_arena_t;
 
@@ -100,7 +103,15 @@ static struct {
 	bool step_all;         /* the step touched every cache */
 	size_t step_umem_size; /* the umem_alloc size the step used, or 0 */
 	umem_cache_t *step_qcache; /* the quantum cache the step used */
+	uint64_t mtbf;         /* the global mtbf around this step, 0: none */
 } fc;
+
+/* A NULL from a call that may fail, excused by injection: only when the
+ * clock could have fired it during the call (fuzz_common.h). */
+static bool fc_injected(void)
+{
+	return fc.mtbf != 0 && fuzz_mtbf_fired();
+}
 
 static const uint32_t fc_magsizes[UMEM_MAGTYPES] = {1, 3, 7, 15, 31, 63, 127,
     255};
@@ -300,9 +311,9 @@ static void fc_check_cache(fc_cache_t *c)
 		    "(total %zu - slab free %zu - depot %zu - slots), the "
 		    "program holds %zu", c->name, held, st.us_bufs_total,
 		    st.us_bufs_slab_free, st.us_bufs_depot, c->live);
-	if (st.us_alloc_fail != c->ctor_fail)
+	if (st.us_alloc_fail != c->ctor_fail + c->inj_fail)
 		fuzz_fail("cache \"%s\": us_alloc_fail %llu, constructor "
-		    "failures %llu", c->name,
+		    "failures %llu (and injected failures)", c->name,
 		    (unsigned long long)st.us_alloc_fail,
 		    (unsigned long long)c->ctor_fail);
 	if (c->ctor && st.us_constructed != c->ctor_ok)
@@ -338,7 +349,8 @@ static void fc_check_arena(const fc_arena_t *a)
 		umem_cache_stats_t st;
 		umem_cache_stats(cp, &st);
 		slabs += st.us_slabs;
-		if (st.us_alloc_fail != 0 && vs.vs_fail == 0)
+		if (st.us_alloc_fail != 0 && vs.vs_fail == 0 &&
+		    a->inj_fail == 0)
 			fuzz_fail("quantum cache \"%s\" failed %llu times, its "
 			    "arena never", cp->cc_name,
 			    (unsigned long long)st.us_alloc_fail);
@@ -477,11 +489,16 @@ static void op_cache_alloc(fuzz_in_t *in)
 	int flags = (f & 1) && c->nofail_ok ? UMEM_NOFAIL : UMEM_DEFAULT;
 	uint64_t fails = c->ctor_fail;
 	fuzz_step("cache_alloc \"%s\" flags 0x%x", c->name, (unsigned)flags);
+	fuzz_mtbf_arm(fc.mtbf);
 	uint8_t *p = umem_cache_alloc(c->cp, flags);
 	if (p == NULL) {
 		if (flags & UMEM_NOFAIL)
 			fuzz_fail("umem_cache_alloc(\"%s\", UMEM_NOFAIL) "
 			    "returned NULL", c->name);
+		if (c->ctor_fail == fails && fc_injected()) {
+			c->inj_fail++;
+			return;
+		}
 		if (c->ctor_fail != fails + 1)
 			fuzz_fail("umem_cache_alloc(\"%s\") returned NULL; "
 			    "constructor failures during the call: %llu",
@@ -526,7 +543,10 @@ static void op_umem_alloc(fuzz_in_t *in, bool zero)
 	int flags = (f & 1) ? UMEM_NOFAIL : UMEM_DEFAULT;
 	fuzz_step("%s(%zu, 0x%x)", zero ? "umem_zalloc" : "umem_alloc", size,
 	    (unsigned)flags);
+	fuzz_mtbf_arm(fc.mtbf);
 	uint8_t *p = zero ? umem_zalloc(size, flags) : umem_alloc(size, flags);
+	if (p == NULL && !(flags & UMEM_NOFAIL) && fc_injected())
+		return;
 	if (p == NULL)
 		fuzz_fail("%s(%zu) returned NULL", zero ? "umem_zalloc" :
 		    "umem_alloc", size);
@@ -622,8 +642,13 @@ static void op_vmem_alloc(fuzz_in_t *in)
 	vmem_stats(a->vmp, &vs);
 	size_t avail = fc_qcache_avail(cp);
 	fuzz_step("vmem_alloc(\"%s\", %zu, VM_NOSLEEP)", a->name, size);
+	fuzz_mtbf_arm(fc.mtbf);
 	uint8_t *p = vmem_alloc(a->vmp, size, VM_NOSLEEP);
 	if (p == NULL) {
+		if (fc_injected()) {
+			a->inj_fail++;
+			return;
+		}
 		if (avail != 0 || vs.vs_free_bytes >= a->slab)
 			fuzz_fail("vmem_alloc(\"%s\", %zu) returned NULL with "
 			    "%zu ranges in its quantum cache and %zu free bytes "
@@ -803,6 +828,43 @@ static void op_arena_destroy(fuzz_in_t *in)
 	fc_arena_destroy(i);
 }
 
+/* ---- calls under injected failure (issue #18) ------------------------------
+ *
+ * Opcodes 0xf0-0xff (the older ones decode as before): one operation with
+ * the global mtbf set (1: every NOSLEEP request of a caller fails; or a
+ * small value) and then cleared.  UMEM_NOFAIL calls and vmem_create (a
+ * VM_SLEEP call) must still return, and not NULL, within the watchdog's
+ * bound; a UMEM_DEFAULT or NOSLEEP call may return NULL only when the
+ * clock could have fired the injection.
+ */
+static const uint64_t fc_mtbf_vals[4] = {1, 2, 3, 7};
+
+static void op_under_mtbf(fuzz_in_t *in, uint8_t op)
+{
+	uint8_t b = fuzz_u8(in);
+	fc.mtbf = fc_mtbf_vals[b % 4];
+	fuzz_step("mtbf global %lu", (unsigned long)fc.mtbf);
+	vmem_mtbf_set(NULL, fc.mtbf);
+	switch (op % 4) {
+	case 0:
+		op_cache_alloc(in);
+		break;
+	case 1:
+		op_umem_alloc(in, (b & 0x10) != 0);
+		break;
+	case 2:
+		op_vmem_alloc(in);
+		break;
+	default:
+		op_arena_create(in);
+		break;
+	}
+	fuzz_step("mtbf global 0");
+	vmem_mtbf_set(NULL, 0);
+	fc.mtbf = 0;
+	fuzz_mtbf_arm(0);
+}
+
 /* ---- the end of an input ------------------------------------------------ */
 
 /* Every cache that is not the program's (the size classes) holds nothing
@@ -841,6 +903,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	fuzz_in_t in;
 	fuzz_in_init(&in, data, size);
 	fuzz_log_reset();
+	fuzz_watch_begin();
 	memset(&fc.c, 0, sizeof(fc.c));
 	memset(&fc.a, 0, sizeof(fc.a));
 	fc.nlive = 0;
@@ -849,12 +912,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	 * it, key 0 is someone else's: libFuzzer's own datum came back as a
 	 * thread id and failed an assertion). */
 	(void)umem_default_arena();
+	fuzz_leak_begin();
 	umem_nofail_callback(fc_nofail);
 	for (unsigned step = 0; step < FC_STEPS && fuzz_in_more(&in); step++) {
 		uint8_t op = fuzz_u8(&in);
 		fc.step_all = false;
 		fc.step_umem_size = 0;
 		fc.step_qcache = NULL;
+		if (op >= 0xf0) {
+			op_under_mtbf(&in, op);
+			fc_check_step(fc.step_all, fc.step_umem_size);
+			continue;
+		}
 		switch (op % 12) {
 		case 0:
 			op_cache_create(&in);
@@ -898,5 +967,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		fc_check_step(fc.step_all, fc.step_umem_size);
 	}
 	fc_teardown();
+	fuzz_step("leak check");
+	fuzz_leak_check();
+	fuzz_watch_end();
 	return 0;
 }

@@ -10,9 +10,16 @@
  * live allocations inside each span (free pieces never coalesce across a
  * span boundary), split at the next-fit rotor when the rotor stands strictly
  * inside a gap (VMEM.md: "Markers can keep two free neighbours apart").
- * From them the model answers the oracle's questions:
+ * A free RANGE is a maximal run of free addresses inside one span: the
+ * free segments between two live allocations (or a span's ends), however
+ * many markers split them.  The promise of the headers is about ranges:
+ * a marker is the arena's bookkeeping, not an allocation, so it may not
+ * make a request fail (issue #18: the rotor held a wholly free arena in
+ * two pieces and next fit of the whole failed; the arena now joins the
+ * range the rotor splits when nothing else fits: sh_check_join).  From
+ * them the model answers the oracle's questions:
  *   - is there a free range satisfying (size, align, phase, nocross,
- *     minaddr, maxaddr)?  (sh_fit over every free segment)
+ *     minaddr, maxaddr)?  (sh_fit over every free RANGE, sh_fits)
  *   - was the segment the arena chose the one its policy must choose?
  *     (sh_check_choice, per policy: see there)
  * Everything is bounded (SH_MAX_SPANS spans, SH_MAX_ALLOCS allocations);
@@ -251,6 +258,62 @@ static inline unsigned sh_free_segs(const shadow_t *sh, sh_seg_t *out, unsigned 
 	return n;
 }
 
+/* The free ranges in address order (free segments not split at the rotor:
+ * maximal free runs inside one span); returns their count. */
+static inline unsigned sh_free_ranges(const shadow_t *sh, sh_seg_t *out,
+    unsigned max)
+{
+	unsigned n = 0, ai = 0;
+	for (unsigned si = 0; si < sh->nspans; si++) {
+		uintptr_t cur = sh->span[si].start, end = sh->span[si].end;
+		while (ai < sh->nallocs && sh->a[ai].start < cur)
+			ai++;
+		while (ai < sh->nallocs && sh->a[ai].start < end) {
+			if (sh->a[ai].start > cur && n < max)
+				out[n++] = (sh_seg_t){cur, sh->a[ai].start};
+			cur = sh->a[ai].end;
+			ai++;
+		}
+		if (cur < end && n < max)
+			out[n++] = (sh_seg_t){cur, end};
+	}
+	return n;
+}
+
+/* The state of the free space, for requests sized from it (the targets'
+ * state-aware generators): the largest free range, the total free bytes,
+ * the number of ranges. */
+typedef struct sh_freeinfo {
+	size_t largest, total;
+	unsigned nranges;
+} sh_freeinfo_t;
+
+static inline sh_freeinfo_t sh_free_info(const shadow_t *sh)
+{
+	sh_freeinfo_t fi = {0, 0, 0};
+	unsigned ai = 0;
+	for (unsigned si = 0; si < sh->nspans; si++) {
+		uintptr_t cur = sh->span[si].start, end = sh->span[si].end;
+		while (ai < sh->nallocs && sh->a[ai].start < cur)
+			ai++;
+		while (ai <= sh->nallocs) {
+			uintptr_t stop = ai < sh->nallocs &&
+			    sh->a[ai].start < end ? sh->a[ai].start : end;
+			if (stop > cur) {
+				fi.nranges++;
+				fi.total += stop - cur;
+				if (stop - cur > fi.largest)
+					fi.largest = stop - cur;
+			}
+			if (stop == end)
+				break;
+			cur = sh->a[ai].end;
+			ai++;
+		}
+	}
+	return fi;
+}
+
 /* ---- fitting ------------------------------------------------------------ */
 
 /*
@@ -324,8 +387,22 @@ static inline bool sh_pow2(size_t x)
 
 static sh_seg_t sh_segs_buf[SH_MAX_SEGS];
 
-/* Is there a free range that satisfies r (under any policy)? */
+/* Is there a free range that satisfies r (under any policy: each of them
+ * must succeed whenever one does, next fit wrapping around)?  Ranges, not
+ * segments: a marker splitting a free range is no excuse. */
 static inline bool sh_fits(const shadow_t *sh, const sh_req_t *r)
+{
+	unsigned n = sh_free_ranges(sh, sh_segs_buf, SH_MAX_SEGS);
+	for (unsigned i = 0; i < n; i++) {
+		uintptr_t a;
+		if (sh_fit(r, sh_segs_buf[i].start, sh_segs_buf[i].end, &a))
+			return true;
+	}
+	return false;
+}
+
+/* Does some free SEGMENT (the rotor splitting its range) satisfy r? */
+static inline bool sh_fits_segs(const shadow_t *sh, const sh_req_t *r)
 {
 	unsigned n = sh_free_segs(sh, sh_segs_buf, SH_MAX_SEGS);
 	for (unsigned i = 0; i < n; i++) {
@@ -334,6 +411,57 @@ static inline bool sh_fits(const shadow_t *sh, const sh_req_t *r)
 			return true;
 	}
 	return false;
+}
+
+/* The free range the rotor stands strictly inside (two free segments it
+ * holds apart), if any. */
+static inline bool sh_rotor_range(const shadow_t *sh, sh_seg_t *out)
+{
+	if (!sh->rotor_set)
+		return false;
+	unsigned n = sh_free_ranges(sh, sh_segs_buf, SH_MAX_SEGS);
+	for (unsigned i = 0; i < n; i++)
+		if (sh_segs_buf[i].start < sh->rotor &&
+		    sh->rotor < sh_segs_buf[i].end) {
+			*out = sh_segs_buf[i];
+			return true;
+		}
+	return false;
+}
+
+/*
+ * The rotor's join (vmem.c, rotor_join): when no free segment satisfies r
+ * but the range the rotor splits does, the rotor steps back before that
+ * range, its two pieces join, and r is cut at the lowest fitting address
+ * of the range (every policy).  Call before recording the allocation;
+ * when the join applies it checks addr and moves the model's rotor to the
+ * range's start (*joined true).  Returns NULL or what is wrong.
+ */
+static inline const char *sh_check_join(shadow_t *sh, const sh_req_t *r,
+    uintptr_t addr, bool *joined, char *msg, size_t msglen)
+{
+	*joined = false;
+	if (sh_fits_segs(sh, r))
+		return NULL;
+	sh_seg_t rg;
+	uintptr_t low;
+	if (!sh_rotor_range(sh, &rg) || !sh_fit(r, rg.start, rg.end, &low)) {
+		snprintf(msg, msglen, "0x%lx returned, but no free range of the "
+		    "model satisfies the request", (unsigned long)addr);
+		return msg;
+	}
+	if (addr != low) {
+		snprintf(msg, msglen, "no free segment fits, so the range "
+		    "[0x%lx, 0x%lx) across the rotor 0x%lx must be joined and "
+		    "cut at 0x%lx; the arena returned 0x%lx",
+		    (unsigned long)rg.start, (unsigned long)rg.end,
+		    (unsigned long)sh->rotor, (unsigned long)low,
+		    (unsigned long)addr);
+		return msg;
+	}
+	sh->rotor = rg.start;
+	*joined = true;
+	return NULL;
 }
 
 /*
@@ -355,10 +483,11 @@ static inline bool sh_fits(const shadow_t *sh, const sh_req_t *r)
  *     for a power of two, the next one otherwise); the segment is in the
  *     lowest list >= l holding a fit, or, when none does, in the lowest
  *     list holding a fit (the constrained fallback).
- * Every policy succeeds whenever some free segment fits (next fit wraps
- * around): sh_fits() true and a NOSLEEP failure is an allocator bug
- * (unless mtbf or a tag populate failed).  Returns NULL or what is wrong,
- * written into msg.
+ * Every policy succeeds whenever some free range fits (next fit wraps
+ * around; a range the rotor splits is joined when nothing else fits,
+ * sh_check_join): sh_fits() true and a NOSLEEP failure is an allocator
+ * bug (unless mtbf or a tag populate failed).  Returns NULL or what is
+ * wrong, written into msg.
  */
 static const char *sh_check_choice(const shadow_t *sh, const sh_req_t *r,
     int policy, uintptr_t addr, char *msg, size_t msglen)

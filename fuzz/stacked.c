@@ -29,6 +29,7 @@
 #include <string.h>
 
 #include "fuzz_common.h"
+#include "fuzz_leak.h"
 #include "invariants.h"
 #include "shadow.h"
 #include "vmem.h"
@@ -49,6 +50,7 @@ typedef struct st_level {
 	int src;       /* level it imports from, -1 for none */
 	bool custom;   /* imports through st_afunc/st_ffunc */
 	bool mtbf;
+	uint64_t mtbf_v;
 	const char *name;
 } st_level_t;
 
@@ -64,6 +66,10 @@ static st_piece_t st_table[ST_TABLE];
 static unsigned st_ntable;
 static fuzz_in_t *st_in;          /* the afunc reads its orders from here */
 static bool st_cmd_failed;        /* the afunc failed on command this op */
+static unsigned st_fail_for;      /* the afunc's next calls that fail, even
+				   * VM_SLEEP ones: a source out of memory
+				   * for a while, which then recovers */
+static uint64_t st_gmtbf;         /* vmem_mtbf_set(NULL, ...) of the input */
 static invariant_report_t st_rep;
 
 #define ST_WALK_MAX (SH_MAX_SEGS + 16)
@@ -98,6 +104,13 @@ static void *st_afunc(vmem_t *src, size_t size, int vmflag)
 		fuzz_fail("afunc called with a foreign source");
 	uint8_t order = st_in != NULL ? fuzz_u8(st_in) : 1;
 	bool nosleep = (vmflag & VM_NOSLEEP) != 0;
+	if (st_fail_for != 0) {
+		st_fail_for--;
+		st_cmd_failed = true;
+		fuzz_step("  afunc(0x%zx, %s): out of memory for a while (%u "
+		    "more)", size, nosleep ? "NOSLEEP" : "SLEEP", st_fail_for);
+		return NULL;
+	}
 	if (nosleep && order % 4 == 0) {
 		st_cmd_failed = true;
 		fuzz_step("  afunc(0x%zx): fail on command", size);
@@ -374,10 +387,30 @@ static bool st_certain(int li, const sh_req_t *r)
 
 static bool st_chain_mtbf(int li)
 {
+	if (st_gmtbf != 0)
+		return true;
 	for (; li >= 0; li = st[li].src)
 		if (st[li].mtbf)
 			return true;
 	return false;
+}
+
+/* The mtbf that applies along the chain from li, when it is one value
+ * (then a failure is excused only if the clock could have fired it,
+ * fuzz_common.h); 0 when none applies, UINT64_MAX when the levels differ
+ * (then any failure along an mtbf chain is excused). */
+static uint64_t st_chain_m(int li)
+{
+	uint64_t m = 0;
+	for (; li >= 0; li = st[li].src) {
+		uint64_t v = st[li].mtbf_v != 0 ? st[li].mtbf_v : st_gmtbf;
+		if (v == 0)
+			continue;
+		if (m != 0 && m != v)
+			return UINT64_MAX;
+		m = v;
+	}
+	return m;
 }
 
 /* ---- operations ------------------------------------------------------------ */
@@ -393,6 +426,11 @@ static st_level_t *st_pick(fuzz_in_t *in, int *lip)
 	*lip = li;
 	return &st[li];
 }
+
+static uintptr_t st_call(int li, bool x, int policy, bool sleep_ok,
+    size_t size, sh_req_t *rp, bool overflow, size_t align, size_t phase,
+    size_t nocross, uintptr_t lo, uintptr_t hi);
+static bool st_room(int li);
 
 static void st_alloc(fuzz_in_t *in, bool x)
 {
@@ -439,27 +477,48 @@ static void st_alloc(fuzz_in_t *in, bool x)
 		r.maxaddr = hi ? hi : UINTPTR_MAX;
 		r.constrained = r.align > q || phase || nocross || lo || hi;
 	}
+	st_call(li, x, policy, (b & 4) != 0, size, &r, overflow, align, phase,
+	    nocross, lo, hi);
+}
+
+/* Make one allocation call on level li (r normalised from the arguments)
+ * and check it; VM_SLEEP only when sleep_ok and the chain can certainly
+ * satisfy it.  Returns the address or 0. */
+static uintptr_t st_call(int li, bool x, int policy, bool sleep_ok,
+    size_t size, sh_req_t *rp, bool overflow, size_t align, size_t phase,
+    size_t nocross, uintptr_t lo, uintptr_t hi)
+{
+	st_level_t *l = &st[li];
+	sh_req_t r = *rp;
+	if (!st_room(li))
+		return 0; /* the models are full: skipped */
 	bool certain = !overflow && st_certain(li, &r);
-	int flag = (b & 4) && certain ? VM_SLEEP : VM_NOSLEEP;
+	int flag = sleep_ok && certain ? VM_SLEEP : VM_NOSLEEP;
 	fuzz_step("%s %s size 0x%zx align 0x%zx phase 0x%zx nocross 0x%zx "
 	    "min 0x%lx max 0x%lx policy 0x%x %s", x ? "xalloc" : "alloc",
 	    l->name, size, align, phase, nocross, (unsigned long)lo,
 	    (unsigned long)hi, (unsigned)policy, flag ? "NOSLEEP" : "SLEEP");
 	st_cmd_failed = false;
+	uint64_t m = st_chain_m(li);
+	fuzz_mtbf_arm(m == UINT64_MAX ? 0 : m);
 	void *p = x ? vmem_xalloc(l->vmp, size, align, phase, nocross,
 			  (void *)lo, (void *)hi, policy | flag)
 		    : vmem_alloc(l->vmp, size, policy | flag);
 	if (p == NULL) {
 		if (flag == VM_SLEEP)
 			fuzz_fail("%s: VM_SLEEP allocation returned NULL", l->name);
-		if (certain && !st_cmd_failed && !st_chain_mtbf(li))
+		bool injected = m == UINT64_MAX ? st_chain_mtbf(li)
+		    : m != 0 && fuzz_mtbf_fired();
+		if (certain && !st_cmd_failed && !injected)
 			fuzz_fail("%s: NOSLEEP allocation of 0x%zx failed, but the "
-			    "chain could satisfy it", l->name, r.size);
+			    "chain could satisfy it (no injected failure could "
+			    "fire: mtbf %lu)", l->name, r.size,
+			    (unsigned long)(m == UINT64_MAX ? 0 : m));
 		/* Nothing changed, on any level. */
 		for (int i = 0; i < ST_LEVELS; i++)
 			if (st[i].vmp != NULL)
 				st_check_level(&st[i]);
-		return;
+		return 0;
 	}
 	uintptr_t addr = (uintptr_t)p;
 	const char *why = sh_req_honoured(&r, addr);
@@ -482,6 +541,7 @@ static void st_alloc(fuzz_in_t *in, bool x)
 	    x ? SH_XALLOC : SH_ALLOC)) != NULL)
 		fuzz_fail("%s: %p size 0x%zx: %s", l->name, p, r.size, why);
 	st_sync_all();
+	return addr;
 }
 
 /* Allocation i of level l leaves the model, then the arena (the shadow
@@ -524,6 +584,204 @@ static void st_free_all(int li)
 		if (i >= l->sh.nallocs || l->sh.a[i].how == SH_CHILD)
 			continue;
 		st_free_one(l, i);
+	}
+}
+
+/* ---- state-aware operations (issue #18) -------------------------------------
+ *
+ * Behind the opcodes 0x87, 0x8f, ... 0xf7 (kind 7, a walk before; no
+ * input of the corpus used one of them as an opcode, so they all decode
+ * as before): requests sized from a level's state (its
+ * largest free range, its total free, the source's largest free range, so
+ * that an import takes exactly what the level below has left, each +/- a
+ * quantum), every policy on one request, fill-to-full and free-all, exact
+ * fits to a free range's window, the global mtbf (1 and small values)
+ * around VM_SLEEP calls that must still return, and a custom source out of
+ * memory for a while (its next calls fail, VM_SLEEP ones too) under a
+ * VM_SLEEP call that needs an import: the call must wait and then return.
+ */
+
+static sh_seg_t st_range_buf[SH_MAX_SEGS];
+
+/* The models are bounded: a request that may import (down the chain) is
+ * made only while every level has room for new spans and for the child
+ * spans they become below. */
+static bool st_room(int li)
+{
+	for (int k = li; k >= 0; k = st[k].src)
+		if (st[k].sh.nspans >= SH_MAX_SPANS - 4 ||
+		    st[k].sh.nallocs >= SH_MAX_ALLOCS - 8)
+			return false;
+	return true;
+}
+
+/* An unconstrained request of size bytes on level li. */
+static uintptr_t st_simple(int li, int policy, bool sleep_ok, size_t size)
+{
+	st_level_t *l = &st[li];
+	if (size == 0 || l->sh.nallocs >= SH_MAX_ALLOCS / 2 ||
+	    (l->custom && st_ntable >= ST_TABLE - 2))
+		return 0;
+	if (!st_room(li))
+		return 0;
+	sh_req_t r = {.align = l->q, .maxaddr = UINTPTR_MAX};
+	bool overflow = !st_roundup(size, l->q, &r.size);
+	return st_call(li, false, policy, sleep_ok, size, &r, overflow, 0, 0, 0,
+	    0, 0);
+}
+
+static size_t st_state_size(fuzz_in_t *in, int li)
+{
+	st_level_t *l = &st[li];
+	uint8_t b = fuzz_u8(in);
+	size_t q = l->q, base;
+	sh_freeinfo_t fi = sh_free_info(&l->sh);
+	switch (b % 4) {
+	case 0: base = fi.largest; break;
+	case 1: base = fi.total; break;
+	case 2:
+		base = l->src >= 0 ? sh_free_info(&st[l->src].sh).largest
+				   : fi.largest;
+		break;
+	default: base = q * (1 + fuzz_u8(in) % 64u); break;
+	}
+	switch ((b >> 2) % 4) {
+	case 1: base = base > q ? base - q : q; break;
+	case 2: base += q; break;
+	default: break;
+	}
+	return base == 0 ? q : base;
+}
+
+static void st_boundary(fuzz_in_t *in, int li)
+{
+	st_level_t *l = &st[li];
+	uint8_t b = fuzz_u8(in);
+	size_t q = l->q;
+	unsigned n = sh_free_ranges(&l->sh, st_range_buf, SH_MAX_SEGS);
+	if (n == 0 || l->sh.nallocs >= SH_MAX_ALLOCS / 2 ||
+	    (l->custom && st_ntable >= ST_TABLE - 2) || !st_room(li))
+		return;
+	sh_seg_t rg = st_range_buf[fuzz_below(in, n)];
+	sh_req_t r = {.maxaddr = UINTPTR_MAX};
+	size_t align = 0, size;
+	uintptr_t lo = 0, hi = 0;
+	if (b & 0x10) { /* the window: exactly the range */
+		lo = rg.start;
+		hi = rg.end;
+		size = hi - lo;
+	} else { /* aligned: from the lowest fitting address to the end */
+		align = q << ((b >> 5) % 8);
+		uintptr_t at = rg.start + ((0 - rg.start) & (align - 1));
+		if (at >= rg.end)
+			return;
+		size = rg.end - at;
+	}
+	if (b & 0x08)
+		size += q; /* one quantum too many */
+	if (hi != 0 && hi - lo < size)
+		hi = 0, lo = 0, align = 0;
+	r.align = align ? align : q;
+	r.size = size;
+	r.minaddr = lo;
+	r.maxaddr = hi ? hi : UINTPTR_MAX;
+	r.constrained = r.align > q || lo != 0 || hi != 0;
+	(void)st_call(li, true, st_policy[b & 3], (b & 4) != 0, size, &r, false,
+	    align, 0, 0, lo, hi);
+}
+
+static void st_gmtbf_set(uint64_t v)
+{
+	fuzz_step("mtbf global %lu", (unsigned long)v);
+	vmem_mtbf_set(NULL, v);
+	st_gmtbf = v;
+}
+
+static const uint64_t st_mtbf_vals[8] = {0, 1, 2, 3, 4, 7, 16, 1};
+
+static void st_ext(fuzz_in_t *in)
+{
+	uint8_t sub = fuzz_u8(in);
+	int li;
+	(void)st_pick(in, &li);
+	st_level_t *l = &st[li];
+	if (sub % 16 == 8) { /* a tag populate under the mtbf in force */
+		uint8_t b = fuzz_u8(in);
+		fuzz_spend_tags(st_policy[b & 3], (b & 4) != 0, st_gmtbf);
+		return;
+	}
+	switch (sub % 8) {
+	case 0: {
+		uint8_t b = fuzz_u8(in);
+		(void)st_simple(li, st_policy[b & 3], (b & 4) != 0,
+		    st_state_size(in, li));
+		break;
+	}
+	case 1: {
+		uint8_t b = fuzz_u8(in);
+		size_t size = st_state_size(in, li);
+		for (unsigned i = 0; i < 4; i++) {
+			uintptr_t a = st_simple(li, st_policy[i], (b & 4) != 0,
+			    size);
+			int j = a != 0 ? sh_alloc_find(&l->sh, a) : -1;
+			if (j >= 0 && !(b & 8))
+				st_free_one(l, (unsigned)j);
+		}
+		break;
+	}
+	case 2: { /* fill: the largest free range, or pieces of a few quanta */
+		uint8_t b = fuzz_u8(in);
+		bool small = (b & 0x10) != 0;
+		fuzz_step("fill %s %s", l->name, small ? "in small pieces"
+		    : "by the largest range");
+		for (unsigned k = 0; k < SH_MAX_ALLOCS / 2; k++) {
+			sh_freeinfo_t fi = sh_free_info(&l->sh);
+			size_t size = small ? l->q * (1 + (b >> 5) % 4) :
+			    fi.largest;
+			if (size == 0 || st_simple(li, st_policy[b & 3],
+			    (b & 4) != 0, size) == 0)
+				break;
+		}
+		if (b & 8) {
+			fuzz_step("free-all %s", l->name);
+			st_free_all(li);
+		}
+		break;
+	}
+	case 3:
+		fuzz_step("free-all %s", l->name);
+		st_free_all(li);
+		break;
+	case 4:
+		st_gmtbf_set(st_mtbf_vals[fuzz_u8(in) % 8]);
+		break;
+	case 5: { /* the source out of memory for a while, under VM_SLEEP */
+		uint8_t b = fuzz_u8(in);
+		if (!st[ST_M].custom)
+			break;
+		size_t size = sh_free_info(&st[ST_M].sh).largest + st[ST_M].q *
+		    (1 + b % 4); /* more than the middle has: an import */
+		st_fail_for = 1 + (b >> 2) % 4;
+		fuzz_step("source out of memory for the next %u calls",
+		    st_fail_for);
+		(void)st_simple(ST_M, st_policy[(b >> 4) & 3], true, size);
+		st_fail_for = 0;
+		break;
+	}
+	case 6: { /* VM_SLEEP calls under mtbf 1 must return */
+		uint8_t b = fuzz_u8(in);
+		uint64_t was = st_gmtbf;
+		st_gmtbf_set(1);
+		if (b & 0x10) /* across a tag populate */
+			fuzz_spend_tags(st_policy[b & 3], true, 1);
+		(void)st_simple(li, st_policy[b & 3], true, st_state_size(in,
+		    li));
+		st_gmtbf_set(was);
+		break;
+	}
+	default:
+		st_boundary(in, li);
+		break;
 	}
 }
 
@@ -583,6 +841,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	fuzz_in_init(&in, data, size);
 	fuzz_log_reset();
+	fuzz_watch_begin();
+	fuzz_leak_begin();
+	st_gmtbf = 0;
+	st_fail_for = 0;
 	st_in = &in;
 	st_setup(&in);
 	for (unsigned op = 0; op < ST_MAX_OPS && fuzz_in_more(&in); op++) {
@@ -606,10 +868,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			fuzz_step("mtbf %s %lu", l->name, (unsigned long)v);
 			vmem_mtbf_set(l->vmp, v);
 			l->mtbf = v != 0;
+			l->mtbf_v = v;
 			touched = l->vmp;
 			break;
 		}
 		default: {
+			if (o >= 0x87 && o <= 0xf7) {
+				st_ext(&in);
+				break;
+			}
 			int li;
 			st_level_t *l = st_pick(&in, &li);
 			fuzz_step("walk %s", l->name);
@@ -641,7 +908,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	if (st_ntable != 0)
 		fuzz_fail("%u afunc pieces never given back", st_ntable);
+	if (st_gmtbf != 0)
+		st_gmtbf_set(0);
+	fuzz_mtbf_arm(0);
 	fuzz_quiesce();
 	st_check_invariants(NULL);
+	fuzz_step("leak check");
+	fuzz_leak_check();
+	fuzz_watch_end();
 	return 0;
 }
