@@ -431,11 +431,12 @@ static inline bool sh_rotor_range(const shadow_t *sh, sh_seg_t *out)
 
 /*
  * The rotor's join (vmem.c, rotor_join): when no free segment satisfies r
- * but the range the rotor splits does, the rotor steps back before that
- * range, its two pieces join, and r is cut at the lowest fitting address
- * of the range (every policy).  Call before recording the allocation;
- * when the join applies it checks addr and moves the model's rotor to the
- * range's start (*joined true).  Returns NULL or what is wrong.
+ * but the range the rotor splits does, its two pieces join, r is cut at
+ * the lowest fitting address of the range (every policy), and the rotor
+ * moves past that allocation, as after a next-fit one.  Call before
+ * recording the allocation; when the join applies it checks addr and moves
+ * the model's rotor to addr + size (*joined true).  Returns NULL or what
+ * is wrong.
  */
 static inline const char *sh_check_join(shadow_t *sh, const sh_req_t *r,
     uintptr_t addr, bool *joined, char *msg, size_t msglen)
@@ -459,7 +460,7 @@ static inline const char *sh_check_join(shadow_t *sh, const sh_req_t *r,
 		    (unsigned long)addr);
 		return msg;
 	}
-	sh->rotor = rg.start;
+	sh->rotor = addr + r->size;
 	*joined = true;
 	return NULL;
 }
