@@ -80,9 +80,11 @@ QTEST(populate_makes_a_batch_of_tags_when_the_global_list_runs_dry)
  */
 #include <sys/mman.h>
 
+static atomic_bool heap_growth_refused; /* another thread turns it off */
+
 static void *map_refused(size_t size)
 {
-	if (size >= ((size_t)1 << 20))
+	if (size >= ((size_t)1 << 20) && atomic_load(&heap_growth_refused))
 		return NULL;
 	void *p = mmap(NULL, size, PROT_READ | PROT_WRITE,
 	    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -92,6 +94,7 @@ static void *map_refused(size_t size)
 QTEST(failed_populate_fails_the_allocation_and_restores_on_retry)
 {
 	vmem_t *vmp = fake_arena("res_fail", (size_t)1 << 30, 16);
+	atomic_store(&heap_growth_refused, true);
 	plat_pages_map_override = map_refused;
 	size_t ok = 0;
 	void *p;
@@ -111,7 +114,7 @@ QTEST(failed_populate_fails_the_allocation_and_restores_on_retry)
 	QT_EQ(stats_of(vmp).vs_fail, 2);
 	QT_EQ(stats_of(vmp).vs_populate_fail, 2);
 	QT_EQ(stats_of(vmp).vs_spans, 1);
-	plat_pages_map_override = NULL;
+	atomic_store(&heap_growth_refused, false);
 	QT_EQ((uintptr_t)vmem_alloc(vmp, 16, VM_NOSLEEP), BASE + ok * 16);
 	QT_EQ(stats_of(vmp).vs_populate_fail, 2);
 	for (size_t i = 0; i <= ok; i++)
@@ -125,13 +128,13 @@ struct unfailer {
 	void *got;
 };
 
-/* Once the sleeper waits, pages can be mapped again. */
+/* Once the sleeper waits, the heap can grow again. */
 static void *unfail_after_a_wait(void *varg)
 {
 	struct unfailer *u = varg;
 	while (stats_of(u->vmp).vs_wait == 0)
 		usleep(1000);
-	plat_pages_map_override = NULL;
+	atomic_store(&heap_growth_refused, false);
 	return NULL;
 }
 
@@ -143,6 +146,7 @@ static void *unfail_after_a_wait(void *varg)
 QTEST(sleep_add_and_alloc_wait_out_a_failing_populate)
 {
 	vmem_t *vmp = fake_arena("res_wait", (size_t)1 << 30, 16);
+	atomic_store(&heap_growth_refused, true);
 	plat_pages_map_override = map_refused;
 	size_t ok = 0;
 	while (vmem_alloc(vmp, 16, VM_NOSLEEP) != NULL && ok < 1000000)
