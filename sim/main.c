@@ -60,7 +60,7 @@ static int cmd_list(void)
 static int config_from_arg(sim_config_t *cfg, const char *arg)
 {
 	char err[200];
-	if (strncmp(arg, SIM_FORMAT, strlen(SIM_FORMAT)) == 0) {
+	if (strncmp(arg, SIM_FORMAT_PREFIX, strlen(SIM_FORMAT_PREFIX)) == 0) {
 		if (sim_config_parse(cfg, arg, err, sizeof(err)) != 0) {
 			fprintf(stderr, "quanta-sim: %s\n", err);
 			return -1;
@@ -120,6 +120,7 @@ static void trace_config(sim_config_t *cfg, const qtrace_t *t, uint64_t seed)
 {
 	memset(cfg, 0, sizeof(*cfg));
 	snprintf(cfg->scenario, sizeof(cfg->scenario), "trace");
+	cfg->version = SIM_VERSION;
 	cfg->strategy = SIM_RANDOM;
 	cfg->depth = 3;
 	cfg->threads = t->nthreads;
@@ -352,6 +353,7 @@ typedef struct sweep_opts {
 
 typedef struct sweep_totals {
 	uint64_t seeds, failed, steps, checks, qchecks, switches, forks;
+	uint64_t call_steps_max;
 	uint32_t rank_pairs[SIM_RANKS];
 	uint32_t contended;
 	char points[SIM_POINTS_MAX][64];
@@ -411,6 +413,8 @@ static void sweep_account(const sweep_opts_t *o, sweep_totals_t *t,
 	t->qchecks += r->q_checks;
 	t->switches += r->switches;
 	t->forks += r->forks;
+	if (r->call_steps_max > t->call_steps_max)
+		t->call_steps_max = r->call_steps_max;
 	for (int i = 0; i < SIM_RANKS; i++)
 		t->rank_pairs[i] |= r->rank_pairs[i];
 	t->contended |= r->contended;
@@ -532,6 +536,9 @@ static int sweep(const sweep_opts_t *o, sweep_totals_t *t)
 	    (unsigned long long)t->switches);
 	printf("  %-26s %llu\n", "forks (children checked)",
 	    (unsigned long long)t->forks);
+	printf("  %-26s %llu of its own steps (bound %u)\n",
+	    "longest bounded call", (unsigned long long)t->call_steps_max,
+	    SIM_CALL_STEPS_MAX);
 	print_coverage(t);
 	printf("%llu passed, %llu failed\n",
 	    (unsigned long long)(t->seeds - t->failed),
