@@ -353,7 +353,8 @@ typedef struct sweep_opts {
 
 typedef struct sweep_totals {
 	uint64_t seeds, failed, steps, checks, qchecks, switches, forks;
-	uint64_t call_steps_max;
+	uint64_t call_steps_max, call_max_seed;
+	char call_max[160];
 	uint32_t rank_pairs[SIM_RANKS];
 	uint32_t contended;
 	char points[SIM_POINTS_MAX][64];
@@ -413,8 +414,11 @@ static void sweep_account(const sweep_opts_t *o, sweep_totals_t *t,
 	t->qchecks += r->q_checks;
 	t->switches += r->switches;
 	t->forks += r->forks;
-	if (r->call_steps_max > t->call_steps_max)
+	if (r->call_steps_max > t->call_steps_max) {
 		t->call_steps_max = r->call_steps_max;
+		t->call_max_seed = s->cfg.seed;
+		memcpy(t->call_max, r->call_max, sizeof(t->call_max));
+	}
 	for (int i = 0; i < SIM_RANKS; i++)
 		t->rank_pairs[i] |= r->rank_pairs[i];
 	t->contended |= r->contended;
@@ -536,9 +540,10 @@ static int sweep(const sweep_opts_t *o, sweep_totals_t *t)
 	    (unsigned long long)t->switches);
 	printf("  %-26s %llu\n", "forks (children checked)",
 	    (unsigned long long)t->forks);
-	printf("  %-26s %llu of its own steps (bound %u)\n",
+	printf("  %-26s %llu of its own steps (bound %u): seed %llu, %s\n",
 	    "longest bounded call", (unsigned long long)t->call_steps_max,
-	    SIM_CALL_STEPS_MAX);
+	    SIM_CALL_STEPS_MAX, (unsigned long long)t->call_max_seed,
+	    t->call_max);
 	print_coverage(t);
 	printf("%llu passed, %llu failed\n",
 	    (unsigned long long)(t->seeds - t->failed),

@@ -27,7 +27,6 @@
  * Fork scenarios check the same in the child, which also allocates,
  * frees, creates and destroys arenas and caches.
  */
-#include <stdlib.h>
 #include <string.h>
 
 #include "locktab.h"
@@ -78,6 +77,42 @@ static void shadow_remove(shadow_t *sh, uintptr_t a)
 static unsigned rnd(unsigned n)
 {
 	return (unsigned)(sim_rand_ops() % n);
+}
+
+/* Format version 2 (sim.h): the state-aware generators and the oracles. */
+static bool v2(void)
+{
+	return sim_config()->version >= 2;
+}
+
+/*
+ * The largest free run and the total free of a shared arena, read from
+ * its tags while nobody holds its lock (its list is then whole); false
+ * when someone does.  Free pieces that meet count as one run, whatever
+ * marker lies between their tags.
+ */
+static bool arena_free_now(const vmem_t *vmp, size_t *largest, size_t *total)
+{
+	if (vmp->ar_lock->pm_owner != 0)
+		return false;
+	const vmem_seg_t *seg0 = &vmp->ar_sentinel;
+	size_t run = 0;
+	uintptr_t end = 0;
+	*largest = *total = 0;
+	for (const vmem_seg_t *s = seg0->sg_next; s != seg0; s = s->sg_next) {
+		int t = seg_type(s);
+		if (t == SEG_FREE) {
+			run = run != 0 && end == s->sg_start ? run +
+			    seg_size(s) : seg_size(s);
+			end = s->sg_end;
+			*total += seg_size(s);
+			if (run > *largest)
+				*largest = run;
+		} else if (!seg_is_marker(s)) {
+			run = 0;
+		}
+	}
+	return true;
 }
 
 /* ---- the shared world of a scenario ---------------------------------------- */
@@ -217,6 +252,14 @@ static bool op_vmem_alloc(held_t *h, unsigned ai)
 	size_t size = q * (1 + rnd(W.maxq[ai]));
 	unsigned pol = rnd(W.nextfit_ok ? 4 : 3);
 	bool sleep = rnd(3) == 0;
+	size_t largest, total;
+	if (v2() && rnd(8) == 0 && arena_free_now(vmp, &largest, &total)) {
+		/* From the state: the largest run or the total free, +/- a
+		 * quantum (NOSLEEP: others may hold the rest for long). */
+		size = (rnd(2) ? largest : total) + q * rnd(3);
+		size = size > q ? size - q : q;
+		sleep = false;
+	}
 	int flags = policies[pol] | (sleep ? VM_SLEEP : VM_NOSLEEP);
 	if (sleep)
 		sim_op_bounded("vmem_alloc(%s, 0x%zx, %s|SLEEP)",
@@ -380,11 +423,6 @@ static void op_free(held_t *h)
 
 /* ---- version 2: state-aware requests on private arenas, the fit oracle ---- */
 
-static bool v2(void)
-{
-	return sim_config()->version >= 2;
-}
-
 /* The global mtbf as the scenarios set it, and a count of its changes (a
  * call during which it changed cannot tell which value it ran under). */
 static uint64_t mtbf_global, mtbf_global_gen;
@@ -524,6 +562,32 @@ static void runs_text(const run_t *r, unsigned n, char *buf, size_t len)
 		snprintf(buf, len, "none");
 }
 
+/* How many free pieces (tags) make up the run around addr. */
+static unsigned run_pieces(const vmem_t *vmp, uintptr_t addr)
+{
+	const vmem_seg_t *seg0 = &vmp->ar_sentinel;
+	unsigned n = 0;
+	uintptr_t end = 0;
+	for (const vmem_seg_t *s = seg0->sg_next; s != seg0; s = s->sg_next) {
+		int t = seg_type(s);
+		if (t == SEG_FREE) {
+			n = n != 0 && end == s->sg_start ? n + 1 : 1;
+			end = s->sg_end;
+			if (s->sg_start <= addr && addr < s->sg_end) {
+				for (s = s->sg_next; s != seg0 && (seg_type(s)
+				    == SEG_FREE || seg_is_marker(s)); s =
+				    s->sg_next)
+					n += seg_type(s) == SEG_FREE &&
+					    s->sg_start == end;
+				return n;
+			}
+		} else if (t != SEG_ROTOR && t != SEG_WALKER) {
+			n = 0;
+		}
+	}
+	return 0;
+}
+
 static bool same_runs(const run_t *a, unsigned na, const run_t *b,
     unsigned nb)
 {
@@ -583,8 +647,9 @@ static bool probe_call(probe_t *p, const req_t *q)
 		    p->vmp->ar_kstat.populate_fail == pf0) {
 			runs_text(rb, nb, runs, sizeof(runs));
 			sim_fail("%s returned NULL though 0x%lx fits (free runs "
-			    "%s; no injected failure could fire, no populate "
-			    "failed)", what, (unsigned long)fit, runs);
+			    "%s; that run is %u free piece(s); no injected "
+			    "failure could fire, no populate failed)", what,
+			    (unsigned long)fit, runs, run_pieces(p->vmp, fit));
 		}
 		return false;
 	}
@@ -955,8 +1020,8 @@ static void probe_teardown(unsigned me)
 typedef struct leak_snap {
 	unsigned n, nc;
 	struct { const vmem_t *vmp; size_t direct; } a[LEAK_MAX];
-	struct { const umem_cache_t *cp; size_t inuse, slab_bytes, chunks,
-	    htab; } c[LEAK_MAX];
+	struct { const umem_cache_t *cp; size_t inuse, chunks, htab; }
+	    c[LEAK_MAX];
 	size_t tags, pages, lt_chunks, htab, heap_total;
 } leak_snap_t;
 
@@ -995,7 +1060,6 @@ static void leak_snap(leak_snap_t *s)
 		s->c[s->nc].cp = cp;
 		s->c[s->nc].inuse = st.us_bufs_total - st.us_bufs_slab_free -
 		    st.us_bufs_depot;
-		s->c[s->nc].slab_bytes = st.us_slabs * st.us_slab_bytes;
 		if (cp->cc_htab != cp->cc_htab_embedded)
 			s->c[s->nc].htab = (cp->cc_htab_mask + 1) *
 			    sizeof(umem_slab_t *);
@@ -1097,24 +1161,10 @@ static void leak_check(void)
 						    ((now.c[k].htab + 15) &
 						    ~(size_t)15) - ((b->c[j].htab +
 						    15) & ~(size_t)15);
-		for (unsigned k = 0; k < now.nc; k++) {
-			if (now.c[k].cp->cc_arena != x)
-				continue;
-			for (unsigned j = 0; j < b->nc; j++)
-				if (b->c[j].cp == now.c[k].cp)
-					allowed += now.c[k].slab_bytes -
-					    b->c[j].slab_bytes;
-		}
-		if (now.a[i].direct != allowed && getenv("LEAKDBG"))
-			for (umem_cache_t *cp = umem_cache_list; cp != NULL; cp = cp->cc_next) {
-				umem_cache_stats_t st;
-				umem_cache_stats(cp, &st);
-				FILE *dbg = fopen("/tmp/leakdbg", "a"); fprintf(dbg, "%s slabs %zu mf %zu me %zu magsize %zu htabmask %zu\n", cp->cc_name, st.us_slabs, st.us_mags_full, st.us_mags_empty, st.us_magsize, cp->cc_htab_mask); fclose(dbg);
-			}
 		if (now.a[i].direct != allowed)
 			sim_fail("leaked: arena \"%s\" holds 0x%zx bytes of its "
 			    "own at the end, 0x%zx at the start; 0x%zx are "
-			    "accounted for (tags made: %zu; cache slabs)",
+			    "accounted for (tags made: %zu)",
 			    x->ar_name, now.a[i].direct, was, allowed, dtags);
 	}
 	size_t pages_allowed = b->pages + (now.heap_total - b->heap_total) +

@@ -877,8 +877,11 @@ void sim_op_end(void)
 	sim_thread_t *t = S.cur;
 	if (t->bound_level != 0 && t->in_op == t->bound_level) {
 		uint64_t took = t->own_steps - t->bound_start;
-		if (took > S.res->call_steps_max)
+		if (took > S.res->call_steps_max) {
 			S.res->call_steps_max = took;
+			snprintf(S.res->call_max, sizeof(S.res->call_max),
+			    "%s", t->bound_what);
+		}
 		t->bound_level = 0;
 	}
 	if (t->in_op > 0)

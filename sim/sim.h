@@ -66,6 +66,7 @@ typedef struct sim_result {
 	uint64_t switches;       /* context switches */
 	unsigned forks;
 	uint64_t call_steps_max; /* the longest bounded call, own steps */
+	char call_max[160];      /* ... which call it was */
 	uint32_t rank_pairs[SIM_RANKS]; /* bit j of [i]: took j holding i */
 	uint32_t contended;      /* bit r: a thread waited for rank r */
 	uint64_t points_hit;     /* bit k: preempt point k reached */
