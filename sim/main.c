@@ -21,7 +21,10 @@
  * fresh, a crash or abort ends that run only, and a sweep runs --jobs of
  * them at once.  A run's result page is shared with this process, so an
  * aborted run still says how many steps it took and where.  A seed
- * record is one line of text (SIM_FORMAT, then key=value fields); a
+ * record is one line of text (its format version, "quanta-sim/2" for
+ * what seeds make now or "quanta-sim/1" for a record kept from before
+ * the version 2 generators and oracles, which then run as they were;
+ * then key=value fields); a
  * replay file is a record line followed by the run's trace, which is
  * what replay compares against to name the first divergence.
  */

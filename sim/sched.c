@@ -37,6 +37,19 @@
  * longer than its step budget (a livelock: a spin that never ends, a
  * VM_SLEEP that never returns) fails too.
  *
+ * Progress (format version 2).  An operation the scenario marks bounded
+ * (sim_op_bounded: a VM_SLEEP or UMEM_NOFAIL call, a create) fails the
+ * run, naming the call, once it has taken more than SIM_CALL_STEPS_MAX
+ * steps of the calling thread's own — the steps of the thread, not of
+ * the run, so that a strategy that starves the thread (PCT) does not
+ * count against the call, while a call that loops (waits, retries,
+ * populates that keep failing) does.  The longest bounded call of each
+ * run is reported.  Each thread also logs the clock values it read since
+ * sim_clock_log_reset, so that a scenario can tell whether an mtbf of m
+ * may have failed its NOSLEEP call (an injected failure reads the clock
+ * once and fires when m divides it).  The page region counts its live
+ * bytes (sim_pages_live) for the leak check.
+ *
  * Fork.  sim_fork runs the prepare handlers as simulated code (other
  * threads run while it waits for their locks), then a real fork(): the
  * child continues this same simulation with the forking thread alone —
