@@ -299,6 +299,8 @@ static const int policies[] = {VM_INSTANTFIT, VM_BESTFIT, VM_FIRSTFIT,
 static const char *const policy_names[] = {"instant", "best", "first",
     "next"};
 
+static void op_free(held_t *h);
+
 static bool op_vmem_alloc(held_t *h, unsigned ai)
 {
 	vmem_t *vmp = W.arena[ai];
@@ -307,12 +309,15 @@ static bool op_vmem_alloc(held_t *h, unsigned ai)
 	unsigned pol = rnd(W.nextfit_ok ? 4 : 3);
 	bool sleep = rnd(3) == 0;
 	size_t largest, total;
+	bool transient = false;
 	if (v2() && rnd(8) == 0 && arena_free_now(vmp, &largest, &total)) {
 		/* From the state: the largest run or the total free, +/- a
-		 * quantum (NOSLEEP: others may hold the rest for long). */
+		 * quantum; NOSLEEP, and freed at once, so that the others'
+		 * VM_SLEEP requests still find memory soon. */
 		size = (rnd(2) ? largest : total) + q * rnd(3);
 		size = size > q ? size - q : q;
 		sleep = false;
+		transient = true;
 	}
 	int flags = policies[pol] | (sleep ? VM_SLEEP : VM_NOSLEEP);
 	if (sleep)
@@ -336,6 +341,10 @@ static bool op_vmem_alloc(held_t *h, unsigned ai)
 	shadow_add(W.sh[ai], h->a, size);
 	if (W.memory[ai])
 		fill(h);
+	if (transient) {
+		op_free(h);
+		return false;
+	}
 	return true;
 }
 
