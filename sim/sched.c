@@ -24,7 +24,9 @@
  * is found with probability at least 1 / (n k^(d-1)).  Forced: a list of
  * choices (one per multi-way decision), then "keep running the current
  * thread" — what shrinking and the exhaustive search replay.  A thread
- * that yields (a spin wait) is passed over while another can run.
+ * that yields (a spin wait) is passed over while another can run (under
+ * PCT for one of the others drawn at random, so that spinners cannot
+ * starve the thread they wait for).
  *
  * Checks.  Every check_every steps, at the first step after that where no
  * thread holds any lock, the whole arena checker runs (invariant_check_all:
@@ -170,6 +172,7 @@ static struct sim_state {
 	size_t pages_live;          /* mapped and not unmapped, in bytes */
 	sim_block_t freeb[SIM_FREE_BLOCKS_MAX];
 	unsigned nfree;
+	bool map_refuse;            /* sim_map_refuse: every map fails */
 	char opbuf[160];
 	const char *point_ptr[SIM_POINTS_MAX];
 } S;
@@ -370,13 +373,19 @@ static unsigned pick(unsigned set)
 {
 	unsigned cur = S.cur->id;
 	sim_result_t *r = S.res;
-	if (S.cur->yielded && (set & ~(1u << cur)) != 0)
+	bool yielded = S.cur->yielded && (set & ~(1u << cur)) != 0;
+	if (yielded)
 		set &= ~(1u << cur);
 	S.cur->yielded = false;
 	if ((set & (set - 1)) == 0)
 		return (unsigned)__builtin_ctz(set);
 	unsigned d = r->ndecisions, choice = 0;
-	if (S.cfg.strategy == SIM_RANDOM) {
+	/* A spinner passes the turn to any other at random, PCT's
+	 * priorities notwithstanding: two spinners of high priority would
+	 * otherwise hand it to each other for ever, and the thread they wait
+	 * for would never run. */
+	if (S.cfg.strategy == SIM_RANDOM ||
+	    (S.cfg.strategy == SIM_PCT && yielded)) {
 		unsigned n = (unsigned)__builtin_popcount(set);
 		unsigned k = (unsigned)rng_below(&S.sched, n);
 		for (unsigned i = 1; i <= S.nthreads; i++)
@@ -445,6 +454,10 @@ static void point(int ev, unsigned obj, uint64_t arg)
 		    (unsigned long long)S.cfg.step_budget);
 	sim_thread_t *t = S.cur;
 	t->own_steps++;
+	/* No memory exists while the page map refuses (a drain): a bound
+	 * counts from the moment it does again. */
+	if (S.map_refuse)
+		t->bound_start = t->own_steps;
 	if (t->bound_level != 0 &&
 	    t->own_steps - t->bound_start > SIM_CALL_STEPS_MAX)
 		sim_fail("no progress: %s has taken %llu steps of its own (%llu "
@@ -790,6 +803,10 @@ void *sim_pages_map(size_t size)
 {
 	trace_line(S.cur->id, EV_MAP, "%zu", size);
 	point(EV_MAP, 0, size);
+	if (S.map_refuse) {
+		trace_line(S.cur->id, EV_FAULT, "page map of %zu refused", size);
+		return NULL;
+	}
 	if (S.cfg.faults != 0 && sim_fault(4)) {
 		trace_line(S.cur->id, EV_FAULT, "page map of %zu fails", size);
 		return NULL;
@@ -833,6 +850,13 @@ bool sim_fault(unsigned odds_scale)
 	if (S.cfg.faults == 0)
 		return false;
 	return rng_below(&S.faults, (uint64_t)S.cfg.faults * odds_scale) == 0;
+}
+
+void sim_map_refuse(bool on)
+{
+	S.map_refuse = on;
+	for (unsigned i = 1; i <= S.nthreads; i++)
+		S.th[i].bound_start = S.th[i].own_steps;
 }
 
 uint64_t sim_rand_ops(void)
@@ -1103,6 +1127,7 @@ static void lost_locks_check(const sim_thread_t *t)
 static void fork_child_side(sim_fn_t *child_fn, void *arg, int fd)
 {
 	S.in_child = true;
+	S.map_refuse = false; /* the child maps afresh */
 	S.pid = 1000 + S.res->forks;
 	sim_thread_t *me = S.cur;
 	for (unsigned i = 1; i <= S.nthreads; i++)
