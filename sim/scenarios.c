@@ -501,7 +501,7 @@ static void mtbf_global_set(uint64_t m)
  * whatever markers (the rotor, a walker) lie between their tags. */
 typedef struct run { uintptr_t s, e; } run_t;
 #define RUNS_MAX 160u
-#define PROBE_HELD 72u
+#define PROBE_HELD 100u /* more than the quanta of any probe arena */
 #define PROBE_SPANS 2u
 
 typedef struct probe {
@@ -853,7 +853,11 @@ static size_t state_size(const probe_t *p, const run_t *r, unsigned n)
 	case 0: case 1: base = largest; break;
 	case 2: base = total; break;
 	case 3: base = p->span_total; break;
-	case 4: base = n ? r[rnd(n)].e - r[rnd(n)].s : q; break;
+	case 4: {
+		unsigned k = n ? rnd(n) : 0;
+		base = n ? r[k].e - r[k].s : q;
+		break;
+	}
 	default: base = q * (1 + rnd(4)); break;
 	}
 	unsigned d = rnd(3);
@@ -1754,7 +1758,10 @@ static void storm_worker(void *arg)
 		}
 		if (rnd(64) == 0)
 			op_chaos();
-		if (v2() && rnd(32) == 0)
+		/* Not while this thread drains: its own VM_SLEEP calls would
+		 * wait for the memory it holds. */
+		bool draining = fail_window && i >= n / 2;
+		if (v2() && !draining && rnd(32) == 0)
 			probe_op(me);
 		size_t before_a = vmem_size(vmp, VMEM_ALLOC);
 		size_t before_f = vmem_size(vmp, VMEM_FREE);

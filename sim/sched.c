@@ -45,8 +45,10 @@
  * steps of the calling thread's own — the steps of the thread, not of
  * the run, so that a strategy that starves the thread (PCT) does not
  * count against the call, while a call that loops (waits, retries,
- * populates that keep failing) does.  The longest bounded call of each
- * run is reported.  Each thread also logs the clock values it read since
+ * populates that keep failing) does.  While the page map refuses (a
+ * drain: no memory exists) the count stands still, and it starts afresh
+ * when the map works again.  The longest bounded call of each run is
+ * reported.  Each thread also logs the clock values it read since
  * sim_clock_log_reset, so that a scenario can tell whether an mtbf of m
  * may have failed its NOSLEEP call (an injected failure reads the clock
  * once and fires when m divides it).  The page region counts its live
