@@ -3,7 +3,9 @@
  * configuration a bare seed number stands for, and the names of the
  * planted bugs.  Shared by quanta-sim and the scheduler fuzz target.
  *
- * A record is one line: the format version SIM_FORMAT first, then
+ * A record is one line: the format version first ("quanta-sim/2", or
+ * "quanta-sim/1" for a record made before the version 2 generators and
+ * oracles: it runs the scenarios as they were then), then
  * key=value fields (scenario, strategy, depth, threads, ops, seed, check,
  * faults, preempt, bug, budget, and for forced schedules choices=, runs
  * of thread ids as "t" or "txN").  Unknown keys and bad values are
@@ -36,6 +38,7 @@ void sim_config_from_seed(sim_config_t *cfg, uint64_t seed)
 	sim_rng_seed(&r, seed ^ 0x51u);
 	const sim_scenario_t *sc = &sim_scenarios[seed % sim_nscenarios];
 	snprintf(cfg->scenario, sizeof(cfg->scenario), "%s", sc->name);
+	cfg->version = SIM_VERSION;
 	cfg->strategy = (seed / sim_nscenarios) % 2 ? SIM_PCT : SIM_RANDOM;
 	cfg->depth = 2 + (unsigned)(sim_rng_next(&r) % 3);
 	cfg->threads = sc->threads_max <= 2 ? sc->threads_max :
@@ -57,9 +60,9 @@ static const char *strategy_name(int s)
 
 void sim_config_format(const sim_config_t *cfg, char *out, size_t len)
 {
-	int n = snprintf(out, len, "%s scenario=%s strategy=%s depth=%u "
+	int n = snprintf(out, len, "%s%u scenario=%s strategy=%s depth=%u "
 	    "threads=%u ops=%u seed=%llu check=%u faults=%u preempt=%d bug=%s "
-	    "budget=%llu", SIM_FORMAT, cfg->scenario,
+	    "budget=%llu", SIM_FORMAT_PREFIX, cfg->version, cfg->scenario,
 	    strategy_name(cfg->strategy), cfg->depth, cfg->threads, cfg->ops,
 	    (unsigned long long)cfg->seed, cfg->check_every, cfg->faults,
 	    cfg->preempt ? 1 : 0, sim_bug_name(cfg->bug),
@@ -141,13 +144,20 @@ int sim_config_parse(sim_config_t *cfg, const char *text, char *err,
 {
 	char *copy = strdup(text), *save = NULL;
 	char *tok = strtok_r(copy, " \t\n", &save);
-	if (tok == NULL || strcmp(tok, SIM_FORMAT) != 0) {
-		snprintf(err, errlen, "not a %s record (the format version "
-		    "must come first)", SIM_FORMAT);
+	size_t pl = strlen(SIM_FORMAT_PREFIX);
+	unsigned version = 0;
+	if (tok != NULL && strncmp(tok, SIM_FORMAT_PREFIX, pl) == 0 &&
+	    (strcmp(tok + pl, "1") == 0 || strcmp(tok + pl, "2") == 0))
+		version = (unsigned)(tok[pl] - '0');
+	if (version == 0) {
+		snprintf(err, errlen, "not a %s1 or %s2 record (the format "
+		    "version must come first)", SIM_FORMAT_PREFIX,
+		    SIM_FORMAT_PREFIX);
 		free(copy);
 		return -1;
 	}
 	sim_config_from_seed(cfg, 0);
+	cfg->version = version;
 	while ((tok = strtok_r(NULL, " \t\n", &save)) != NULL) {
 		char *eq = strchr(tok, '=');
 		if (eq == NULL) {

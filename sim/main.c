@@ -21,7 +21,10 @@
  * fresh, a crash or abort ends that run only, and a sweep runs --jobs of
  * them at once.  A run's result page is shared with this process, so an
  * aborted run still says how many steps it took and where.  A seed
- * record is one line of text (SIM_FORMAT, then key=value fields); a
+ * record is one line of text (its format version, "quanta-sim/2" for
+ * what seeds make now or "quanta-sim/1" for a record kept from before
+ * the version 2 generators and oracles, which then run as they were;
+ * then key=value fields); a
  * replay file is a record line followed by the run's trace, which is
  * what replay compares against to name the first divergence.
  */
@@ -60,7 +63,7 @@ static int cmd_list(void)
 static int config_from_arg(sim_config_t *cfg, const char *arg)
 {
 	char err[200];
-	if (strncmp(arg, SIM_FORMAT, strlen(SIM_FORMAT)) == 0) {
+	if (strncmp(arg, SIM_FORMAT_PREFIX, strlen(SIM_FORMAT_PREFIX)) == 0) {
 		if (sim_config_parse(cfg, arg, err, sizeof(err)) != 0) {
 			fprintf(stderr, "quanta-sim: %s\n", err);
 			return -1;
@@ -120,6 +123,7 @@ static void trace_config(sim_config_t *cfg, const qtrace_t *t, uint64_t seed)
 {
 	memset(cfg, 0, sizeof(*cfg));
 	snprintf(cfg->scenario, sizeof(cfg->scenario), "trace");
+	cfg->version = SIM_VERSION;
 	cfg->strategy = SIM_RANDOM;
 	cfg->depth = 3;
 	cfg->threads = t->nthreads;
@@ -352,6 +356,8 @@ typedef struct sweep_opts {
 
 typedef struct sweep_totals {
 	uint64_t seeds, failed, steps, checks, qchecks, switches, forks;
+	uint64_t call_steps_max, call_max_seed;
+	char call_max[160];
 	uint32_t rank_pairs[SIM_RANKS];
 	uint32_t contended;
 	char points[SIM_POINTS_MAX][64];
@@ -411,6 +417,11 @@ static void sweep_account(const sweep_opts_t *o, sweep_totals_t *t,
 	t->qchecks += r->q_checks;
 	t->switches += r->switches;
 	t->forks += r->forks;
+	if (r->call_steps_max > t->call_steps_max) {
+		t->call_steps_max = r->call_steps_max;
+		t->call_max_seed = s->cfg.seed;
+		memcpy(t->call_max, r->call_max, sizeof(t->call_max));
+	}
 	for (int i = 0; i < SIM_RANKS; i++)
 		t->rank_pairs[i] |= r->rank_pairs[i];
 	t->contended |= r->contended;
@@ -532,6 +543,10 @@ static int sweep(const sweep_opts_t *o, sweep_totals_t *t)
 	    (unsigned long long)t->switches);
 	printf("  %-26s %llu\n", "forks (children checked)",
 	    (unsigned long long)t->forks);
+	printf("  %-26s %llu of its own steps (bound %u): seed %llu, %s\n",
+	    "longest bounded call", (unsigned long long)t->call_steps_max,
+	    SIM_CALL_STEPS_MAX, (unsigned long long)t->call_max_seed,
+	    t->call_max);
 	print_coverage(t);
 	printf("%llu passed, %llu failed\n",
 	    (unsigned long long)(t->seeds - t->failed),

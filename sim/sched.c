@@ -39,6 +39,21 @@
  * longer than its step budget (a livelock: a spin that never ends, a
  * VM_SLEEP that never returns) fails too.
  *
+ * Progress (format version 2).  An operation the scenario marks bounded
+ * (sim_op_bounded: a VM_SLEEP or UMEM_NOFAIL call, a create) fails the
+ * run, naming the call, once it has taken more than SIM_CALL_STEPS_MAX
+ * steps of the calling thread's own — the steps of the thread, not of
+ * the run, so that a strategy that starves the thread (PCT) does not
+ * count against the call, while a call that loops (waits, retries,
+ * populates that keep failing) does.  While the page map refuses (a
+ * drain: no memory exists) the count stands still, and it starts afresh
+ * when the map works again.  The longest bounded call of each run is
+ * reported.  Each thread also logs the clock values it read since
+ * sim_clock_log_reset, so that a scenario can tell whether an mtbf of m
+ * may have failed its NOSLEEP call (an injected failure reads the clock
+ * once and fires when m divides it).  The page region counts its live
+ * bytes (sim_pages_live) for the leak check.
+ *
  * Fork.  sim_fork runs the prepare handlers as simulated code (other
  * threads run while it waits for their locks), then a real fork(): the
  * child continues this same simulation with the forking thread alone —
@@ -72,6 +87,7 @@
 #define SIM_CHECKER_ID 999u
 #define SIM_PCT_CHANGES_MAX 8u
 #define SIM_HELD_ARENAS 4u
+#define SIM_CLOCK_LOG 16u
 
 enum tstate { T_UNUSED, T_RUN, T_MUTEX, T_COND, T_JOIN, T_DONE, T_LOST };
 
@@ -107,6 +123,16 @@ typedef struct sim_thread {
 	bool yielded;
 	int in_op;
 	sim_rng_t ops;
+	/* Progress: the steps this thread took, and the bounded call it is
+	 * in (sim_op_bounded: its nesting level, 0 none; its first own step
+	 * and the run's step then; what it is). */
+	uint64_t own_steps, bound_start, bound_step0;
+	int bound_level;
+	char bound_what[160];
+	/* The clock values this thread read since sim_clock_log_reset. */
+	uint64_t clk[SIM_CLOCK_LOG];
+	unsigned nclk;
+	bool clk_over;
 } sim_thread_t;
 
 typedef struct sim_block { uintptr_t addr; size_t size; } sim_block_t;
@@ -145,6 +171,7 @@ static struct sim_state {
 	void (*tsd_dtor[SIM_TSD_KEYS])(void *);
 	/* the page region */
 	uintptr_t region, bump;
+	size_t pages_live;          /* mapped and not unmapped, in bytes */
 	sim_block_t freeb[SIM_FREE_BLOCKS_MAX];
 	unsigned nfree;
 	bool map_refuse;            /* sim_map_refuse: every map fails */
@@ -427,6 +454,20 @@ static void point(int ev, unsigned obj, uint64_t arg)
 		sim_fail("step budget of %llu exhausted: a livelock (a spin "
 		    "or a VM_SLEEP call that never ends)",
 		    (unsigned long long)S.cfg.step_budget);
+	sim_thread_t *t = S.cur;
+	t->own_steps++;
+	/* No memory exists while the page map refuses (a drain): a bound
+	 * counts from the moment it does again. */
+	if (S.map_refuse)
+		t->bound_start = t->own_steps;
+	if (t->bound_level != 0 &&
+	    t->own_steps - t->bound_start > SIM_CALL_STEPS_MAX)
+		sim_fail("no progress: %s has taken %llu steps of its own (%llu "
+		    "of the run) without returning; a call that must complete "
+		    "does so within %u of its own steps while memory exists",
+		    t->bound_what, (unsigned long long)(t->own_steps -
+		    t->bound_start), (unsigned long long)(S.step -
+		    t->bound_step0), SIM_CALL_STEPS_MAX);
 	if (S.cfg.strategy == SIM_PCT)
 		for (unsigned j = 0; j < S.pct_nchange; j++)
 			if (S.pct_change[j] == S.step)
@@ -644,9 +685,34 @@ unsigned sim_self(void)
 
 uint64_t sim_clock_ns(void)
 {
-	if (!S.quiet)
+	if (!S.quiet) {
 		point(EV_CLOCK, 0, 0);
+		sim_thread_t *t = S.cur;
+		if (t->nclk < SIM_CLOCK_LOG)
+			t->clk[t->nclk++] = S.clock;
+		else
+			t->clk_over = true;
+	}
 	return S.clock;
+}
+
+void sim_clock_log_reset(void)
+{
+	S.cur->nclk = 0;
+	S.cur->clk_over = false;
+}
+
+bool sim_clock_log_hit(uint64_t m)
+{
+	sim_thread_t *t = S.cur;
+	if (m == 0)
+		return false;
+	if (t->clk_over)
+		return true;
+	for (unsigned i = 0; i < t->nclk; i++)
+		if (t->clk[i] % m == 0)
+			return true;
+	return false;
 }
 
 int sim_tsd_key_create(plat_tsd_key_t *key, void (*destructor)(void *))
@@ -752,6 +818,7 @@ void *sim_pages_map(size_t size)
 		if (S.freeb[i].size == size) {
 			uintptr_t a = S.freeb[i].addr;
 			S.freeb[i] = S.freeb[--S.nfree];
+			S.pages_live += size;
 			return (void *)a;
 		}
 	}
@@ -759,6 +826,7 @@ void *sim_pages_map(size_t size)
 		return NULL;
 	uintptr_t a = S.bump;
 	S.bump += size;
+	S.pages_live += size;
 	return (void *)a;
 }
 
@@ -772,6 +840,7 @@ void sim_pages_unmap(void *addr, size_t size)
 	}
 	/* Zero, as a fresh map is. */
 	(void)madvise(addr, size, MADV_DONTNEED);
+	S.pages_live -= size;
 	if (S.nfree < SIM_FREE_BLOCKS_MAX)
 		S.freeb[S.nfree++] = (sim_block_t){(uintptr_t)addr, size};
 }
@@ -788,6 +857,8 @@ bool sim_fault(unsigned odds_scale)
 void sim_map_refuse(bool on)
 {
 	S.map_refuse = on;
+	for (unsigned i = 1; i <= S.nthreads; i++)
+		S.th[i].bound_start = S.th[i].own_steps;
 }
 
 uint64_t sim_rand_ops(void)
@@ -819,10 +890,46 @@ void sim_op(const char *fmt, ...)
 	point(EV_OP, 0, 0);
 }
 
+/* An operation that must return (VM_SLEEP, UMEM_NOFAIL, a create):
+ * from format version 2 on, it fails the run once it has taken more than
+ * SIM_CALL_STEPS_MAX steps of its own (the calling thread's steps, so
+ * that a strategy starving the thread does not count against it). */
+void sim_op_bounded(const char *fmt, ...)
+{
+	sim_thread_t *t = S.cur;
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(t->bound_what, sizeof(t->bound_what), fmt, ap);
+	va_end(ap);
+	t->in_op++;
+	trace_line(t->id, EV_OP, "%s", t->bound_what);
+	if (S.cfg.version >= 2 && t->bound_level == 0) {
+		t->bound_level = t->in_op;
+		t->bound_start = t->own_steps;
+		t->bound_step0 = S.step;
+	}
+	point(EV_OP, 0, 0);
+}
+
 void sim_op_end(void)
 {
-	if (S.cur->in_op > 0)
-		S.cur->in_op--;
+	sim_thread_t *t = S.cur;
+	if (t->bound_level != 0 && t->in_op == t->bound_level) {
+		uint64_t took = t->own_steps - t->bound_start;
+		if (took > S.res->call_steps_max) {
+			S.res->call_steps_max = took;
+			snprintf(S.res->call_max, sizeof(S.res->call_max),
+			    "%s", t->bound_what);
+		}
+		t->bound_level = 0;
+	}
+	if (t->in_op > 0)
+		t->in_op--;
+}
+
+size_t sim_pages_live(void)
+{
+	return S.pages_live;
 }
 
 void sim_callback_enter(const char *what)

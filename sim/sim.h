@@ -19,7 +19,16 @@
 #include <stdio.h>
 #include <sys/types.h>
 
-#define SIM_FORMAT "quanta-sim/1"
+/* The record's format version: "quanta-sim/V".  Version 1 records run
+ * the scenarios as they were before the state-aware generators and the
+ * progress, fit and leak oracles (so that their recorded outcomes hold);
+ * version 2 (SIM_VERSION, what seeds make now) runs them all. */
+#define SIM_FORMAT_PREFIX "quanta-sim/"
+#define SIM_VERSION 2u
+#define SIM_FORMAT "quanta-sim/2"
+/* A bounded call (sim_op_bounded) takes at most this many of its own
+ * steps (version 2). */
+#define SIM_CALL_STEPS_MAX 20000u
 #define SIM_THREADS_MAX 12
 #define SIM_RANKS 16
 #define SIM_POINTS_MAX 32
@@ -30,6 +39,7 @@ enum sim_strategy { SIM_RANDOM = 0, SIM_PCT = 1, SIM_FORCED = 2 };
 
 typedef struct sim_config {
 	char scenario[32];
+	unsigned version;        /* the record's format version (1, 2) */
 	int strategy;            /* enum sim_strategy */
 	unsigned depth;          /* PCT: bug depth d (d - 1 change points) */
 	unsigned threads;        /* worker threads (besides the main one) */
@@ -55,6 +65,8 @@ typedef struct sim_result {
 	uint64_t q_checks;       /* of them with the caches (Q1-Q3) */
 	uint64_t switches;       /* context switches */
 	unsigned forks;
+	uint64_t call_steps_max; /* the longest bounded call, own steps */
+	char call_max[160];      /* ... which call it was */
 	uint32_t rank_pairs[SIM_RANKS]; /* bit j of [i]: took j holding i */
 	uint32_t contended;      /* bit r: a thread waited for rank r */
 	uint64_t points_hit;     /* bit k: preempt point k reached */
@@ -88,6 +100,16 @@ unsigned sim_self(void);
  * thread to be between operations. */
 void sim_op(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void sim_op_end(void);
+/* An operation that must return (VM_SLEEP, UMEM_NOFAIL): version 2 fails
+ * the run when it takes more than SIM_CALL_STEPS_MAX steps of its own. */
+void sim_op_bounded(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* The clock values the calling thread read (each mtbf test reads it once)
+ * since the reset; hit: one of them is a multiple of m (or too many to
+ * tell), so an mtbf of m may have failed a NOSLEEP call meanwhile. */
+void sim_clock_log_reset(void);
+bool sim_clock_log_hit(uint64_t m);
+/* Bytes of the page region mapped and not unmapped. */
+size_t sim_pages_live(void);
 /* Callbacks (afunc, ffunc, constructors, reclaim) assert L1 with it. */
 void sim_callback_enter(const char *what);
 /* The run's PRNGs: the schedule's own, and one stream per thread for the
