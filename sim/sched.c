@@ -71,17 +71,18 @@
 #define SIM_PCT_CHANGES_MAX 8u
 #define SIM_HELD_ARENAS 4u
 
-enum tstate { T_UNUSED, T_RUN, T_MUTEX, T_COND, T_JOIN, T_DONE, T_LOST };
+enum tstate { T_UNUSED, T_RUN, T_MUTEX, T_COND, T_JOIN, T_DONE, T_LOST,
+	T_WATCH };
 
 enum ev {
 	EV_LOCK, EV_TRYLOCK, EV_UNLOCK, EV_WAIT, EV_BROADCAST, EV_SELF,
 	EV_CLOCK, EV_YIELD, EV_PREEMPT, EV_MAP, EV_UNMAP, EV_ATFORK, EV_SPAWN,
-	EV_JOIN, EV_EXIT, EV_FORK, EV_OP, EV_CHECK, EV_FAULT
+	EV_JOIN, EV_EXIT, EV_FORK, EV_OP, EV_CHECK, EV_FAULT, EV_WATCH
 };
 static const char *const ev_names[] = {
 	"lock", "trylock", "unlock", "wait", "broadcast", "self", "clock",
 	"yield", "preempt", "map", "unmap", "atfork", "spawn", "join", "exit",
-	"fork", "op", "check", "fault"
+	"fork", "op", "check", "fault", "watch"
 };
 
 typedef struct sim_thread {
@@ -104,8 +105,13 @@ typedef struct sim_thread {
 	unsigned prio;
 	bool yielded;
 	int in_op;
+	uint64_t points;           /* scheduling points it has taken */
 	sim_rng_t ops;
 } sim_thread_t;
+
+/* Apart from S, so that a run clears (and faults in) only the threads it
+ * spawns: thread_new clears each. */
+static sim_thread_t sim_threads[SIM_THREADS_MAX + 1];
 
 typedef struct sim_block { uintptr_t addr; size_t size; } sim_block_t;
 
@@ -120,7 +126,7 @@ static struct sim_state {
 	sim_config_t cfg;
 	sim_result_t *res;
 	FILE *trace;
-	sim_thread_t th[SIM_THREADS_MAX + 1];
+	sim_thread_t *th;           /* sim_threads: ids 1..nthreads */
 	unsigned nthreads;          /* ids 1..nthreads used */
 	sim_thread_t *cur;
 	ucontext_t main_ctx;
@@ -147,7 +153,48 @@ static struct sim_state {
 	unsigned nfree;
 	char opbuf[160];
 	const char *point_ptr[SIM_POINTS_MAX];
+	/* sim_wait_points: watcher waits until th[watch_tid] has taken
+	 * watch_target points; sim_freeze: frozen runs only when alone. */
+	unsigned watcher, watch_tid, frozen;
+	uint64_t watch_target;
 } S;
+
+/* ---- sets of threads (ids 1..SIM_THREADS_MAX) ------------------------------ */
+
+#define SET_WORDS ((SIM_THREADS_MAX + 64) / 64)
+typedef struct tset { uint64_t w[SET_WORDS]; } tset_t;
+
+static void set_add(tset_t *s, unsigned i)
+{
+	s->w[i / 64] |= 1ull << (i % 64);
+}
+
+static void set_del(tset_t *s, unsigned i)
+{
+	s->w[i / 64] &= ~(1ull << (i % 64));
+}
+
+static bool set_has(const tset_t *s, unsigned i)
+{
+	return (s->w[i / 64] >> (i % 64)) & 1u;
+}
+
+static unsigned set_count(const tset_t *s)
+{
+	unsigned n = 0;
+	for (unsigned k = 0; k < SET_WORDS; k++)
+		n += (unsigned)__builtin_popcountll(s->w[k]);
+	return n;
+}
+
+/* The lowest id in s (s not empty). */
+static unsigned set_first(const tset_t *s)
+{
+	for (unsigned k = 0; k < SET_WORDS; k++)
+		if (s->w[k] != 0)
+			return k * 64 + (unsigned)__builtin_ctzll(s->w[k]);
+	return 0;
+}
 
 /* ---- PRNG ---------------------------------------------------------------- */
 
@@ -253,7 +300,8 @@ static void report_where(char *buf, size_t len)
 	for (unsigned i = 1; i <= S.nthreads && n + 80 < len; i++) {
 		sim_thread_t *t = &S.th[i];
 		static const char *const sn[] = {"unused", "runnable",
-		    "blocked on a lock", "waiting", "joining", "done", "lost"};
+		    "blocked on a lock", "waiting", "joining", "done", "lost",
+		    "watching a thread"};
 		n += (size_t)snprintf(buf + n, len - n, "\n  T%u %s", i,
 		    sn[t->state]);
 		if (t->state == T_MUTEX && n + 80 < len)
@@ -305,19 +353,25 @@ static bool runnable(const sim_thread_t *t)
 		return S.th[t->wjoin].state == T_DONE;
 	if (t->state == T_COND)
 		return t->deadline <= S.clock;
+	if (t->state == T_WATCH)
+		return S.th[S.watch_tid].points >= S.watch_target ||
+		    S.th[S.watch_tid].state == T_DONE;
 	return false;
 }
 
-/* The runnable set as a bitmask; wakes the earliest timed waiter when it
- * would be empty (virtual time jumps to its deadline). */
-static unsigned runnable_set(void)
+/* The runnable set; wakes the earliest timed waiter when it would be
+ * empty (virtual time jumps to its deadline). */
+static bool runnable_set(tset_t *set)
 {
-	unsigned set = 0;
+	memset(set, 0, sizeof(*set));
+	bool any = false;
 	for (unsigned i = 1; i <= S.nthreads; i++)
-		if (runnable(&S.th[i]))
-			set |= 1u << i;
-	if (set != 0)
-		return set;
+		if (runnable(&S.th[i])) {
+			set_add(set, i);
+			any = true;
+		}
+	if (any)
+		return true;
 	uint64_t best = UINT64_MAX;
 	unsigned who = 0;
 	for (unsigned i = 1; i <= S.nthreads; i++)
@@ -326,51 +380,66 @@ static unsigned runnable_set(void)
 			who = i;
 		}
 	if (who == 0)
-		return 0;
+		return false;
 	S.clock = best;
-	return 1u << who;
+	set_add(set, who);
+	return true;
 }
 
-static unsigned pick_pct(unsigned set)
+static unsigned pick_pct(const tset_t *set)
 {
 	unsigned best = 0;
 	for (unsigned i = 1; i <= S.nthreads; i++)
-		if ((set >> i) & 1u)
+		if (set_has(set, i))
 			if (best == 0 || S.th[i].prio > S.th[best].prio)
 				best = i;
 	return best;
 }
 
-static unsigned pick(unsigned set)
+static unsigned pick(tset_t *set)
 {
 	unsigned cur = S.cur->id;
 	sim_result_t *r = S.res;
-	if (S.cur->yielded && (set & ~(1u << cur)) != 0)
-		set &= ~(1u << cur);
+	/* A watcher whose thread reached its point runs at once, and a
+	 * frozen thread only when nobody else can: no decision either. */
+	if (S.watcher != 0 && set_has(set, S.watcher))
+		return S.watcher;
+	unsigned n = set_count(set);
+	if (S.frozen != 0 && n > 1 && set_has(set, S.frozen)) {
+		set_del(set, S.frozen);
+		n--;
+	}
+	if (S.cur->yielded && n > 1 && set_has(set, cur)) {
+		set_del(set, cur);
+		n--;
+	}
 	S.cur->yielded = false;
-	if ((set & (set - 1)) == 0)
-		return (unsigned)__builtin_ctz(set);
+	if (n == 1)
+		return set_first(set);
 	unsigned d = r->ndecisions, choice = 0;
 	if (S.cfg.strategy == SIM_RANDOM) {
-		unsigned n = (unsigned)__builtin_popcount(set);
 		unsigned k = (unsigned)rng_below(&S.sched, n);
 		for (unsigned i = 1; i <= S.nthreads; i++)
-			if (((set >> i) & 1u) && k-- == 0)
+			if (set_has(set, i) && k-- == 0)
 				choice = i;
 	} else if (S.cfg.strategy == SIM_PCT) {
 		choice = pick_pct(set);
 	} else {
-		if (d < S.cfg.nchoices && ((set >> S.cfg.choices[d]) & 1u))
+		if (d < S.cfg.nchoices &&
+		    set_has(set, S.cfg.choices[d]))
 			choice = S.cfg.choices[d];
-		else if ((set >> cur) & 1u)
+		else if (set_has(set, cur))
 			choice = cur;
 		else
-			choice = (unsigned)__builtin_ctz(set);
+			choice = set_first(set);
 	}
 	if (d < SIM_CHOICES_MAX) {
+		/* Bit 0: the current thread was runnable; bits 1-15: threads
+		 * 1-15 (what explore enumerates). */
 		r->decision[d] = (uint8_t)choice;
 		r->decision_cur[d] = (uint8_t)cur;
-		r->decision_set[d] = (uint16_t)set;
+		r->decision_set[d] = (uint16_t)((set->w[0] & 0xfffeu) |
+		    (set_has(set, cur) ? 1u : 0u));
 		r->ndecisions = d + 1;
 	}
 	return choice;
@@ -389,14 +458,14 @@ static void switch_to(sim_thread_t *next)
 /* Choose who runs next; the current thread may be blocked or done. */
 static void reschedule(void)
 {
-	unsigned set = runnable_set();
-	if (set == 0) {
+	tset_t set;
+	if (!runnable_set(&set)) {
 		for (unsigned i = 1; i <= S.nthreads; i++)
 			if (S.th[i].state != T_DONE && S.th[i].state != T_LOST)
 				sim_fail("deadlock: no thread can run");
 		setcontext(&S.main_ctx); /* every thread is done */
 	}
-	unsigned next = pick(set);
+	unsigned next = pick(&set);
 	if (S.th[next].state == T_COND)
 		S.th[next].wcond = NULL; /* timed out */
 	if (S.th[next].state != T_DONE && S.th[next].state != T_LOST)
@@ -412,6 +481,7 @@ static void point(int ev, unsigned obj, uint64_t arg)
 	S.step++;
 	S.clock += SIM_NS_PER_STEP;
 	S.res->steps = S.step;
+	S.cur->points++;
 	hash_mix(((uint64_t)S.cur->id << 56) ^ ((uint64_t)ev << 48) ^
 	    ((uint64_t)obj << 24) ^ arg);
 	if (S.step > S.cfg.step_budget)
@@ -965,6 +1035,37 @@ void sim_join(unsigned id)
 	t->state = T_RUN;
 }
 
+uint64_t sim_points(unsigned id)
+{
+	return id >= 1 && id <= S.nthreads ? S.th[id].points : 0;
+}
+
+bool sim_thread_done(unsigned id)
+{
+	return id >= 1 && id <= S.nthreads && S.th[id].state == T_DONE;
+}
+
+void sim_wait_points(unsigned id, uint64_t target)
+{
+	sim_thread_t *t = S.cur;
+	if (id == t->id || id < 1 || id > S.nthreads)
+		sim_fail("sim_wait_points: T%u cannot watch T%u", t->id, id);
+	trace_line(t->id, EV_WATCH, "T%u to point %llu", id,
+	    (unsigned long long)target);
+	S.watcher = t->id;
+	S.watch_tid = id;
+	S.watch_target = target;
+	t->state = T_WATCH;
+	point(EV_WATCH, id, target);
+	S.watcher = 0;
+	t->state = T_RUN;
+}
+
+void sim_freeze(unsigned id)
+{
+	S.frozen = id;
+}
+
 /* ---- fork ------------------------------------------------------------------- */
 
 /* Whether m is the lock of an arena on the arena list. */
@@ -1005,6 +1106,8 @@ static void fork_child_side(sim_fn_t *child_fn, void *arg, int fd)
 {
 	S.in_child = true;
 	S.pid = 1000 + S.res->forks;
+	S.frozen = 0;
+	S.watcher = 0;
 	sim_thread_t *me = S.cur;
 	for (unsigned i = 1; i <= S.nthreads; i++)
 		if (&S.th[i] != me && S.th[i].state != T_DONE)
@@ -1100,6 +1203,7 @@ void sim_run(const sim_config_t *cfg, sim_result_t *res, FILE *trace)
 {
 	const sim_scenario_t *sc = sim_scenario_find(cfg->scenario);
 	memset(&S, 0, sizeof(S));
+	S.th = sim_threads;
 	S.child_fd = -1;
 	S.cfg = *cfg;
 	S.res = res;

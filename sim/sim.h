@@ -20,7 +20,9 @@
 #include <sys/types.h>
 
 #define SIM_FORMAT "quanta-sim/1"
-#define SIM_THREADS_MAX 12
+/* Threads of a run, main included: a decision records its choice in a
+ * byte.  Ordinary seeds pay for the threads they spawn only. */
+#define SIM_THREADS_MAX 255
 #define SIM_RANKS 16
 #define SIM_POINTS_MAX 32
 #define SIM_CHOICES_MAX 65536
@@ -67,7 +69,9 @@ typedef struct sim_result {
 	unsigned ndecisions;
 	uint8_t decision[SIM_CHOICES_MAX];
 	uint8_t decision_cur[SIM_CHOICES_MAX];   /* current thread then */
-	uint16_t decision_set[SIM_CHOICES_MAX];  /* runnable set, a bitmask */
+	/* Bit 0: the current thread was runnable; bit t (1..15): thread t
+	 * was (explore enumerates threads 1..15 only). */
+	uint16_t decision_set[SIM_CHOICES_MAX];
 } sim_result_t;
 
 /* ---- sched.c ------------------------------------------------------- */
@@ -83,6 +87,15 @@ void sim_join(unsigned id);
  * in the parent once the child has passed its checks. */
 void sim_fork(sim_fn_t *child_fn, void *arg);
 bool sim_in_child(void);
+/* Scheduling points thread id has taken so far; whether it is done. */
+uint64_t sim_points(unsigned id);
+bool sim_thread_done(unsigned id);
+/* Block until thread id has taken target points in all (or is done);
+ * then this thread runs at once, before id's next step. */
+void sim_wait_points(unsigned id, uint64_t target);
+/* Thread id (0: none) runs only while no other thread can: a fork's
+ * prepare after sim_wait_points finds it where it stopped. */
+void sim_freeze(unsigned id);
 unsigned sim_self(void);
 /* Operations: the trace names them; the checker's Q1 waits for every
  * thread to be between operations. */
