@@ -99,7 +99,8 @@ typedef struct sim_thread {
 	void *tsd[SIM_TSD_KEYS];
 	plat_thread_area_t area;
 	unsigned held[SIM_RANKS];  /* locks held, per rank (the sim's view) */
-	plat_mutex_t *held_arena[SIM_HELD_ARENAS]; /* arena locks held */
+	/* arena, depot and slab locks held (the per-object ones) */
+	plat_mutex_t *held_arena[SIM_HELD_ARENAS];
 	unsigned nheld_arena;
 	int next_rank;
 	unsigned prio;
@@ -353,9 +354,10 @@ static bool runnable(const sim_thread_t *t)
 		return S.th[t->wjoin].state == T_DONE;
 	if (t->state == T_COND)
 		return t->deadline <= S.clock;
-	if (t->state == T_WATCH)
+	if (t->state == T_WATCH) /* its point, or it ended or joins */
 		return S.th[S.watch_tid].points >= S.watch_target ||
-		    S.th[S.watch_tid].state == T_DONE;
+		    S.th[S.watch_tid].state == T_DONE ||
+		    S.th[S.watch_tid].state == T_JOIN;
 	return false;
 }
 
@@ -534,7 +536,8 @@ static void mutex_take(plat_mutex_t *m)
 		S.res->rank_pairs[top_rank(t)] |= 1u << rank;
 		t->held[rank]++;
 	}
-	if (rank == QLOCK_ARENA && t->nheld_arena < SIM_HELD_ARENAS)
+	if ((rank == QLOCK_ARENA || rank == QLOCK_DEPOT ||
+	    rank == QLOCK_SLAB) && t->nheld_arena < SIM_HELD_ARENAS)
 		t->held_arena[t->nheld_arena++] = m;
 	m->pm_rank = rank;
 	m->pm_owner = t->id;
@@ -1068,11 +1071,18 @@ void sim_freeze(unsigned id)
 
 /* ---- fork ------------------------------------------------------------------- */
 
-/* Whether m is the lock of an arena on the arena list. */
-static bool arena_lock_listed(const plat_mutex_t *m)
+/* Whether m is the lock of an arena on the arena list, or a depot or
+ * slab lock of a cache on the cache list. */
+static bool object_lock_listed(const plat_mutex_t *m)
 {
-	for (vmem_t *vmp = vmem_list; vmp != NULL; vmp = vmp->ar_next)
-		if (vmp->ar_lock == m)
+	if (m->pm_rank == QLOCK_ARENA) {
+		for (vmem_t *vmp = vmem_list; vmp != NULL; vmp = vmp->ar_next)
+			if (vmp->ar_lock == m)
+				return true;
+		return false;
+	}
+	for (umem_cache_t *cp = umem_cache_list; cp != NULL; cp = cp->cc_next)
+		if (cp->cc_depot_lock == m || cp->cc_slab_lock == m)
 			return true;
 	return false;
 }
@@ -1081,22 +1091,34 @@ static bool arena_lock_listed(const plat_mutex_t *m)
  * No lock a lost thread held may be one the child can reach: every
  * allocator lock is the prepare handler's at the fork, except the lock
  * of an arena off the arena list — one the lost thread was creating or
- * destroying, which nobody can reach again (docs/fork.md).
+ * destroying, which nobody can reach again (docs/fork.md) — and the
+ * depot and slab locks of a cache off the cache list (one it was
+ * destroying, which the child never sees either).
  */
 static void lost_locks_check(const sim_thread_t *t)
 {
-	for (int r = 1; r < SIM_RANKS; r++)
-		if (t->held[r] != 0 && (r != QLOCK_ARENA ||
-		    t->held[r] != t->nheld_arena))
+	for (int r = 1; r < SIM_RANKS; r++) {
+		if (t->held[r] == 0)
+			continue;
+		unsigned named = 0;
+		for (unsigned k = 0; k < t->nheld_arena; k++)
+			named += t->held_arena[k]->pm_rank == r;
+		if ((r != QLOCK_ARENA && r != QLOCK_DEPOT && r != QLOCK_SLAB) ||
+		    t->held[r] != named)
 			sim_fail("%s held by T%u, lost in the fork",
 			    rank_name(r), t->id);
+	}
 	for (unsigned k = 0; k < t->nheld_arena; k++) {
-		if (arena_lock_listed(t->held_arena[k]))
-			sim_fail("the lock of a listed arena held by T%u, lost "
-			    "in the fork", t->id);
-		trace_line(S.cur->id, EV_FORK, "T%u, lost, holds ar_lock#%u of "
-		    "an arena off the list (mid create or destroy)", t->id,
-		    t->held_arena[k]->pm_id);
+		const plat_mutex_t *m = t->held_arena[k];
+		if (object_lock_listed(m))
+			sim_fail("%s#%u of a listed %s held by T%u, lost in the "
+			    "fork", rank_name(m->pm_rank), m->pm_id,
+			    m->pm_rank == QLOCK_ARENA ? "arena" : "cache",
+			    t->id);
+		trace_line(S.cur->id, EV_FORK, "T%u, lost, holds %s#%u of an "
+		    "%s off its list (mid create or destroy)", t->id,
+		    rank_name(m->pm_rank), m->pm_id,
+		    m->pm_rank == QLOCK_ARENA ? "arena" : "cache");
 	}
 	/* Held for ever, by nobody the checks wait for. */
 	S.locks_held -= t->nheld_arena;

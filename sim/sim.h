@@ -90,7 +90,8 @@ bool sim_in_child(void);
 /* Scheduling points thread id has taken so far; whether it is done. */
 uint64_t sim_points(unsigned id);
 bool sim_thread_done(unsigned id);
-/* Block until thread id has taken target points in all (or is done);
+/* Block until thread id has taken target points in all (or is done, or
+ * waits in sim_join);
  * then this thread runs at once, before id's next step. */
 void sim_wait_points(unsigned id, uint64_t target);
 /* Thread id (0: none) runs only while no other thread can: a fork's
@@ -129,6 +130,9 @@ typedef struct sim_scenario {
 	unsigned ops_default;
 	bool tiny;               /* small enough for exhaustive search */
 } sim_scenario_t;
+/* scenarios_fork.c: forks at every point, every operation in the
+ * child, worlds past every fixed size (rows of the table). */
+sim_fn_t sim_sc_fork_points, sim_sc_fork_long, sim_sc_scale;
 extern const sim_scenario_t sim_scenarios[];
 extern const size_t sim_nscenarios;
 const sim_scenario_t *sim_scenario_find(const char *name);
