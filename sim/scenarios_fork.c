@@ -325,6 +325,43 @@ static void free_from(size_t from)
 		do_free(reg_take(R.n - 1));
 }
 
+/*
+ * vmem_create returns NULL, whatever the flag, when its quantum caches'
+ * metadata cannot be allocated, and umem_cache_create when its metadata
+ * or locks cannot (reference.md): only under injected faults here, where
+ * the call is retried.
+ */
+static vmem_t *mk_arena(const char *name, void *base, size_t size,
+    size_t quantum, vmem_alloc_t *afunc, vmem_free_t *ffunc, vmem_t *src,
+    size_t qcache_max, int vmflag)
+{
+	for (unsigned tries = 0; tries < 64; tries++) {
+		vmem_t *vmp = vmem_create(name, base, size, quantum, afunc,
+		    ffunc, src, qcache_max, vmflag);
+		if (vmp != NULL)
+			return vmp;
+		if (sim_config()->faults == 0)
+			break;
+	}
+	sim_fail("vmem_create(%s, VM_SLEEP) returned NULL%s", name,
+	    sim_config()->faults ? " 64 times" : " with no fault injected");
+}
+
+static umem_cache_t *mk_cache(const char *name, size_t size, size_t align,
+    umem_constructor_t *ctor, umem_destructor_t *dtor, vmem_t *vmp)
+{
+	for (unsigned tries = 0; tries < 64; tries++) {
+		umem_cache_t *cp = umem_cache_create(name, size, align, ctor,
+		    dtor, NULL, NULL, vmp, 0);
+		if (cp != NULL)
+			return cp;
+		if (sim_config()->faults == 0)
+			break;
+	}
+	sim_fail("umem_cache_create(%s) returned NULL%s", name,
+	    sim_config()->faults ? " 64 times" : " with no fault injected");
+}
+
 static int nofail_retry(void)
 {
 	return UMEM_CALLBACK_RETRY;
@@ -378,7 +415,7 @@ static void force_populate(const char *name)
 	vmem_tag_census(&c0);
 	sim_op("vmem_create(%s) to drain %zu global tags", name,
 	    c0.global_free);
-	vmem_t *d = vmem_create(name, (void *)(uintptr_t)1, (size_t)1 << 26, 1,
+	vmem_t *d = mk_arena(name, (void *)(uintptr_t)1, (size_t)1 << 26, 1,
 	    NULL, NULL, NULL, 0, VM_SLEEP);
 	sim_op_end();
 	size_t cap = c0.global_free + 4 * VMEM_SPARES_MAX, n = 0;
@@ -486,7 +523,7 @@ static void child_all(void *arg)
 	sim_op_end();
 
 	sim_op("child: vmem_create(c_plain) and vmem_add");
-	vmem_t *a = vmem_create("c_plain", (void *)0x10000, 0x10000, 16,
+	vmem_t *a = mk_arena("c_plain", (void *)0x10000, 0x10000, 16,
 	    NULL, NULL, NULL, 64, VM_SLEEP);
 	void *added = vmem_add(a, (void *)0x40000, 0x10000, VM_SLEEP);
 	sim_op_end();
@@ -494,7 +531,7 @@ static void child_all(void *arg)
 		sim_fail("child: vmem_create/vmem_add(c_plain, VM_SLEEP) "
 		    "failed");
 	sim_op("child: vmem_create(c_pop, VMC_POPULATOR)");
-	vmem_t *b = vmem_create("c_pop", NULL, 0, 64, vmem_alloc, vmem_free,
+	vmem_t *b = mk_arena("c_pop", NULL, 0, 64, vmem_alloc, vmem_free,
 	    vmem_heap_arena(), 512, VMC_POPULATOR | VM_SLEEP);
 	sim_op_end();
 	if (b == NULL)
@@ -525,8 +562,7 @@ static void child_all(void *arg)
 	force_populate("c_drain");
 
 	sim_op("child: umem_cache_create(c_cache) over c_pop");
-	umem_cache_t *c = umem_cache_create("c_cache", 72, 8, NULL, NULL,
-	    NULL, NULL, b, 0);
+	umem_cache_t *c = mk_cache("c_cache", 72, 8, NULL, NULL, b);
 	sim_op_end();
 	if (c == NULL)
 		sim_fail("child: umem_cache_create returned NULL");
@@ -584,17 +620,15 @@ static void world_start(void)
 	umem_nofail_callback(nofail_retry);
 	memset(&R, 0, sizeof(R));
 	sim_op("create the shared arenas and caches");
-	R.arena[0] = vmem_create("f_ids", (void *)0x100000, 0x100000, 1,
+	R.arena[0] = mk_arena("f_ids", (void *)0x100000, 0x100000, 1,
 	    NULL, NULL, NULL, 8, VM_SLEEP);
 	R.memory[0] = false;
-	R.arena[1] = vmem_create("f_mem", NULL, 0, 64, vmem_alloc, vmem_free,
+	R.arena[1] = mk_arena("f_mem", NULL, 0, 64, vmem_alloc, vmem_free,
 	    vmem_heap_arena(), 512, VMC_POPULATOR | VM_SLEEP);
 	R.memory[1] = true;
 	R.narenas = 2;
-	R.cache[0] = umem_cache_create("f_obj", 64, 0, ctor_word, dtor_word,
-	    NULL, NULL, NULL, 0);
-	R.cache[1] = umem_cache_create("f_big", 3000, 8, NULL, NULL, NULL,
-	    NULL, NULL, 0);
+	R.cache[0] = mk_cache("f_obj", 64, 0, ctor_word, dtor_word, NULL);
+	R.cache[1] = mk_cache("f_big", 3000, 8, NULL, NULL, NULL);
 	R.ncaches = 2;
 	sim_op_end();
 }
@@ -701,7 +735,7 @@ static void fp_other(void *arg)
 	switch (FP.op) {
 	case FP_DESTROY:
 	case FP_DESTROY_POP: {
-		FP.target = vmem_create("fp_victim", NULL, 0, 32, vmem_alloc,
+		FP.target = mk_arena("fp_victim", NULL, 0, 32, vmem_alloc,
 		    vmem_free, vmem_heap_arena(), 128,
 		    (FP.op == FP_DESTROY_POP ? VMC_POPULATOR : 0) | VM_SLEEP);
 		void *p = vmem_alloc(FP.target, 64, VM_SLEEP);
@@ -711,11 +745,11 @@ static void fp_other(void *arg)
 		break;
 	}
 	case FP_ADD:
-		FP.target = vmem_create("fp_add", (void *)0x1000, 0x1000, 16,
+		FP.target = mk_arena("fp_add", (void *)0x1000, 0x1000, 16,
 		    NULL, NULL, NULL, 0, VM_SLEEP);
 		break;
 	case FP_POPULATE:
-		d = vmem_create("fp_drain", (void *)(uintptr_t)1,
+		d = mk_arena("fp_drain", (void *)(uintptr_t)1,
 		    (size_t)1 << 26, 1, NULL, NULL, NULL, 0, VM_SLEEP);
 		ngot = drain_to_edge(d, got, REG_MAX / 2);
 		break;
@@ -730,8 +764,8 @@ static void fp_other(void *arg)
 		}
 		break;
 	case FP_CACHE_DESTROY: {
-		FP.ctarget = umem_cache_create("fp_cvictim", 96, 0, ctor_word,
-		    dtor_word, NULL, NULL, R.arena[1], 0);
+		FP.ctarget = mk_cache("fp_cvictim", 96, 0, ctor_word,
+		    dtor_word, R.arena[1]);
 		void *x[20];
 		for (unsigned i = 0; i < 20; i++)
 			x[i] = umem_cache_alloc(FP.ctarget, UMEM_NOFAIL);
@@ -751,7 +785,7 @@ static void fp_other(void *arg)
 	switch (FP.op) {
 	case FP_CREATE:
 	case FP_CREATE_POP:
-		FP.target = vmem_create("fp_new", NULL, 0, 32, vmem_alloc,
+		FP.target = mk_arena("fp_new", NULL, 0, 32, vmem_alloc,
 		    vmem_free, vmem_heap_arena(), 128,
 		    (FP.op == FP_CREATE_POP ? VMC_POPULATOR : 0) | VM_SLEEP);
 		break;
@@ -773,8 +807,8 @@ static void fp_other(void *arg)
 		umem_reap();
 		break;
 	case FP_CACHE_CREATE:
-		FP.ctarget = umem_cache_create("fp_cnew", 96, 0, ctor_word,
-		    dtor_word, NULL, NULL, R.arena[1], 0);
+		FP.ctarget = mk_cache("fp_cnew", 96, 0, ctor_word,
+		    dtor_word, R.arena[1]);
 		break;
 	case FP_CACHE_DESTROY:
 		umem_cache_destroy(FP.ctarget);
@@ -858,7 +892,7 @@ static void long_worker(void *arg)
 		case 0: {
 			/* A populate storm on an arena of its own. */
 			snprintf(name, sizeof(name), "storm%u_%u", me, i);
-			vmem_t *d = vmem_create(name, (void *)(uintptr_t)1,
+			vmem_t *d = mk_arena(name, (void *)(uintptr_t)1,
 			    (size_t)1 << 24, 1, NULL, NULL, NULL, 0, VM_SLEEP);
 			static uintptr_t got[SIM_THREADS_MAX][512];
 			unsigned n = 256 + rnd(256);
@@ -873,11 +907,11 @@ static void long_worker(void *arg)
 		case 1: {
 			/* A populator and a cache over it, made and ended. */
 			snprintf(name, sizeof(name), "lp%u_%u", me, i);
-			vmem_t *vmp = vmem_create(name, NULL, 0, 64, vmem_alloc,
+			vmem_t *vmp = mk_arena(name, NULL, 0, 64, vmem_alloc,
 			    vmem_free, vmem_heap_arena(), 256,
 			    VMC_POPULATOR | VM_SLEEP);
-			umem_cache_t *cp = umem_cache_create(name, 80, 0,
-			    ctor_word, dtor_word, NULL, NULL, vmp, 0);
+			umem_cache_t *cp = mk_cache(name, 80, 0,
+			    ctor_word, dtor_word, vmp);
 			void *x[30];
 			for (unsigned j = 0; j < 30; j++)
 				x[j] = umem_cache_alloc(cp, UMEM_NOFAIL);
@@ -952,16 +986,17 @@ void sim_sc_fork_long(void *arg)
 #define SC_MANY 3000u     /* segments of "many": tag batches, the hash */
 
 static struct {
-	volatile unsigned arrived, leave;
+	volatile unsigned arrived, n;
 	unsigned gate;           /* the thread the crowd joins */
 } SCB;
 
-/* The one thread that waits (sim_yield) for the crowd's release; the
- * crowd joins it, so that a hundred threads wait without a step. */
+/* The one thread that waits (sim_yield) until the whole crowd holds its
+ * buffers; the crowd and thread 1 join it, so that a hundred threads
+ * wait without a step, and no two yielders starve the rest under PCT. */
 static void scale_gate(void *arg)
 {
 	(void)arg;
-	while (!SCB.leave)
+	while (SCB.arrived < SCB.n)
 		sim_yield();
 }
 
@@ -996,7 +1031,7 @@ static void scale_crowd(unsigned n, bool fork)
 {
 	static unsigned tids[SIM_THREADS_MAX];
 	SCB.arrived = 0;
-	SCB.leave = 0;
+	SCB.n = n;
 	SCB.gate = sim_spawn(scale_gate, NULL);
 	for (unsigned i = 0; i < n; i++)
 		tids[i] = sim_spawn(scale_worker, NULL);
@@ -1010,9 +1045,6 @@ static void scale_crowd(unsigned n, bool fork)
 		sim_fork(child_all, NULL);
 		sim_freeze(0);
 	}
-	while (SCB.arrived < n)
-		sim_yield();
-	SCB.leave = 1;
 	sim_join(SCB.gate);
 	for (unsigned i = 0; i < n; i++)
 		sim_join(tids[i]);
@@ -1087,7 +1119,7 @@ void sim_sc_scale(void *arg)
 	unsigned a0 = R.narenas, c0 = R.ncaches;
 	for (unsigned i = 0; i < SC_ARENAS; i++) {
 		snprintf(name, sizeof(name), "sa%u", i);
-		vmem_t *vmp = vmem_create(name, (void *)(uintptr_t)
+		vmem_t *vmp = mk_arena(name, (void *)(uintptr_t)
 		    ((i + 1) << 20), 1 << 16, 8, NULL, NULL, NULL, 32,
 		    VM_SLEEP);
 		R.arena[R.narenas] = vmp;
@@ -1096,8 +1128,8 @@ void sim_sc_scale(void *arg)
 	}
 	for (unsigned i = 0; i < SC_CACHES; i++) {
 		snprintf(name, sizeof(name), "sc%u", i);
-		umem_cache_t *cp = umem_cache_create(name, 16 + 8 * i, 0,
-		    NULL, NULL, NULL, NULL, NULL, 0);
+		umem_cache_t *cp = mk_cache(name, 16 + 8 * i, 0,
+		    NULL, NULL, NULL);
 		if (cp == NULL)
 			sim_fail("umem_cache_create(%s) returned NULL", name);
 		R.cache[R.ncaches++] = cp;
@@ -1118,7 +1150,7 @@ void sim_sc_scale(void *arg)
 		sim_op_end();
 		for (unsigned i = have; i < 16 && np < 32; i++) {
 			snprintf(name, sizeof(name), "pop%u_%u", round, i);
-			pops[np++] = vmem_create(name, NULL, 0, 64, vmem_alloc,
+			pops[np++] = mk_arena(name, NULL, 0, 64, vmem_alloc,
 			    vmem_free, vmem_heap_arena(), 0,
 			    VMC_POPULATOR | VM_SLEEP);
 		}
@@ -1137,7 +1169,7 @@ void sim_sc_scale(void *arg)
 	/* "many": tag batches past the bootstrap's, the hash grown and
 	 * shrunk, spares past VMEM_SPARES_MAX given back. */
 	sim_op("vmem_create(many)");
-	vmem_t *many = vmem_create("many", (void *)(uintptr_t)1, 1 << 20, 1,
+	vmem_t *many = mk_arena("many", (void *)(uintptr_t)1, 1 << 20, 1,
 	    NULL, NULL, NULL, 0, VM_SLEEP);
 	sim_op_end();
 	size_t from = R.n;
@@ -1165,7 +1197,7 @@ void sim_sc_scale(void *arg)
 
 	/* VMEM_QCACHE_MAX: qcache_max 32 quanta clamped to 16. */
 	sim_op("vmem_create(qwide, qcache_max 32 quanta)");
-	vmem_t *qw = vmem_create("qwide", (void *)0x1000000, 1 << 20, 16,
+	vmem_t *qw = mk_arena("qwide", (void *)0x1000000, 1 << 20, 16,
 	    NULL, NULL, NULL, 32 * 16, VM_SLEEP);
 	sim_op_end();
 	from = R.n;
@@ -1177,10 +1209,8 @@ void sim_sc_scale(void *arg)
 	/* UMEM_MAGSIZE_MAX, slab hash past 16 slabs, 1-byte buffers past
 	 * UMEM_SLAB_BUFS_MAX a slab. */
 	sim_op("umem_cache_create(magmax, tiny1)");
-	umem_cache_t *mm = umem_cache_create("magmax", 200, 0, NULL, NULL,
-	    NULL, NULL, NULL, 0);
-	umem_cache_t *t1 = umem_cache_create("tiny1", 1, 1, NULL, NULL, NULL,
-	    NULL, NULL, 0);
+	umem_cache_t *mm = mk_cache("magmax", 200, 0, NULL, NULL, NULL);
+	umem_cache_t *t1 = mk_cache("tiny1", 1, 1, NULL, NULL, NULL);
 	if (mm == NULL || t1 == NULL)
 		sim_fail("umem_cache_create(magmax/tiny1) returned NULL");
 	qlock_enter(mm->cc_depot_lock, QLOCK_DEPOT);

@@ -1115,10 +1115,10 @@ static void lost_locks_check(const sim_thread_t *t)
 			    "fork", rank_name(m->pm_rank), m->pm_id,
 			    m->pm_rank == QLOCK_ARENA ? "arena" : "cache",
 			    t->id);
-		trace_line(S.cur->id, EV_FORK, "T%u, lost, holds %s#%u of an "
-		    "%s off its list (mid create or destroy)", t->id,
+		trace_line(S.cur->id, EV_FORK, "T%u, lost, holds %s#%u of %s "
+		    "off its list (mid create or destroy)", t->id,
 		    rank_name(m->pm_rank), m->pm_id,
-		    m->pm_rank == QLOCK_ARENA ? "arena" : "cache");
+		    m->pm_rank == QLOCK_ARENA ? "an arena" : "a cache");
 	}
 	/* Held for ever, by nobody the checks wait for. */
 	S.locks_held -= t->nheld_arena;
