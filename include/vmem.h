@@ -116,7 +116,10 @@ void vmem_dump(vmem_t *arena, FILE *fp, int format);
 /*
  * Failure injection: a NOSLEEP allocation without VM_PANIC fails whenever the
  * platform clock modulo mtbf is zero.  vmp == NULL sets the global value.
- * 0 turns it off; 1 fails every such allocation.
+ * 0 turns it off; 1 fails every such allocation.  Only the caller's own
+ * requests fail: the library's requests on its own behalf (a tag populate)
+ * and those under a UMEM_NOFAIL call are spared, so VM_SLEEP and
+ * UMEM_NOFAIL calls return whenever memory exists, whatever mtbf is.
  */
 void vmem_mtbf_set(vmem_t *arena, uint64_t mtbf);
 

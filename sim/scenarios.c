@@ -412,6 +412,72 @@ static void op_chaos(void)
 	sim_op_end();
 }
 
+/* ---- populates that fail for real --------------------------------------------- */
+
+/*
+ * Injection spares a populate (vmem_mtbf_set fails the caller's own
+ * requests only), so a populate fails only when memory runs out: the page
+ * map refuses (sim_map_refuse) and the tag, internal and heap arenas are
+ * drained, each to its last free range by requests sized from its state
+ * (its largest free range, again and again).  The drainer holds the
+ * pieces for a few operations (others' VM_SLEEP calls wait meanwhile,
+ * since no memory exists), then gives everything back.
+ */
+#define DRAIN_MAX 64u
+
+typedef struct drain {
+	unsigned n;
+	vmem_t *a[DRAIN_MAX];
+	void *p[DRAIN_MAX];
+	size_t size[DRAIN_MAX];
+} drain_t;
+
+static void largest_free_cb(void *arg, void *start, size_t size)
+{
+	(void)start;
+	size_t *max = arg;
+	if (size > *max)
+		*max = size;
+}
+
+static size_t largest_free(vmem_t *vmp)
+{
+	size_t max = 0;
+	vmem_walk(vmp, VMEM_FREE, largest_free_cb, &max);
+	return max;
+}
+
+static void drain_begin(drain_t *d)
+{
+	vmem_t *internal[3] = {vmem_seg_arena, vmem_internal_arena,
+	    vmem_heap_arena()};
+	sim_op("drain the tag, internal and heap arenas; page maps refused");
+	sim_map_refuse(true);
+	for (unsigned k = 0; k < 3; k++) {
+		size_t f;
+		while (d->n < DRAIN_MAX && (f = largest_free(internal[k])) != 0) {
+			void *p = vmem_alloc(internal[k], f, VM_NOSLEEP);
+			if (p == NULL)
+				break;
+			d->a[d->n] = internal[k];
+			d->p[d->n] = p;
+			d->size[d->n++] = f;
+		}
+	}
+	sim_op_end();
+}
+
+static void drain_end(drain_t *d)
+{
+	sim_op("give the drained pieces back; page maps work again");
+	while (d->n != 0) {
+		d->n--;
+		vmem_free(d->a[d->n], d->p[d->n], d->size[d->n]);
+	}
+	sim_map_refuse(false);
+	sim_op_end();
+}
+
 /* ---- the child of a fork ---------------------------------------------------- */
 
 static void child_work(void *arg)
@@ -571,14 +637,17 @@ static void world_teardown(void)
 	sim_check_now("end", true);
 }
 
+/* A program's callback that waits a moment for memory (another thread may
+ * hold it: a drain) and asks for a retry. */
 static int nofail_retry(void)
 {
+	sim_yield();
 	return UMEM_CALLBACK_RETRY;
 }
 
 static void world_init(void)
 {
-	/* UMEM_NOFAIL waits out injected failures instead of exiting. */
+	/* UMEM_NOFAIL waits out a shortage instead of exiting. */
 	umem_nofail_callback(nofail_retry);
 	memset(&W, 0, sizeof(W));
 	memset(shadows, 0, sizeof(shadows));
@@ -748,15 +817,16 @@ static void storm_worker(void *arg)
 	 * arena's allocations fail one time in three). */
 	unsigned n = sim_config()->ops * 16;
 	bool fail_window = rnd(2) == 0;
+	drain_t drain = {.n = 0};
 	sim_op("umem_alloc(%zu)", n * sizeof(uintptr_t));
 	uintptr_t *got = umem_alloc(n * sizeof(uintptr_t), UMEM_NOFAIL);
 	sim_op_end();
 	for (unsigned i = 0; i < n; i++) {
-		if (fail_window && (i == n / 2 || i == 3 * n / 4)) {
-			uint64_t m = i == n / 2 ? 3 : 0;
-			sim_op("vmem_mtbf_set(tags, %llu)", (unsigned long long)m);
-			vmem_mtbf_set(vmem_seg_arena, m);
-			sim_op_end();
+		if (fail_window && i == n / 2)
+			drain_begin(&drain);
+		if (fail_window && i == n / 2 + 24) {
+			drain_end(&drain);
+			fail_window = false;
 		}
 		if (rnd(64) == 0)
 			op_chaos();
@@ -771,6 +841,8 @@ static void storm_worker(void *arg)
 			    "changed the arena", name);
 		got[i] = (uintptr_t)p;
 	}
+	if (fail_window)
+		drain_end(&drain);
 	for (unsigned i = 0; i < n; i += 2)
 		if (got[i] != 0) {
 			sim_op("vmem_free(%s, 0x%lx)", name,

@@ -49,10 +49,10 @@
  *   VMEM_SPARES_MAX 64: "many" freed at once gives its tags back.
  *   VMEM_QCACHE_MAX 16: arena "qwide" asks qcache_max 32 quanta and
  *     allocates 1..24 quanta (clamped to 16 caches, the rest by segment).
- *   VMEM_POPULATORS_MAX 16: populators created up to the limit exactly
- *     (vmem_list counted), used, destroyed, created again in the freed
- *     slots.  One more is a documented vmem_panic ("more than 16
- *     populator arenas"), not run.
+ *   The populator table (VMEM_POPULATORS_MAX 16 until main's 4aa8077,
+ *     a list since, with no bound): SC_POPULATORS populators at once
+ *     (vmem_list counted), each used, a forced populate restocking all
+ *     of them, destroyed, created again.
  *   LOCKTAB_FIRST_SLOTS 256 (the static chunk), LOCKTAB_CHUNK_BYTES
  *     64 KiB (1024 slots): SC_ARENAS arenas with 4 quantum caches each
  *     (2 locks a cache) and SC_CACHES caches: over 2,000 lock slots.
@@ -984,6 +984,7 @@ void sim_sc_fork_long(void *arg)
 #define SC_IDS_LEFT 4u    /* thread ids left free at the limit */
 #define SC_OVER_LIMIT 2u  /* workers beyond them: no id, no slot */
 #define SC_MANY 3000u     /* segments of "many": tag batches, the hash */
+#define SC_POPULATORS 40u /* populator arenas at once (the old table: 16) */
 
 static struct {
 	volatile unsigned arrived, n;
@@ -1142,20 +1143,21 @@ void sim_sc_scale(void *arg)
 		crowd = SIM_THREADS_MAX - 2;
 	scale_crowd(crowd, true);
 
-	/* Populators up to VMEM_POPULATORS_MAX exactly, twice. */
+	/* Populators past the old table of 16, twice. */
 	for (unsigned round = 0; round < 2; round++) {
-		static vmem_t *pops[32];
+		static vmem_t *pops[SC_POPULATORS];
 		unsigned np = 0, have = populators_now();
-		sim_op("create populators from %u to 16", have);
+		sim_op("create populators from %u to %u", have, SC_POPULATORS);
 		sim_op_end();
-		for (unsigned i = have; i < 16 && np < 32; i++) {
+		for (unsigned i = have; i < SC_POPULATORS; i++) {
 			snprintf(name, sizeof(name), "pop%u_%u", round, i);
 			pops[np++] = mk_arena(name, NULL, 0, 64, vmem_alloc,
 			    vmem_free, vmem_heap_arena(), 0,
 			    VMC_POPULATOR | VM_SLEEP);
 		}
-		if (populators_now() != 16)
-			sim_fail("%u populators, not 16", populators_now());
+		if (populators_now() != SC_POPULATORS)
+			sim_fail("%u populators, not %u", populators_now(),
+			    SC_POPULATORS);
 		for (unsigned i = 0; i < np; i++) {
 			void *p = vmem_alloc(pops[i], 64 * (1 + i),
 			    VM_SLEEP);

@@ -24,7 +24,9 @@
  * is found with probability at least 1 / (n k^(d-1)).  Forced: a list of
  * choices (one per multi-way decision), then "keep running the current
  * thread" — what shrinking and the exhaustive search replay.  A thread
- * that yields (a spin wait) is passed over while another can run.
+ * that yields (a spin wait) is passed over while another can run (under
+ * PCT for one of the others drawn at random, so that spinners cannot
+ * starve the thread they wait for).
  *
  * Checks.  Every check_every steps, at the first step after that where no
  * thread holds any lock, the whole arena checker runs (invariant_check_all:
@@ -152,6 +154,7 @@ static struct sim_state {
 	uintptr_t region, bump;
 	sim_block_t freeb[SIM_FREE_BLOCKS_MAX];
 	unsigned nfree;
+	bool map_refuse;            /* sim_map_refuse: every map fails */
 	char opbuf[160];
 	const char *point_ptr[SIM_POINTS_MAX];
 	/* sim_wait_points: watcher waits until th[watch_tid] has taken
@@ -411,7 +414,9 @@ static unsigned pick(tset_t *set)
 		set_del(set, S.frozen);
 		n--;
 	}
-	if (S.cur->yielded && n > 1 && set_has(set, cur)) {
+	bool mine = set_has(set, cur);
+	bool yielded = S.cur->yielded && n > (mine ? 1u : 0u);
+	if (yielded && mine) {
 		set_del(set, cur);
 		n--;
 	}
@@ -419,7 +424,12 @@ static unsigned pick(tset_t *set)
 	if (n == 1)
 		return set_first(set);
 	unsigned d = r->ndecisions, choice = 0;
-	if (S.cfg.strategy == SIM_RANDOM) {
+	/* A spinner passes the turn to any other at random, PCT's
+	 * priorities notwithstanding: two spinners of high priority would
+	 * otherwise hand it to each other for ever, and the thread they wait
+	 * for would never run. */
+	if (S.cfg.strategy == SIM_RANDOM ||
+	    (S.cfg.strategy == SIM_PCT && yielded)) {
 		unsigned k = (unsigned)rng_below(&S.sched, n);
 		for (unsigned i = 1; i <= S.nthreads; i++)
 			if (set_has(set, i) && k-- == 0)
@@ -803,6 +813,10 @@ void *sim_pages_map(size_t size)
 {
 	trace_line(S.cur->id, EV_MAP, "%zu", size);
 	point(EV_MAP, 0, size);
+	if (S.map_refuse) {
+		trace_line(S.cur->id, EV_FAULT, "page map of %zu refused", size);
+		return NULL;
+	}
 	if (S.cfg.faults != 0 && sim_fault(4)) {
 		trace_line(S.cur->id, EV_FAULT, "page map of %zu fails", size);
 		return NULL;
@@ -843,6 +857,11 @@ bool sim_fault(unsigned odds_scale)
 	if (S.cfg.faults == 0)
 		return false;
 	return rng_below(&S.faults, (uint64_t)S.cfg.faults * odds_scale) == 0;
+}
+
+void sim_map_refuse(bool on)
+{
+	S.map_refuse = on;
 }
 
 uint64_t sim_rand_ops(void)
@@ -1127,6 +1146,7 @@ static void lost_locks_check(const sim_thread_t *t)
 static void fork_child_side(sim_fn_t *child_fn, void *arg, int fd)
 {
 	S.in_child = true;
+	S.map_refuse = false; /* the child maps afresh */
 	S.pid = 1000 + S.res->forks;
 	S.frozen = 0;
 	S.watcher = 0;

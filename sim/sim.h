@@ -108,6 +108,10 @@ void sim_callback_enter(const char *what);
  * operations a scenario chooses, and one for faults. */
 uint64_t sim_rand_ops(void);
 bool sim_fault(unsigned odds_scale);
+/* While on, every page map fails: the heap cannot grow (a source that
+ * fails for a while; with the internal arenas drained, a populate that
+ * fails for real, since injection spares populates). */
+void sim_map_refuse(bool on);
 const sim_config_t *sim_config(void);
 /* Run the whole checker now (no lock may be held by anyone). */
 void sim_check_now(const char *why, bool caches);

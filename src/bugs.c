@@ -26,6 +26,9 @@ static const char *const quanta_bug_names[QB_COUNT] = {
 	[QB_NOCROSS_OFF_BY_ONE] = "nocross_off_by_one",
 	[QB_WINDOW_END_PAST] = "window_end_past",
 	[QB_BESTFIT_SHORT] = "bestfit_short",
+	[QB_NEXTFIT_SPLIT] = "nextfit_split",
+	[QB_SLEEP_INJECTED] = "sleep_injected",
+	[QB_POPULATOR_UNLISTED] = "populator_unlisted",
 };
 
 const char *quanta_bug_name(int bug)

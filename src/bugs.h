@@ -39,6 +39,9 @@ enum quanta_bug {
 	QB_NOCROSS_OFF_BY_ONE, /* nocross lets a piece end one past a boundary */
 	QB_WINDOW_END_PAST,    /* a fit may end one quantum past maxaddr */
 	QB_BESTFIT_SHORT,      /* best fit gives up one list early: no space */
+	QB_NEXTFIT_SPLIT,      /* free space the rotor holds apart never joins */
+	QB_SLEEP_INJECTED,     /* injection fails the allocator's own requests */
+	QB_POPULATOR_UNLISTED, /* a populator is in the table but not listed */
 	QB_COUNT               /* one past the last */
 };
 

@@ -202,6 +202,12 @@ void locktab_unlist(plat_mutex_t *m)
 	    memory_order_relaxed);
 }
 
+int locktab_listed(const plat_mutex_t *m, qlock_rank_t rank)
+{
+	return atomic_load_explicit(&slot_of(m)->ls.listed,
+	    memory_order_relaxed) == (unsigned)rank;
+}
+
 unsigned *locktab_pending(plat_mutex_t *m)
 {
 	return &slot_of(m)->ls.pending;

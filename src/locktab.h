@@ -73,6 +73,8 @@ void locktab_list(plat_mutex_t *m, void *owner, qlock_rank_t rank);
 void locktab_unlist(plat_mutex_t *m);
 void locktab_walk_listed(qlock_rank_t rank, locktab_visit_t *fn, void *arg);
 unsigned *locktab_pending(plat_mutex_t *m);
+/* Whether m's slot is listed at rank (its owner is on that list). */
+int locktab_listed(const plat_mutex_t *m, qlock_rank_t rank);
 /* Take (nested, lockrank.h) or drop every listed lock of rank. */
 void locktab_enter_listed(qlock_rank_t rank);
 void locktab_exit_listed(qlock_rank_t rank);

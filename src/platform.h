@@ -22,7 +22,8 @@
  * The calling thread's own words: the lock book (PLAT_LOCK_BOOK_SLOTS
  * counters the debug lock-order witness keeps per thread) and
  * PLAT_THREAD_PTRS pointers (vmem.c keeps the list of its source calls in
- * progress in one, for a fork's child).  Both seams
+ * progress in one, for a fork's child, and in the other how deep the
+ * thread is in calls that failure injection spares).  Both seams
  * hand out this area: the pthread one a thread-local that lockrank.c owns,
  * the simulator's one per simulated thread.  (Each seam also takes a note
  * of the rank of the lock about to be taken; only the simulator reads it.)
@@ -30,6 +31,7 @@
 #define PLAT_LOCK_BOOK_SLOTS 16
 #define PLAT_THREAD_PTRS 2
 #define PLAT_PTR_STASH 0
+#define PLAT_PTR_NOINJECT 1
 typedef struct plat_thread_area {
 	unsigned lock_book[PLAT_LOCK_BOOK_SLOTS];
 	void *ptr[PLAT_THREAD_PTRS];

@@ -24,6 +24,8 @@
  * asks the nofail callback: UMEM_CALLBACK_RETRY tries again,
  * UMEM_CALLBACK_EXIT(status) exits the process with status.  With no
  * callback the failure is a diagnostic naming the call, then abort.
+ * Failure injection (vmem_mtbf_set) spares the whole call: it fails the
+ * caller's own VM_NOSLEEP requests only, and this call may not fail.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -163,10 +165,16 @@ void *umem_alloc(size_t size, int umflag)
 	if (size == 0)
 		return NULL;
 	umem_bootstrap();
+	/* A call that may not fail is spared failure injection (vmem.c). */
+	bool nofail = (umflag & UMEM_NOFAIL) != 0;
+	if (nofail)
+		vmem_inject_spare_enter();
 	void *buf = alloc_once(size);
-	if (buf == NULL && (umflag & UMEM_NOFAIL))
+	if (buf == NULL && nofail)
 		buf = umem_nofail_retry(alloc_once_arg, &size, "umem_alloc",
 		    NULL, size);
+	if (nofail)
+		vmem_inject_spare_exit();
 	return buf;
 }
 

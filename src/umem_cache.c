@@ -302,10 +302,16 @@ void *umem_cache_alloc(umem_cache_t *cp, int umflag)
 	if (cp == NULL)
 		vmem_panic("umem_cache_alloc(cache NULL, flags 0x%x): no cache",
 		    (unsigned)umflag);
+	/* A call that may not fail is spared failure injection (vmem.c). */
+	bool nofail = (umflag & UMEM_NOFAIL) != 0;
+	if (nofail)
+		vmem_inject_spare_enter();
 	void *buf = cache_alloc_once(cp);
-	if (buf == NULL && (umflag & UMEM_NOFAIL))
+	if (buf == NULL && nofail)
 		buf = umem_nofail_retry(cache_alloc_once, cp,
 		    "umem_cache_alloc", cp->cc_name, cp->cc_bufsize);
+	if (nofail)
+		vmem_inject_spare_exit();
 	return buf;
 }
 

@@ -207,6 +207,9 @@ static void fork_child(void)
 	locktab_walk_listed(QLOCK_ARENA, child_fixup_visit, &self);
 	umem_thread_child_fixup();
 	VMEM_ASSERT(ARENA_LOCKS_NONE() && !vmem_populate_in_progress());
+	/* No table reaches a lock the lockup did not hold: every populator
+	 * the child's populates visit is listed (vmem_list_insert). */
+	VMEM_ASSERT(vmem_populators_listed());
 }
 
 void vmem_fork_install(void)

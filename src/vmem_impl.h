@@ -215,6 +215,7 @@ struct vmem {
 	size_t ar_nwaiters;      /* threads in a VM_SLEEP wait */
 	vmem_kstat_t ar_kstat;
 	vmem_t *ar_next;         /* the list of all arenas */
+	vmem_t *ar_popnext;      /* the populator table (vmem_tags.c) */
 	bool ar_static;          /* bootstrap arena: never destroyed */
 };
 
@@ -270,8 +271,22 @@ void vmem_spares_release_all(vmem_t *vmp);
 bool vmem_populating_self(void);
 /* A populate is running, on any thread (reaps must wait for its end). */
 bool vmem_populate_in_progress(void);
-void vmem_populator_register(vmem_t *vmp);
-void vmem_populator_unregister(vmem_t *vmp);
+/* Before listing a populator arena: its reserve, taken while no other
+ * thread can see it (vmem_create). */
+void vmem_populator_reserve(vmem_t *vmp);
+/* The populator table, changed with the arena list under both its lock
+ * and the populate lock, so that a fork sees an arena in both or in
+ * neither (vmem_list_insert, vmem_list_remove). */
+void vmem_populator_add(vmem_t *vmp);
+void vmem_populator_remove(vmem_t *vmp);
+#ifndef NDEBUG
+/* Every populator arena's lock is listed for the fork lockup. */
+bool vmem_populators_listed(void);
+#endif
+/* vmem.c: calls that failure injection spares while the thread is inside
+ * (vmem_mtbf_set fails only the caller's own VM_NOSLEEP requests). */
+void vmem_inject_spare_enter(void);
+void vmem_inject_spare_exit(void);
 
 /* Take a tag from the arena's reserve (which vmem_reserve has filled). */
 static inline vmem_seg_t *vmem_seg_get(vmem_t *vmp)

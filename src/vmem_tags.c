@@ -33,8 +33,6 @@
 
 #include "vmem_impl.h"
 
-#define VMEM_POPULATORS_MAX 16
-
 static plat_mutex_t vmem_tag_lock = PLAT_MUTEX_INITIALIZER;
 static vmem_seg_t *vmem_tag_free;     /* global free list, by sg_next */
 static size_t vmem_tag_free_count;
@@ -42,7 +40,8 @@ static size_t vmem_tag_created;
 
 plat_mutex_t vmem_populate_lock = PLAT_MUTEX_INITIALIZER;
 static _Atomic uintptr_t vmem_populator; /* thread id, 0 when none */
-static vmem_t *vmem_populators[VMEM_POPULATORS_MAX];
+/* The populator arenas, linked by ar_popnext: no bound on their number. */
+static vmem_t *vmem_populators;
 static size_t vmem_npopulators;
 
 static vmem_seg_t vmem_bootstrap_segs[VMEM_BOOTSTRAP_SEGS];
@@ -112,36 +111,66 @@ bool vmem_populate_in_progress(void)
 	return atomic_load_explicit(&vmem_populator, memory_order_acquire) != 0;
 }
 
-void vmem_populator_register(vmem_t *vmp)
+/*
+ * A populator arena holds its reserve from the start (R2).  vmem_create
+ * takes it before the arena is listed: until then no other thread can see
+ * the arena, so no populate restocks it and no fork can find it.
+ */
+void vmem_populator_reserve(vmem_t *vmp)
 {
-	qlock_enter(&vmem_populate_lock, QLOCK_POPULATE);
-	if (vmem_npopulators == VMEM_POPULATORS_MAX)
-		vmem_panic("vmem_create(name \"%s\", VMC_POPULATOR): more than "
-		    "%d populator arenas", vmp->ar_name, VMEM_POPULATORS_MAX);
-	vmem_populators[vmem_npopulators++] = vmp;
-	VMEM_ASSERT(vmem_npopulators <= VMEM_POPULATORS_MAX);
-	qlock_exit(&vmem_populate_lock, QLOCK_POPULATE);
-	/* A populator holds its reserve from the start (R2). */
+	VMEM_ASSERT(vmp->ar_cflags & VMC_POPULATOR);
 	qlock_enter(vmp->ar_lock, QLOCK_ARENA);
 	bool ok = vmem_reserve(vmp, VM_SLEEP);
 	qlock_exit(vmp->ar_lock, QLOCK_ARENA);
-	VMEM_ASSERT(vmp->ar_cflags & VMC_POPULATOR);
 	if (!ok)
 		vmem_panic("vmem_create(name \"%s\", VMC_POPULATOR): no tags "
 		    "for its reserve", vmp->ar_name);
 }
 
-void vmem_populator_unregister(vmem_t *vmp)
+/*
+ * The table is changed only together with the arena list, under the list
+ * lock and the populate lock (vmem_list_insert, vmem_list_remove): the
+ * fork lockup takes both, then the lock of every listed arena, so a
+ * child finds in the table only arenas whose locks the lockup held, never
+ * one that a thread it lacks held (planted bug QB_POPULATOR_UNLISTED puts
+ * back the old order, in which a create registered before listing and a
+ * destroy unregistered after unlisting: a child hung in its first
+ * populate, on such an arena's lock).
+ */
+void vmem_populator_add(vmem_t *vmp)
 {
 	qlock_enter(&vmem_populate_lock, QLOCK_POPULATE);
-	for (size_t i = 0; i < vmem_npopulators; i++) {
-		if (vmem_populators[i] == vmp) {
-			vmem_populators[i] = vmem_populators[--vmem_npopulators];
+	vmp->ar_popnext = vmem_populators;
+	vmem_populators = vmp;
+	vmem_npopulators++;
+	qlock_exit(&vmem_populate_lock, QLOCK_POPULATE);
+}
+
+void vmem_populator_remove(vmem_t *vmp)
+{
+	qlock_enter(&vmem_populate_lock, QLOCK_POPULATE);
+	for (vmem_t **pp = &vmem_populators; *pp != NULL;
+	     pp = &(*pp)->ar_popnext) {
+		if (*pp == vmp) {
+			*pp = vmp->ar_popnext;
+			vmem_npopulators--;
 			break;
 		}
 	}
 	qlock_exit(&vmem_populate_lock, QLOCK_POPULATE);
 }
+
+#ifndef NDEBUG
+/* A fork's child (alone) or a holder of the populate lock. */
+bool vmem_populators_listed(void)
+{
+	for (const vmem_t *pa = vmem_populators; pa != NULL;
+	     pa = pa->ar_popnext)
+		if (!locktab_listed(pa->ar_lock, QLOCK_ARENA))
+			return false;
+	return true;
+}
+#endif
 
 /* Carve a fresh batch from the tag arena onto the global list. */
 static bool tags_make_batch(void)
@@ -196,8 +225,8 @@ static bool vmem_populate(vmem_t *vmp)
 			qlock_enter(vmp->ar_lock, QLOCK_ARENA);
 			break;
 		}
-		for (size_t i = 0; i < vmem_npopulators; i++) {
-			vmem_t *pa = vmem_populators[i];
+		for (vmem_t *pa = vmem_populators; pa != NULL;
+		     pa = pa->ar_popnext) {
 			if (pa == vmp)
 				continue;
 			qlock_enter(pa->ar_lock, QLOCK_ARENA);
@@ -321,11 +350,11 @@ static void vmem_bootstrap_run(void)
 	for (size_t i = 0; i < 3; i++) {
 		vmem_t *vmp = &vmem_bootstrap_arenas[i];
 		vmp->ar_static = true;
-		vmem_populators[vmem_npopulators++] = vmp;
 		/* From the take to the insert the arena holds its reserve off
 		 * vmem_list, out of the checker's sight (R3), as in
 		 * vmem_create.  Taken after the insert instead, the reserve
-		 * would be missing in view (R2). */
+		 * would be missing in view (R2).  The insert enters it in the
+		 * populator table. */
 		VMEM_OFFLIST_ENTER();
 		tags_take_global(vmp, VMEM_MINFREE);
 		vmem_list_insert(vmp);

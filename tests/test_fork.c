@@ -296,6 +296,92 @@ QTEST(fork_while_8_threads_allocate_30_times_gives_children_that_allocate_and_pa
 	QT_TRUE(parent_ops > 0);
 }
 
+/* ---- a child's populates and the populator table ------------------------ */
+
+/*
+ * Found by a user (release build, 5 of 100 children hung): threads create
+ * and destroy arenas, every other one VMC_POPULATOR, while the main thread
+ * forks; each child makes an arena and enough allocations that populates
+ * run.  A create entered its arena in the populator table before listing
+ * it for the fork lockup (a destroy took it out after unlisting), so a
+ * thread the child lacks could hold that arena's lock at the fork, and
+ * the child's first populate waited for it for ever.  Every child must
+ * exit.  QUANTA_FORK_POPULATOR_FORKS sets the forks (default 1,000; 30
+ * under a slow tool, QTEST_TIMEOUT_SCALE).
+ */
+#define POP_THREADS 3
+#define POP_PIECES 16
+#define POP_CHILD_ALLOCS 4000
+
+static atomic_int pop_stop;
+
+static void *populator_churn(void *arg)
+{
+	unsigned k = (unsigned)(uintptr_t)arg;
+	uintptr_t base = 0x10000000u + (uintptr_t)k * 0x1000000u;
+	for (unsigned round = 0; !atomic_load(&pop_stop); round++) {
+		int flags = VM_SLEEP | (round % 2 == 0 ? VMC_POPULATOR : 0);
+		vmem_t *a = vmem_create("pop_churn", (void *)base, 1 << 20, 16,
+		    NULL, NULL, NULL, 0, flags);
+		if (a == NULL)
+			return (void *)1;
+		void *p[POP_PIECES];
+		for (unsigned i = 0; i < POP_PIECES; i++)
+			p[i] = vmem_alloc(a, 16 * (1 + i % 3), VM_SLEEP);
+		for (unsigned i = 0; i < POP_PIECES; i++)
+			vmem_free(a, p[i], 16 * (1 + i % 3));
+		vmem_destroy(a);
+	}
+	return NULL;
+}
+
+static int populating_child(void)
+{
+	alarm(CHILD_ALARM_S);
+	vmem_t *a = vmem_create("pop_child", (void *)0x70000000u, 16u << 20,
+	    16, NULL, NULL, NULL, 0, VM_SLEEP);
+	if (a == NULL)
+		return 3;
+	for (unsigned i = 0; i < POP_CHILD_ALLOCS; i++)
+		if (vmem_alloc(a, 16 + 16 * (i % 3), VM_NOSLEEP) == NULL)
+			return 4;
+#ifdef QUANTA_CHECKER
+	invariant_report_t r;
+	invariant_report_init(&r);
+	if (invariant_check_all(&r) != 0)
+		return 5;
+#endif
+	return 0;
+}
+
+QTEST(forks_while_threads_create_and_destroy_populator_arenas_give_children_that_populate)
+{
+	const char *e = getenv("QUANTA_FORK_POPULATOR_FORKS");
+	int forks = e != NULL && atoi(e) > 0 ? atoi(e) :
+	    getenv("QTEST_TIMEOUT_SCALE") != NULL ? 30 : 1000;
+	pthread_t t[POP_THREADS];
+#ifdef QUANTA_CHECKER
+	invariant_set_every(64);
+#endif
+	atomic_store(&pop_stop, 0);
+	for (unsigned k = 0; k < POP_THREADS; k++)
+		QT_EQ(pthread_create(&t[k], NULL, populator_churn,
+		    (void *)(uintptr_t)k), 0);
+	for (int round = 0; round < forks; round++) {
+		pid_t pid = fork();
+		if (pid == 0)
+			qt_exit(populating_child());
+		child_reap(pid, "populator fork", round);
+	}
+	atomic_store(&pop_stop, 1);
+	for (unsigned k = 0; k < POP_THREADS; k++) {
+		void *rc = (void *)2;
+		QT_EQ(pthread_join(t[k], &rc), 0);
+		QT_PTR_EQ(rc, NULL);
+	}
+	printf("# populator forks: %d children, every one exited 0\n", forks);
+}
+
 /* ---- forks at chosen moments ------------------------------------------- */
 
 static atomic_int fork_began;   /* the test's prepare handler ran */

@@ -495,42 +495,90 @@ QTEST(nofail_without_a_callback_is_a_diagnostic_and_abort)
 	    "umem_cache_alloc(cache \"starved\", UMEM_NOFAIL): out of memory"));
 }
 
-/* umem_alloc above the largest class is vmem_alloc of umem_default: make
- * it fail until the callback turns the failures off. */
+/*
+ * umem_alloc above the largest class is vmem_alloc of umem_default, which
+ * imports from the heap.  Failure injection no longer reaches a
+ * UMEM_NOFAIL call (it fails the caller's VM_NOSLEEP requests only), so
+ * memory is made to run out for real: a page map that refuses (test
+ * builds), or a size no map can give.
+ */
+#define NOFAIL_BIG ((size_t)8 << 20) /* past the heap's free space: a map */
+
+#ifndef QUANTA_RELEASE
 static _Atomic int alloc_nofail_calls;
 
-static int nofail_heal_default(void)
+static void *map_refused(size_t size)
+{
+	(void)size;
+	return NULL;
+}
+
+static int nofail_heal_map(void)
 {
 	atomic_fetch_add(&alloc_nofail_calls, 1);
-	vmem_mtbf_set(umem_default_arena(), 0);
+	plat_pages_map_override = NULL;
 	return UMEM_CALLBACK_RETRY;
 }
 
 QTEST(umem_alloc_nofail_asks_the_callback_and_retries)
 {
-	vmem_t *dflt = umem_default_arena();
-	umem_nofail_callback(nofail_heal_default);
-	vmem_mtbf_set(dflt, 1);
-	QT_PTR_EQ(umem_alloc(20000, UMEM_DEFAULT), NULL);
+	/* The cache layer bootstrapped first: its arenas are VM_SLEEP. */
+	umem_free(umem_alloc(8, UMEM_DEFAULT), 8);
+	umem_nofail_callback(nofail_heal_map);
+	plat_pages_map_override = map_refused;
+	QT_PTR_EQ(umem_alloc(NOFAIL_BIG, UMEM_DEFAULT), NULL);
 	QT_EQ(atomic_load(&alloc_nofail_calls), 0);
-	void *p = umem_alloc(20000, UMEM_NOFAIL);
+	void *p = umem_alloc(NOFAIL_BIG, UMEM_NOFAIL);
 	QT_TRUE(p != NULL);
 	QT_EQ(atomic_load(&alloc_nofail_calls), 1);
-	umem_free(p, 20000);
+	QT_PTR_EQ(plat_pages_map_override, NULL);
+	umem_free(p, NOFAIL_BIG);
 }
+#endif
 
 static void umem_alloc_nofail_default_body(void *arg)
 {
 	(void)arg;
-	vmem_mtbf_set(umem_default_arena(), 1);
-	(void)umem_alloc(20000, UMEM_NOFAIL);
+	(void)umem_alloc((size_t)1 << 62, UMEM_NOFAIL);
 }
 
 QTEST(umem_alloc_nofail_without_a_callback_is_a_diagnostic_and_abort)
 {
 	QT_TRUE(qt_expect_abort(umem_alloc_nofail_default_body, NULL,
-	    "umem_alloc(size 20000, UMEM_NOFAIL): out of memory and no "
-	    "nofail callback (attempt 0)"));
+	    "umem_alloc(size 4611686018427387904, UMEM_NOFAIL): out of memory "
+	    "and no nofail callback (attempt 0)"));
+}
+
+/*
+ * UMEM_NOFAIL returns whenever memory exists, whatever mtbf is (found by
+ * a user: with a global mtbf of 1 every try failed by injection and the
+ * call, without a callback, aborted).  A UMEM_DEFAULT call under the same
+ * mtbf still fails: injection fails the caller's own requests.
+ */
+QTEST(umem_nofail_calls_return_under_a_global_mtbf_of_one)
+{
+	umem_cache_t *cp = umem_cache_create("nofail_mtbf", 96, 0, NULL, NULL,
+	    NULL, NULL, NULL, 0);
+	QT_TRUE(cp != NULL);
+	vmem_mtbf_set(NULL, 1);
+	QT_PTR_EQ(umem_cache_alloc(cp, UMEM_DEFAULT), NULL);
+	QT_PTR_EQ(umem_alloc(NOFAIL_BIG, UMEM_DEFAULT), NULL);
+	void *held[512];
+	for (size_t i = 0; i < 512; i++) {
+		held[i] = umem_cache_alloc(cp, UMEM_NOFAIL);
+		QT_TRUE(held[i] != NULL);
+		memset(held[i], (int)i, 96);
+	}
+	void *big = umem_alloc(NOFAIL_BIG, UMEM_NOFAIL);
+	QT_TRUE(big != NULL);
+	void *small = umem_zalloc(40, UMEM_NOFAIL);
+	QT_TRUE(small != NULL);
+	vmem_mtbf_set(NULL, 0);
+	for (size_t i = 0; i < 512; i++)
+		umem_cache_free(cp, held[i]);
+	umem_free(big, NOFAIL_BIG);
+	umem_free(small, 40);
+	umem_cache_destroy(cp);
 }
 
 QTEST_MAIN()

@@ -983,6 +983,68 @@ QTEST(create_destroy_cycles_do_not_grow_the_heap)
 	QT_TRUE(vmem_size(heap, VMEM_ALLOC) <= warm);
 }
 
+/*
+ * Injection fails the caller's VM_NOSLEEP requests only: a VM_SLEEP call
+ * returns whenever memory exists, whatever mtbf is, also when it needs
+ * new tags (a populate) or a span from the heap.  Found by a user: with a
+ * global mtbf of 1 each of these waited for ever, the populate's own
+ * request being failed each time.
+ */
+#define SLEEP_PIECES 3000 /* allocated pieces: far past the first tag batch */
+
+QTEST(global_mtbf_one_spares_vm_sleep_create_add_alloc_and_xalloc)
+{
+	vmem_mtbf_set(NULL, 1);
+	vmem_t *a = vmem_create("api_gmtbf_sleep", (void *)BASE, SIZE, Q16,
+	    NULL, NULL, NULL, 0, VM_SLEEP);
+	QT_TRUE(a != NULL);
+	/* Every piece stays: each costs a tag, so populates run. */
+	for (uintptr_t i = 0; i < SLEEP_PIECES; i++) {
+		void *p = vmem_alloc(a, 0x10, VM_SLEEP);
+		QT_EQ(UADDR(p), BASE + 0x10 * i);
+	}
+	QT_EQ(UADDR(vmem_xalloc(a, 0x10, 0x1000, 0x10, 0, NULL, NULL,
+	    VM_SLEEP)), BASE + 0x10 * SLEEP_PIECES - 0x10 * SLEEP_PIECES %
+	    0x1000 + 0x1000 + 0x10);
+	QT_PTR_EQ(vmem_alloc(a, 0x10, VM_NOSLEEP), NULL);
+	QT_PTR_EQ(vmem_add(a, (void *)0x400000, SIZE, VM_SLEEP),
+	    (void *)0x400000);
+	vmem_mtbf_set(NULL, 0);
+	QT_EQ(vmem_size(a, VMEM_ALLOC), 0x10 * (SLEEP_PIECES + 1));
+	QT_EQ(vmem_size(a, VMEM_ALLOC | VMEM_FREE), 2 * SIZE);
+	vmem_t *m = vmem_create("api_gmtbf_heap", NULL, 0, 64, vmem_alloc,
+	    vmem_free, vmem_heap_arena(), 0, VM_SLEEP);
+	vmem_mtbf_set(NULL, 1);
+	/* An import from the heap, which maps pages, under VM_SLEEP. */
+	void *big = vmem_alloc(m, 1 << 20, VM_SLEEP);
+	QT_TRUE(big != NULL);
+	memset(big, 0x5a, 1 << 20);
+	vmem_mtbf_set(NULL, 0);
+	vmem_free(m, big, 1 << 20);
+	vmem_destroy(m);
+	for (uintptr_t i = 0; i < SLEEP_PIECES; i++)
+		vmem_free(a, (void *)(BASE + 0x10 * i), 0x10);
+	vmem_xfree(a, (void *)(BASE + 0x10 * SLEEP_PIECES - 0x10 *
+	    SLEEP_PIECES % 0x1000 + 0x1000 + 0x10), 0x10);
+	QT_EQ(vmem_size(a, VMEM_ALLOC), 0);
+	vmem_destroy(a);
+}
+
+QTEST(arena_mtbf_one_spares_vm_sleep_calls_that_need_new_tags)
+{
+	vmem_t *a = make_arena("api_mtbf_sleep", BASE, SIZE, Q16);
+	vmem_mtbf_set(a, 1);
+	vmem_mtbf_set(vmem_heap_arena(), 1);
+	for (uintptr_t i = 0; i < SLEEP_PIECES; i++)
+		QT_EQ(UADDR(vmem_alloc(a, 0x10, VM_SLEEP)), BASE + 0x10 * i);
+	QT_PTR_EQ(vmem_xalloc(a, 0x10, 0, 0, 0, NULL, NULL, VM_NOSLEEP), NULL);
+	vmem_mtbf_set(vmem_heap_arena(), 0);
+	vmem_mtbf_set(a, 0);
+	for (uintptr_t i = 0; i < SLEEP_PIECES; i++)
+		vmem_free(a, (void *)(BASE + 0x10 * i), 0x10);
+	vmem_destroy(a);
+}
+
 QTEST(global_mtbf_fails_nosleep_allocs_of_every_arena_until_reset)
 {
 	vmem_t *a = make_arena("api_gmtbf_a", BASE, SIZE, Q16);

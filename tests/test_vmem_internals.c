@@ -70,10 +70,29 @@ QTEST(populate_makes_a_batch_of_tags_when_the_global_list_runs_dry)
  * needs a populate fails with NULL, counts populate_fail, and leaves the
  * arena as it was; once the tag arena works again the same call succeeds.
  */
+#ifndef QUANTA_RELEASE
+/*
+ * A populate that fails for real: the heap cannot grow (test builds
+ * replace the page map; the heap maps at least 1 MiB at a time, an
+ * arena's hash table less), so once the heap's free space is used up the
+ * tag batch cannot be made.  (Failure injection cannot stand in: it fails
+ * the caller's own VM_NOSLEEP requests only, never a populate's.)
+ */
+#include <sys/mman.h>
+
+static void *map_refused(size_t size)
+{
+	if (size >= ((size_t)1 << 20))
+		return NULL;
+	void *p = mmap(NULL, size, PROT_READ | PROT_WRITE,
+	    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	return p == MAP_FAILED ? NULL : p;
+}
+
 QTEST(failed_populate_fails_the_allocation_and_restores_on_retry)
 {
 	vmem_t *vmp = fake_arena("res_fail", (size_t)1 << 30, 16);
-	vmem_mtbf_set(vmem_seg_arena, 1);
+	plat_pages_map_override = map_refused;
 	size_t ok = 0;
 	void *p;
 	while ((p = vmem_alloc(vmp, 16, VM_NOSLEEP)) != NULL && ok < 1000000)
@@ -92,7 +111,7 @@ QTEST(failed_populate_fails_the_allocation_and_restores_on_retry)
 	QT_EQ(stats_of(vmp).vs_fail, 2);
 	QT_EQ(stats_of(vmp).vs_populate_fail, 2);
 	QT_EQ(stats_of(vmp).vs_spans, 1);
-	vmem_mtbf_set(vmem_seg_arena, 0);
+	plat_pages_map_override = NULL;
 	QT_EQ((uintptr_t)vmem_alloc(vmp, 16, VM_NOSLEEP), BASE + ok * 16);
 	QT_EQ(stats_of(vmp).vs_populate_fail, 2);
 	for (size_t i = 0; i <= ok; i++)
@@ -106,13 +125,13 @@ struct unfailer {
 	void *got;
 };
 
-/* Once the sleeper waits, the tag arena works again. */
+/* Once the sleeper waits, pages can be mapped again. */
 static void *unfail_after_a_wait(void *varg)
 {
 	struct unfailer *u = varg;
 	while (stats_of(u->vmp).vs_wait == 0)
 		usleep(1000);
-	vmem_mtbf_set(vmem_seg_arena, 0);
+	plat_pages_map_override = NULL;
 	return NULL;
 }
 
@@ -124,7 +143,7 @@ static void *unfail_after_a_wait(void *varg)
 QTEST(sleep_add_and_alloc_wait_out_a_failing_populate)
 {
 	vmem_t *vmp = fake_arena("res_wait", (size_t)1 << 30, 16);
-	vmem_mtbf_set(vmem_seg_arena, 1);
+	plat_pages_map_override = map_refused;
 	size_t ok = 0;
 	while (vmem_alloc(vmp, 16, VM_NOSLEEP) != NULL && ok < 1000000)
 		ok++;
@@ -149,6 +168,8 @@ QTEST(sleep_add_and_alloc_wait_out_a_failing_populate)
 		vmem_free(vmp, ADDR(BASE + i * 16), 16);
 	QT_EQ(vmem_size(vmp, VMEM_FREE), ((size_t)1 << 30) + 4096);
 }
+
+#endif /* QUANTA_RELEASE */
 
 /* Tags an arena holds: on its arena list (not the embedded sentinel, rotor
  * or list heads), on its spare list, in its stash. */

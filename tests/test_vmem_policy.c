@@ -339,6 +339,89 @@ QTEST(next_fit_wraps_around_to_the_lowest_free_id)
 	vmem_destroy(vmp);
 }
 
+/* The checker finds nothing (checker builds; release has none). */
+static void arena_checks_clean(vmem_t *a)
+{
+#ifdef QUANTA_CHECKER
+	invariant_report_t r;
+	invariant_report_init(&r);
+	QT_EQ(invariant_check_arena(a, &r), 0);
+#else
+	(void)a;
+#endif
+}
+
+/*
+ * The README's own pattern, found by a user: the rotor stands between the
+ * freed 998 and the last free id, so the free space is one range in two
+ * pieces.  Every policy must see the range (a NOSLEEP failure only when no
+ * fit exists), and the arena must check clean afterwards.
+ */
+static void whole_range_after_rotor(int policy)
+{
+	vmem_t *a = vmem_create("ids_circle", (void *)1, 999, 1, NULL, NULL,
+	    NULL, 0, VM_SLEEP);
+	void *x = vmem_alloc(a, 998, VM_NEXTFIT | VM_NOSLEEP);
+	QT_EQ(UADDR(x), 1);
+	vmem_free(a, x, 998);
+	QT_EQ(UADDR(vmem_alloc(a, 999, policy | VM_NOSLEEP)), 1);
+	QT_EQ(vmem_size(a, VMEM_ALLOC), 999);
+	QT_EQ(vmem_size(a, VMEM_FREE), 0);
+	arena_checks_clean(a);
+	vmem_free(a, ADDR(1), 999);
+	QT_EQ(vmem_size(a, VMEM_FREE), 999);
+	arena_checks_clean(a);
+	vmem_destroy(a);
+}
+
+QTEST(next_fit_after_a_full_circle_takes_the_whole_free_range)
+{
+	whole_range_after_rotor(VM_NEXTFIT);
+}
+
+QTEST(instant_fit_sees_the_free_range_the_rotor_holds_apart)
+{
+	whole_range_after_rotor(VM_INSTANTFIT);
+}
+
+QTEST(best_fit_sees_the_free_range_the_rotor_holds_apart)
+{
+	whole_range_after_rotor(VM_BESTFIT);
+}
+
+QTEST(first_fit_sees_the_free_range_the_rotor_holds_apart)
+{
+	whole_range_after_rotor(VM_FIRSTFIT);
+}
+
+QTEST(a_constrained_fit_sees_the_free_range_the_rotor_holds_apart)
+{
+	vmem_t *a = vmem_create("ids_circle_x", (void *)1, 999, 1, NULL, NULL,
+	    NULL, 0, VM_SLEEP);
+	void *x = vmem_alloc(a, 998, VM_NEXTFIT | VM_NOSLEEP);
+	vmem_free(a, x, 998);
+	/* [512, 1000): aligned to 512 and the end of the range. */
+	QT_EQ(UADDR(vmem_xalloc(a, 488, 512, 0, 0, NULL, NULL,
+	    VM_NEXTFIT | VM_NOSLEEP)), 512);
+	QT_PTR_EQ(vmem_xalloc(a, 489, 512, 0, 0, NULL, NULL,
+	    VM_NEXTFIT | VM_NOSLEEP), NULL);
+	QT_EQ(vmem_size(a, VMEM_ALLOC), 488);
+	arena_checks_clean(a);
+	vmem_free(a, ADDR(512), 488);
+	vmem_destroy(a);
+}
+
+QTEST(next_fit_with_vm_sleep_after_a_full_circle_returns)
+{
+	vmem_t *a = vmem_create("ids_circle_sleep", (void *)1, 999, 1, NULL,
+	    NULL, NULL, 0, VM_SLEEP);
+	void *x = vmem_alloc(a, 998, VM_NEXTFIT | VM_SLEEP);
+	vmem_free(a, x, 998);
+	QT_EQ(UADDR(vmem_alloc(a, 999, VM_NEXTFIT | VM_SLEEP)), 1);
+	vmem_free(a, ADDR(1), 999);
+	vmem_destroy(a);
+}
+
 QTEST(next_fit_skips_free_pieces_that_are_too_small)
 {
 	vmem_t *vmp = make_ids("pol_next_small");
