@@ -548,7 +548,11 @@ static void child_all(void *arg)
 			do_vmem_xalloc(a, false, 48, pol, true);
 			do_vmem_xalloc(b, true, 192, pol, true);
 		}
+		/* Every policy on the first four shared arenas, one
+		 * allocation on each of the others (scale has hundreds). */
 		for (unsigned ai = 0; ai < R.narenas; ai++) {
+			if (ai >= 4 && pol != (int)(ai % 4))
+				continue;
 			vmem_t *vmp = R.arena[ai];
 			size_t q = vmem_quantum(vmp);
 			do_vmem_alloc(vmp, R.memory[ai], q * (1 + rnd(8)), pol,
@@ -569,7 +573,7 @@ static void child_all(void *arg)
 	for (unsigned i = 0; i < 40; i++)
 		do_cache_alloc(c, i % 2 == 0);
 	for (unsigned ci = 0; ci < R.ncaches; ci++)
-		for (unsigned i = 0; i < 3; i++)
+		for (unsigned i = 0; i < (ci < 4 ? 3u : 1u); i++)
 			do_cache_alloc(R.cache[ci], true);
 	static const size_t usizes[] = {8, 100, 3000, 16384, 20000, 70000};
 	for (size_t i = 0; i < sizeof(usizes) / sizeof(usizes[0]); i++)
@@ -984,11 +988,13 @@ void sim_sc_fork_long(void *arg)
 #define SC_IDS_LEFT 4u    /* thread ids left free at the limit */
 #define SC_OVER_LIMIT 2u  /* workers beyond them: no id, no slot */
 #define SC_MANY 3000u     /* segments of "many": tag batches, the hash */
+#define SC_PHASES 7u
 #define SC_POPULATORS 40u /* populator arenas at once (the old table: 16) */
 
 static struct {
 	volatile unsigned arrived, n;
 	unsigned gate;           /* the thread the crowd joins */
+	unsigned noid;           /* workers that got no thread id */
 } SCB;
 
 /* The one thread that waits (sim_yield) until the whole crowd holds its
@@ -1014,6 +1020,8 @@ static void scale_worker(void *arg)
 	if (a == NULL || b == NULL || c == NULL)
 		sim_fail("NOFAIL/VM_SLEEP returned NULL in a scale worker");
 	memset((char *)b + 8, (int)sim_self(), 64);
+	if (plat_tsd_get(umem_tsd_key) == NULL)
+		SCB.noid++;
 	SCB.arrived++;
 	sim_join(SCB.gate);
 	for (size_t i = 8; i < 72; i++)
@@ -1032,6 +1040,7 @@ static void scale_crowd(unsigned n, bool fork)
 {
 	static unsigned tids[SIM_THREADS_MAX];
 	SCB.arrived = 0;
+	SCB.noid = 0;
 	SCB.n = n;
 	SCB.gate = sim_spawn(scale_gate, NULL);
 	for (unsigned i = 0; i < n; i++)
@@ -1098,6 +1107,9 @@ static void scale_thread_ids(void)
 		sim_fail("umem_thread_ids: %zu ids left, not %u", left,
 		    SC_IDS_LEFT);
 	scale_crowd(SC_IDS_LEFT + SC_OVER_LIMIT, false);
+	if (SCB.noid != SC_OVER_LIMIT)
+		sim_fail("%u of %u workers got no thread id, not %u", SCB.noid,
+		    SC_IDS_LEFT + SC_OVER_LIMIT, SC_OVER_LIMIT);
 	sim_op("give the thread ids back");
 	while (nt > 0) {
 		nt--;
@@ -1106,19 +1118,27 @@ static void scale_thread_ids(void)
 	sim_op_end();
 }
 
+static void scale_many(void);
+static void scale_caches(void);
+static void scale_umem_alloc(void);
+
 void sim_sc_scale(void *arg)
 {
 	(void)arg;
+	/* One phase a seed (seed / nscenarios walks them), each past its
+	 * sizes, so that a run stays short. */
+	unsigned phase = (unsigned)((sim_config()->seed / sim_nscenarios) %
+	    SC_PHASES);
 	world_start();
 	world_hold(10);
 	char name[32];
-
-	/* Lock table: the static 256 slots and the first 64 KiB chunk. */
-	sim_op("create %u arenas (4 quantum caches each) and %u caches",
-	    SC_ARENAS, SC_CACHES);
+	sim_op("scale phase %u", phase);
 	sim_op_end();
+
+	/* Lock table: the static 256 slots and the first 64 KiB chunk;
+	 * a fork with all of them to lock. */
 	unsigned a0 = R.narenas, c0 = R.ncaches;
-	for (unsigned i = 0; i < SC_ARENAS; i++) {
+	for (unsigned i = 0; i < SC_ARENAS && phase == 0; i++) {
 		snprintf(name, sizeof(name), "sa%u", i);
 		vmem_t *vmp = mk_arena(name, (void *)(uintptr_t)
 		    ((i + 1) << 20), 1 << 16, 8, NULL, NULL, NULL, 32,
@@ -1127,7 +1147,7 @@ void sim_sc_scale(void *arg)
 		R.memory[R.narenas++] = false;
 		do_vmem_alloc(vmp, false, 8 * (1 + rnd(6)), (int)rnd(4), true);
 	}
-	for (unsigned i = 0; i < SC_CACHES; i++) {
+	for (unsigned i = 0; i < SC_CACHES && phase == 0; i++) {
 		snprintf(name, sizeof(name), "sc%u", i);
 		umem_cache_t *cp = mk_cache(name, 16 + 8 * i, 0,
 		    NULL, NULL, NULL);
@@ -1137,14 +1157,18 @@ void sim_sc_scale(void *arg)
 		do_cache_alloc(cp, true);
 	}
 
+	if (phase == 0)
+		sim_fork(child_all, NULL);
+
 	/* Thread slots past the first chunk of 64, a fork among them. */
 	unsigned crowd = SC_THREADS;
 	if (crowd + 2 > SIM_THREADS_MAX)
 		crowd = SIM_THREADS_MAX - 2;
-	scale_crowd(crowd, true);
+	if (phase == 1)
+		scale_crowd(crowd, true);
 
 	/* Populators past the old table of 16, twice. */
-	for (unsigned round = 0; round < 2; round++) {
+	for (unsigned round = 0; round < 2 && phase == 2; round++) {
 		static vmem_t *pops[SC_POPULATORS];
 		unsigned np = 0, have = populators_now();
 		sim_op("create populators from %u to %u", have, SC_POPULATORS);
@@ -1168,8 +1192,36 @@ void sim_sc_scale(void *arg)
 			arena_empty_destroy(pops[i]);
 	}
 
-	/* "many": tag batches past the bootstrap's, the hash grown and
-	 * shrunk, spares past VMEM_SPARES_MAX given back. */
+	if (phase == 3)
+		scale_many();
+	if (phase == 4)
+		scale_caches();
+	if (phase == 5)
+		scale_umem_alloc();
+	/* Thread ids at their hard limit. */
+	if (phase == 6)
+		scale_thread_ids();
+
+	/* The lock-table phase's arenas and caches, then the rest. */
+	for (unsigned ci = R.ncaches; ci-- > c0;) {
+		free_matching(NULL, R.cache[ci]);
+		sim_op("umem_cache_destroy(%s)", umem_cache_name(R.cache[ci]));
+		umem_cache_destroy(R.cache[ci]);
+		sim_op_end();
+	}
+	R.ncaches = c0;
+	for (unsigned ai = R.narenas; ai-- > a0;) {
+		free_matching(R.arena[ai], NULL);
+		arena_empty_destroy(R.arena[ai]);
+	}
+	R.narenas = a0;
+	world_end();
+}
+
+/* "many": tag batches past the bootstrap's, the hash grown and shrunk,
+ * spares past VMEM_SPARES_MAX given back; a fork with it full. */
+static void scale_many(void)
+{
 	sim_op("vmem_create(many)");
 	vmem_t *many = mk_arena("many", (void *)(uintptr_t)1, 1 << 20, 1,
 	    NULL, NULL, NULL, 0, VM_SLEEP);
@@ -1187,7 +1239,7 @@ void sim_sc_scale(void *arg)
 		    (size_t)SC_MANY, st.vs_hash_buckets);
 	R.arena[R.narenas] = many;
 	R.memory[R.narenas++] = false;
-	/* A fork with all of it: hundreds of arenas and caches locked. */
+	/* A fork with it full: the child walks and frees it all. */
 	sim_fork(child_all, NULL);
 	R.narenas--;
 	free_from(from);
@@ -1196,7 +1248,13 @@ void sim_sc_scale(void *arg)
 		sim_fail("many: %zu spare tags kept, over %d", st.vs_spare_tags,
 		    VMEM_SPARES_MAX);
 	arena_empty_destroy(many);
+}
 
+/* VMEM_QCACHE_MAX, UMEM_MAGSIZE_MAX, the slab hash past 16 slabs, 1-byte
+ * buffers past UMEM_SLAB_BUFS_MAX a slab. */
+static void scale_caches(void)
+{
+	size_t from;
 	/* VMEM_QCACHE_MAX: qcache_max 32 quanta clamped to 16. */
 	sim_op("vmem_create(qwide, qcache_max 32 quanta)");
 	vmem_t *qw = mk_arena("qwide", (void *)0x1000000, 1 << 20, 16,
@@ -1256,29 +1314,15 @@ void sim_sc_scale(void *arg)
 	umem_cache_destroy(t1);
 	sim_op_end();
 
-	/* umem_alloc: every class up to 16 KiB and past it; the heap's
-	 * 1 MiB chunk, in pieces and at once. */
-	from = R.n;
+}
+
+/* umem_alloc: every class up to 16 KiB and past it; the heap's 1 MiB
+ * chunk, in pieces and at once. */
+static void scale_umem_alloc(void)
+{
+	size_t from = R.n;
 	for (size_t sz = 8; sz <= UMEM_CLASS_MAX_BYTES + 8; sz += 8 * (1 + sz / 512))
 		do_umem_alloc(sz, true);
 	do_umem_alloc(3u << 20, true);
 	free_from(from);
-
-	/* Thread ids at their hard limit. */
-	scale_thread_ids();
-
-	/* The crowd's arenas and caches, then the rest. */
-	for (unsigned ci = R.ncaches; ci-- > c0;) {
-		free_matching(NULL, R.cache[ci]);
-		sim_op("umem_cache_destroy(%s)", umem_cache_name(R.cache[ci]));
-		umem_cache_destroy(R.cache[ci]);
-		sim_op_end();
-	}
-	R.ncaches = c0;
-	for (unsigned ai = R.narenas; ai-- > a0;) {
-		free_matching(R.arena[ai], NULL);
-		arena_empty_destroy(R.arena[ai]);
-	}
-	R.narenas = a0;
-	world_end();
 }

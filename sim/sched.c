@@ -45,7 +45,25 @@
  * every other thread is "lost", frozen where it was, its locks held for
  * ever — runs the child handlers, the scenario's child workload and the
  * checkers, and reports its trace hash through a pipe.  The parent waits
- * for it, mixes the hash into its own, and runs the parent handlers.
+ * for it, mixes the hash into its own, and runs the parent handlers.  A
+ * lost thread may hold only locks the child never takes: an arena's off
+ * the arena list, a cache's depot and slab locks off the cache list (one
+ * it was creating or destroying); any other fails the seed.
+ *
+ * Forking at a chosen point.  Every thread counts the scheduling points
+ * it takes.  sim_wait_points blocks a thread until another has taken a
+ * given number (or ended, or waits in a join), and then runs it before
+ * that other's next step — no decision, so the same on every strategy;
+ * sim_freeze keeps that other from running while anyone else can (the
+ * fork's prepare then finds it where it stopped, unless it holds a lock
+ * prepare needs).  So a scenario forks at the k-th point of another
+ * thread's operation, for every k (scenarios_fork.c).
+ *
+ * Threads.  Up to SIM_THREADS_MAX (255: a decision's choice is a byte);
+ * a set of threads is a few words, and the thread table lies apart from
+ * the state a run clears, so a run touches only the threads it spawns.
+ * A decision records bit 0 (the current thread could run) and threads
+ * 1-15, what shrink and explore use (explore enumerates those only).
  */
 #include <errno.h>
 #include <stdarg.h>
