@@ -15,7 +15,7 @@
  *     (sim_wait_points) until thread 2 has taken exactly k scheduling
  *     points of it, then forks with thread 2 frozen (sim_freeze: it runs
  *     only while the fork's prepare waits for a lock it holds).  The seed
- *     picks the operation and k (seed / nscenarios, through the table
+ *     picks the operation and k (seed / SEED_DIV, through the table
  *     fp_slots), so a sweep of consecutive seeds forks at every point of
  *     every short path in turn (a k past the end forks after thread 2
  *     exited).  Only one thread runs meanwhile, so the point is exact
@@ -24,7 +24,10 @@
  *     destroys of populators and caches over them, reaps, exits with full
  *     magazines) and thread 1 forks several times, each at a random point
  *     of a random worker's run.
- *   - scale: the sizes below, each past its first chunk, with forks.
+ *   - scale: the sizes below, each past its first chunk, forks among
+ *     them; one phase a seed (seed / SEED_DIV mod SC_PHASES): 0 the
+ *     lock table, 1 the crowd of threads, 2 populators, 3 "many",
+ *     4 caches (qwide, magmax, tiny1), 5 umem_alloc, 6 thread ids.
  * Every child runs child_all: first "nothing the parent held is lost"
  * (each allocation the parent's threads completed and did not start to
  * free is inside an allocated segment of its arena — vmem_walk — and
@@ -41,47 +44,76 @@
  * fails a check fails the seed, with its trace (sched.c).
  *
  * Fixed sizes and first chunks of src/ and sim/, and what crosses them
- * (scenario scale unless named):
- *   VMEM_BOOTSTRAP_SEGS 128, VMEM_POPULATE_BYTES 64 KiB (a batch): the
- *     arena "many" holds SC_MANY segments, several batches of tags;
- *     every fork child's forced populate, too (fork_points, fork_long).
- *   VMEM_HASH_INITIAL 16 and the hash's growth (and shrink): "many".
- *   VMEM_SPARES_MAX 64: "many" freed at once gives its tags back.
- *   VMEM_QCACHE_MAX 16: arena "qwide" asks qcache_max 32 quanta and
- *     allocates 1..24 quanta (clamped to 16 caches, the rest by segment).
+ * (scenario scale, phase in brackets, unless named):
+ *   VMEM_BOOTSTRAP_SEGS 128, VMEM_POPULATE_BYTES 64 KiB (a batch of
+ *     tags): "many" [3] holds SC_MANY segments, several batches; every
+ *     fork child's forced populate drains a batch (fork_points,
+ *     fork_long, scale [0, 1, 3]).
+ *   VMEM_HASH_INITIAL 16 (the embedded table) and the hash's growth and
+ *     shrink: "many" [3] (4,096 buckets, checked), then freed.
+ *   VMEM_SPARES_MAX 64: "many" freed gives its tags back (checked).
+ *   VMEM_QCACHE_MAX 16: "qwide" [4] asks qcache_max 32 quanta and
+ *     allocates 1..24 quanta (16 caches, the rest by segment).
+ *   VMEM_RELEASE_MAX 2 (pending span releases an operation carries):
+ *     the populator destroys [2] and fork_long's give-backs.
  *   The populator table (VMEM_POPULATORS_MAX 16 until main's 4aa8077,
- *     a list since, with no bound): SC_POPULATORS populators at once
- *     (vmem_list counted), each used, a forced populate restocking all
- *     of them, destroyed, created again.
+ *     a list since, with no bound): SC_POPULATORS at once [2] (vmem_list
+ *     counted), each used, a forced populate restocking all of them,
+ *     destroyed, created again.
  *   LOCKTAB_FIRST_SLOTS 256 (the static chunk), LOCKTAB_CHUNK_BYTES
- *     64 KiB (1024 slots): SC_ARENAS arenas with 4 quantum caches each
- *     (2 locks a cache) and SC_CACHES caches: over 2,000 lock slots.
- *   UMEM_SLOTS_PER_CHUNK 64 (thread slots): SC_THREADS workers alive at
- *     once, each holding a buffer of every shared cache.
- *   UMEM_THREADS_MAX 4096 (UMEM_SLOT_CHUNKS 64): the limit itself: all
- *     but SC_IDS_LEFT thread ids are taken out of umem_thread_ids, so
- *     the last workers get no id and no slot (umem_thread.c: they use
- *     the depot and slabs directly) and must allocate and free alike.
- *   UMEM_MAGSIZE_MAX 255: cache "magmax" at its largest magazine type,
- *     600 buffers freed by one thread (full 255-round magazines to the
- *     depot), reaped.
- *   UMEM_SLAB_HASH_INITIAL 16: "magmax" and "big" hold over 16 slabs.
- *   UMEM_SLAB_BUFS_MAX 4096: cache "tiny8" (8-byte buffers) past 4096.
- *   UMEM_CLASSES_MAX 37, UMEM_CLASS_MAX_BYTES 16 KiB: umem_alloc of every
- *     size 8..16 KiB in steps of 8 (each class and its neighbours), and
- *     past it.
- *   VMEM_HEAP_CHUNK 1 MiB: umem_alloc of 3 MiB, and over 1 MiB in
- *     pieces.
- *   SIM_THREADS_MAX 255: scale runs 1 + SC_THREADS + SC_IDS_LEFT + 2
- *     threads (sim_spawn beyond the limit fails the run, saying so).
- *   sim's SIM_HELD_ARENAS 4 (arena locks a thread's books name): only the
+ *     64 KiB (1,024 slots): SC_ARENAS arenas with 4 quantum caches each
+ *     (2 locks a cache) and SC_CACHES caches [0]: over 1,500 lock slots,
+ *     past the static chunk and the first mapped one; a fork locks all.
+ *   UMEM_SLOTS_PER_CHUNK 64 (thread slots a chunk): SC_THREADS workers
+ *     alive at once [1], each holding a buffer of both shared caches; a
+ *     fork at a random point of one of them.
+ *   UMEM_THREADS_MAX 4096 (UMEM_SLOT_CHUNKS 64 chunks), a hard limit,
+ *     crossed [6]: all but SC_IDS_LEFT ids taken out of umem_thread_ids,
+ *     then SC_IDS_LEFT + SC_OVER_LIMIT workers at once: the last get no
+ *     id and no slot (umem_thread.c: depot and slabs directly; checked)
+ *     and allocate and free alike.
+ *   UMEM_MAGSIZE_MAX 255: "magmax" [4] at its largest magazine type,
+ *     600 buffers freed by one thread (255-round magazines to the
+ *     depot; checked), reaped.
+ *   UMEM_SLAB_HASH_INITIAL 16: "magmax" (checked) and "f_big" [4] past
+ *     16 slabs.
+ *   UMEM_SLAB_BUFS_MAX 4096: "tiny1" [4] (1-byte buffers: a 4 KiB slab
+ *     holds exactly 4,096, the clamp itself binds only on larger pages)
+ *     past 4,096 buffers, into a second slab (checked).
+ *   UMEM_CLASSES_MAX 37, UMEM_CLASS_MAX_BYTES 16 KiB [5]: umem_alloc
+ *     from 8 bytes to 16 KiB + 8 in steps of at most 1/64 of the size
+ *     (every class, and past the last).
+ *   VMEM_HEAP_CHUNK 1 MiB [5]: umem_alloc of 3 MiB, and far over 1 MiB
+ *     in pieces.
+ *   PLAT_LOCK_BOOK_SLOTS 16 (per thread, one per lock rank): a static
+ *     assertion against the ranks; nothing to cross.
+ * And of sim/:
+ *   SIM_THREADS_MAX 255 (was 12): scale runs up to 3 + SC_THREADS
+ *     threads [1]; sim_spawn past it fails the run, saying so.
+ *   SIM_HELD_ARENAS 4 (per-object locks a thread's books name): only the
  *     fork's lockup holds more, and its thread is never lost.
+ *   SIM_CHOICES_MAX 65536 decisions recorded: a longer run records its
+ *     first 65,536 (shrink pins those); scale's phases stay under it.
+ *   SIM_FREE_BLOCKS_MAX 4096 unmapped blocks kept for reuse (past it the
+ *     region, 4 GiB, is used afresh), SIM_POINTS_MAX 32 preemption
+ *     points, SIM_TSD_KEYS 8: src/ uses far fewer.
+ *   REG_MAX 16384 here (the registry of held allocations): scale's
+ *     largest phase holds under 5,000.
  */
 #include <string.h>
 
 #include "sim.h"
 #include "umem_impl.h"
 #include "vmem_impl.h"
+
+/*
+ * What a seed picks (fork_points' operation and k, scale's phase) is
+ * seed / SEED_DIV: fixed, so a kept record means the same run whatever
+ * the scenario count; and a plain sweep, whose seeds of one scenario are
+ * nscenarios apart, still meets every value in turn while nscenarios is
+ * at most SEED_DIV.
+ */
+#define SEED_DIV 16u
 
 /* ---- the registry of what the parent's threads hold ------------------- */
 
@@ -701,9 +733,9 @@ static const char *const fp_names[FP_OPS] = {"vmem_create",
  * 52, destroy 59 and 61, add 3, the populating allocation 48, cache
  * create 9, destroy 35, exit 18 — each traced as "took N points"), so
  * every point of it is a k; umem_reap (about 280) is the long one: every
- * third point, shifted by one each pass.  The 500 slots in all: 500
- * seeds of fork_points (500 * nscenarios consecutive seeds) fork at every
- * pair.
+ * third point, shifted by one each pass.  The 500 slots in all: the
+ * seeds 0..7999 (500 * SEED_DIV) of fork_points fork at every pair, so
+ * does a plain sweep of them.
  */
 static const unsigned fp_slots[FP_OPS] = {44, 64, 72, 74, 6, 60, 100, 24,
     12, 44};
@@ -853,7 +885,7 @@ void sim_sc_fork_points(void *arg)
 {
 	(void)arg;
 	const sim_config_t *cfg = sim_config();
-	uint64_t i = cfg->seed / sim_nscenarios;
+	uint64_t i = cfg->seed / SEED_DIV;
 	memset(&FP, 0, sizeof(FP));
 	unsigned pairs = 0;
 	for (unsigned op = 0; op < FP_OPS; op++)
@@ -1127,7 +1159,7 @@ void sim_sc_scale(void *arg)
 	(void)arg;
 	/* One phase a seed (seed / nscenarios walks them), each past its
 	 * sizes, so that a run stays short. */
-	unsigned phase = (unsigned)((sim_config()->seed / sim_nscenarios) %
+	unsigned phase = (unsigned)((sim_config()->seed / SEED_DIV) %
 	    SC_PHASES);
 	world_start();
 	world_hold(10);
