@@ -631,7 +631,7 @@ static unsigned preemptions_of(const sim_result_t *r)
 {
 	unsigned n = 0;
 	for (unsigned i = 0; i < r->ndecisions; i++)
-		if (((r->decision_set[i] >> r->decision_cur[i]) & 1u) &&
+		if ((r->decision_set[i] & 1u) &&
 		    r->decision[i] != r->decision_cur[i])
 			n++;
 	return n;
@@ -694,7 +694,7 @@ static void shrink_schedule(sim_config_t *c, const char *sig,
 		if (i >= r->ndecisions)
 			continue;
 		unsigned cur = r->decision_cur[i];
-		if (!((r->decision_set[i] >> cur) & 1u) || c->choices[i] == cur)
+		if (!(r->decision_set[i] & 1u) || c->choices[i] == cur)
 			continue;
 		t = *c;
 		t.choices[i] = (uint8_t)cur;
@@ -899,8 +899,8 @@ static int cmd_explore(int argc, char **argv)
 		unsigned pre = p.pre;
 		for (unsigned i = p.n; i < r->ndecisions; i++) {
 			unsigned cur = r->decision_cur[i];
-			bool cur_ok = (r->decision_set[i] >> cur) & 1u;
-			for (unsigned th = 1; th <= SIM_THREADS_MAX; th++) {
+			bool cur_ok = r->decision_set[i] & 1u;
+			for (unsigned th = 1; th < 16; th++) {
 				if (!((r->decision_set[i] >> th) & 1u) ||
 				    th == r->decision[i])
 					continue;

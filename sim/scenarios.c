@@ -1979,6 +1979,17 @@ const sim_scenario_t sim_scenarios[] = {
 	    1, 1, true},
 	{"tiny_alloc", "two threads, one allocation each", sc_tiny_alloc, 2, 1,
 	    true},
+	/* scenarios_fork.c */
+	{"fork_points", "a fork at the k-th point (the seed's) of another "
+	    "thread's create, destroy, add, populate, reap, exit, cache create "
+	    "or destroy; the child runs every operation", sim_sc_fork_points,
+	    1, 1, false},
+	{"fork_long", "forks at random points of populate storms, populator "
+	    "and cache lifecycles, reaps; the child runs every operation",
+	    sim_sc_fork_long, 4, 12, false},
+	{"scale", "past every fixed size and first chunk of src/: hundreds "
+	    "of arenas, caches and threads, populators and thread ids at "
+	    "their limits, a fork among them", sim_sc_scale, 1, 1, false},
 };
 const size_t sim_nscenarios = sizeof(sim_scenarios) / sizeof(sim_scenarios[0]);
 

@@ -60,7 +60,25 @@
  * every other thread is "lost", frozen where it was, its locks held for
  * ever — runs the child handlers, the scenario's child workload and the
  * checkers, and reports its trace hash through a pipe.  The parent waits
- * for it, mixes the hash into its own, and runs the parent handlers.
+ * for it, mixes the hash into its own, and runs the parent handlers.  A
+ * lost thread may hold only locks the child never takes: an arena's off
+ * the arena list, a cache's depot and slab locks off the cache list (one
+ * it was creating or destroying); any other fails the seed.
+ *
+ * Forking at a chosen point.  Every thread counts the scheduling points
+ * it takes.  sim_wait_points blocks a thread until another has taken a
+ * given number (or ended, or waits in a join), and then runs it before
+ * that other's next step — no decision, so the same on every strategy;
+ * sim_freeze keeps that other from running while anyone else can (the
+ * fork's prepare then finds it where it stopped, unless it holds a lock
+ * prepare needs).  So a scenario forks at the k-th point of another
+ * thread's operation, for every k (scenarios_fork.c).
+ *
+ * Threads.  Up to SIM_THREADS_MAX (255: a decision's choice is a byte);
+ * a set of threads is a few words, and the thread table lies apart from
+ * the state a run clears, so a run touches only the threads it spawns.
+ * A decision records bit 0 (the current thread could run) and threads
+ * 1-15, what shrink and explore use (explore enumerates those only).
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -89,17 +107,18 @@
 #define SIM_HELD_ARENAS 4u
 #define SIM_CLOCK_LOG 16u
 
-enum tstate { T_UNUSED, T_RUN, T_MUTEX, T_COND, T_JOIN, T_DONE, T_LOST };
+enum tstate { T_UNUSED, T_RUN, T_MUTEX, T_COND, T_JOIN, T_DONE, T_LOST,
+	T_WATCH };
 
 enum ev {
 	EV_LOCK, EV_TRYLOCK, EV_UNLOCK, EV_WAIT, EV_BROADCAST, EV_SELF,
 	EV_CLOCK, EV_YIELD, EV_PREEMPT, EV_MAP, EV_UNMAP, EV_ATFORK, EV_SPAWN,
-	EV_JOIN, EV_EXIT, EV_FORK, EV_OP, EV_CHECK, EV_FAULT
+	EV_JOIN, EV_EXIT, EV_FORK, EV_OP, EV_CHECK, EV_FAULT, EV_WATCH
 };
 static const char *const ev_names[] = {
 	"lock", "trylock", "unlock", "wait", "broadcast", "self", "clock",
 	"yield", "preempt", "map", "unmap", "atfork", "spawn", "join", "exit",
-	"fork", "op", "check", "fault"
+	"fork", "op", "check", "fault", "watch"
 };
 
 typedef struct sim_thread {
@@ -116,12 +135,14 @@ typedef struct sim_thread {
 	void *tsd[SIM_TSD_KEYS];
 	plat_thread_area_t area;
 	unsigned held[SIM_RANKS];  /* locks held, per rank (the sim's view) */
-	plat_mutex_t *held_arena[SIM_HELD_ARENAS]; /* arena locks held */
+	/* arena, depot and slab locks held (the per-object ones) */
+	plat_mutex_t *held_arena[SIM_HELD_ARENAS];
 	unsigned nheld_arena;
 	int next_rank;
 	unsigned prio;
 	bool yielded;
 	int in_op;
+	uint64_t points;           /* scheduling points it has taken */
 	sim_rng_t ops;
 	/* Progress: the steps this thread took, and the bounded call it is
 	 * in (sim_op_bounded: its nesting level, 0 none; its first own step
@@ -134,6 +155,10 @@ typedef struct sim_thread {
 	unsigned nclk;
 	bool clk_over;
 } sim_thread_t;
+
+/* Apart from S, so that a run clears (and faults in) only the threads it
+ * spawns: thread_new clears each. */
+static sim_thread_t sim_threads[SIM_THREADS_MAX + 1];
 
 typedef struct sim_block { uintptr_t addr; size_t size; } sim_block_t;
 
@@ -148,7 +173,7 @@ static struct sim_state {
 	sim_config_t cfg;
 	sim_result_t *res;
 	FILE *trace;
-	sim_thread_t th[SIM_THREADS_MAX + 1];
+	sim_thread_t *th;           /* sim_threads: ids 1..nthreads */
 	unsigned nthreads;          /* ids 1..nthreads used */
 	sim_thread_t *cur;
 	ucontext_t main_ctx;
@@ -177,7 +202,48 @@ static struct sim_state {
 	bool map_refuse;            /* sim_map_refuse: every map fails */
 	char opbuf[160];
 	const char *point_ptr[SIM_POINTS_MAX];
+	/* sim_wait_points: watcher waits until th[watch_tid] has taken
+	 * watch_target points; sim_freeze: frozen runs only when alone. */
+	unsigned watcher, watch_tid, frozen;
+	uint64_t watch_target;
 } S;
+
+/* ---- sets of threads (ids 1..SIM_THREADS_MAX) ------------------------------ */
+
+#define SET_WORDS ((SIM_THREADS_MAX + 64) / 64)
+typedef struct tset { uint64_t w[SET_WORDS]; } tset_t;
+
+static void set_add(tset_t *s, unsigned i)
+{
+	s->w[i / 64] |= 1ull << (i % 64);
+}
+
+static void set_del(tset_t *s, unsigned i)
+{
+	s->w[i / 64] &= ~(1ull << (i % 64));
+}
+
+static bool set_has(const tset_t *s, unsigned i)
+{
+	return (s->w[i / 64] >> (i % 64)) & 1u;
+}
+
+static unsigned set_count(const tset_t *s)
+{
+	unsigned n = 0;
+	for (unsigned k = 0; k < SET_WORDS; k++)
+		n += (unsigned)__builtin_popcountll(s->w[k]);
+	return n;
+}
+
+/* The lowest id in s (s not empty). */
+static unsigned set_first(const tset_t *s)
+{
+	for (unsigned k = 0; k < SET_WORDS; k++)
+		if (s->w[k] != 0)
+			return k * 64 + (unsigned)__builtin_ctzll(s->w[k]);
+	return 0;
+}
 
 /* ---- PRNG ---------------------------------------------------------------- */
 
@@ -283,7 +349,8 @@ static void report_where(char *buf, size_t len)
 	for (unsigned i = 1; i <= S.nthreads && n + 80 < len; i++) {
 		sim_thread_t *t = &S.th[i];
 		static const char *const sn[] = {"unused", "runnable",
-		    "blocked on a lock", "waiting", "joining", "done", "lost"};
+		    "blocked on a lock", "waiting", "joining", "done", "lost",
+		    "watching a thread"};
 		n += (size_t)snprintf(buf + n, len - n, "\n  T%u %s", i,
 		    sn[t->state]);
 		if (t->state == T_MUTEX && n + 80 < len)
@@ -335,19 +402,26 @@ static bool runnable(const sim_thread_t *t)
 		return S.th[t->wjoin].state == T_DONE;
 	if (t->state == T_COND)
 		return t->deadline <= S.clock;
+	if (t->state == T_WATCH) /* its point, or it ended or joins */
+		return S.th[S.watch_tid].points >= S.watch_target ||
+		    S.th[S.watch_tid].state == T_DONE ||
+		    S.th[S.watch_tid].state == T_JOIN;
 	return false;
 }
 
-/* The runnable set as a bitmask; wakes the earliest timed waiter when it
- * would be empty (virtual time jumps to its deadline). */
-static unsigned runnable_set(void)
+/* The runnable set; wakes the earliest timed waiter when it would be
+ * empty (virtual time jumps to its deadline). */
+static bool runnable_set(tset_t *set)
 {
-	unsigned set = 0;
+	memset(set, 0, sizeof(*set));
+	bool any = false;
 	for (unsigned i = 1; i <= S.nthreads; i++)
-		if (runnable(&S.th[i]))
-			set |= 1u << i;
-	if (set != 0)
-		return set;
+		if (runnable(&S.th[i])) {
+			set_add(set, i);
+			any = true;
+		}
+	if (any)
+		return true;
 	uint64_t best = UINT64_MAX;
 	unsigned who = 0;
 	for (unsigned i = 1; i <= S.nthreads; i++)
@@ -356,31 +430,44 @@ static unsigned runnable_set(void)
 			who = i;
 		}
 	if (who == 0)
-		return 0;
+		return false;
 	S.clock = best;
-	return 1u << who;
+	set_add(set, who);
+	return true;
 }
 
-static unsigned pick_pct(unsigned set)
+static unsigned pick_pct(const tset_t *set)
 {
 	unsigned best = 0;
 	for (unsigned i = 1; i <= S.nthreads; i++)
-		if ((set >> i) & 1u)
+		if (set_has(set, i))
 			if (best == 0 || S.th[i].prio > S.th[best].prio)
 				best = i;
 	return best;
 }
 
-static unsigned pick(unsigned set)
+static unsigned pick(tset_t *set)
 {
 	unsigned cur = S.cur->id;
 	sim_result_t *r = S.res;
-	bool yielded = S.cur->yielded && (set & ~(1u << cur)) != 0;
-	if (yielded)
-		set &= ~(1u << cur);
+	/* A watcher whose thread reached its point runs at once, and a
+	 * frozen thread only when nobody else can: no decision either. */
+	if (S.watcher != 0 && set_has(set, S.watcher))
+		return S.watcher;
+	unsigned n = set_count(set);
+	if (S.frozen != 0 && n > 1 && set_has(set, S.frozen)) {
+		set_del(set, S.frozen);
+		n--;
+	}
+	bool mine = set_has(set, cur);
+	bool yielded = S.cur->yielded && n > (mine ? 1u : 0u);
+	if (yielded && mine) {
+		set_del(set, cur);
+		n--;
+	}
 	S.cur->yielded = false;
-	if ((set & (set - 1)) == 0)
-		return (unsigned)__builtin_ctz(set);
+	if (n == 1)
+		return set_first(set);
 	unsigned d = r->ndecisions, choice = 0;
 	/* A spinner passes the turn to any other at random, PCT's
 	 * priorities notwithstanding: two spinners of high priority would
@@ -388,25 +475,28 @@ static unsigned pick(unsigned set)
 	 * for would never run. */
 	if (S.cfg.strategy == SIM_RANDOM ||
 	    (S.cfg.strategy == SIM_PCT && yielded)) {
-		unsigned n = (unsigned)__builtin_popcount(set);
 		unsigned k = (unsigned)rng_below(&S.sched, n);
 		for (unsigned i = 1; i <= S.nthreads; i++)
-			if (((set >> i) & 1u) && k-- == 0)
+			if (set_has(set, i) && k-- == 0)
 				choice = i;
 	} else if (S.cfg.strategy == SIM_PCT) {
 		choice = pick_pct(set);
 	} else {
-		if (d < S.cfg.nchoices && ((set >> S.cfg.choices[d]) & 1u))
+		if (d < S.cfg.nchoices &&
+		    set_has(set, S.cfg.choices[d]))
 			choice = S.cfg.choices[d];
-		else if ((set >> cur) & 1u)
+		else if (set_has(set, cur))
 			choice = cur;
 		else
-			choice = (unsigned)__builtin_ctz(set);
+			choice = set_first(set);
 	}
 	if (d < SIM_CHOICES_MAX) {
+		/* Bit 0: the current thread was runnable; bits 1-15: threads
+		 * 1-15 (what explore enumerates). */
 		r->decision[d] = (uint8_t)choice;
 		r->decision_cur[d] = (uint8_t)cur;
-		r->decision_set[d] = (uint16_t)set;
+		r->decision_set[d] = (uint16_t)((set->w[0] & 0xfffeu) |
+		    (set_has(set, cur) ? 1u : 0u));
 		r->ndecisions = d + 1;
 	}
 	return choice;
@@ -425,14 +515,14 @@ static void switch_to(sim_thread_t *next)
 /* Choose who runs next; the current thread may be blocked or done. */
 static void reschedule(void)
 {
-	unsigned set = runnable_set();
-	if (set == 0) {
+	tset_t set;
+	if (!runnable_set(&set)) {
 		for (unsigned i = 1; i <= S.nthreads; i++)
 			if (S.th[i].state != T_DONE && S.th[i].state != T_LOST)
 				sim_fail("deadlock: no thread can run");
 		setcontext(&S.main_ctx); /* every thread is done */
 	}
-	unsigned next = pick(set);
+	unsigned next = pick(&set);
 	if (S.th[next].state == T_COND)
 		S.th[next].wcond = NULL; /* timed out */
 	if (S.th[next].state != T_DONE && S.th[next].state != T_LOST)
@@ -448,6 +538,7 @@ static void point(int ev, unsigned obj, uint64_t arg)
 	S.step++;
 	S.clock += SIM_NS_PER_STEP;
 	S.res->steps = S.step;
+	S.cur->points++;
 	hash_mix(((uint64_t)S.cur->id << 56) ^ ((uint64_t)ev << 48) ^
 	    ((uint64_t)obj << 24) ^ arg);
 	if (S.step > S.cfg.step_budget)
@@ -514,7 +605,8 @@ static void mutex_take(plat_mutex_t *m)
 		S.res->rank_pairs[top_rank(t)] |= 1u << rank;
 		t->held[rank]++;
 	}
-	if (rank == QLOCK_ARENA && t->nheld_arena < SIM_HELD_ARENAS)
+	if ((rank == QLOCK_ARENA || rank == QLOCK_DEPOT ||
+	    rank == QLOCK_SLAB) && t->nheld_arena < SIM_HELD_ARENAS)
 		t->held_arena[t->nheld_arena++] = m;
 	m->pm_rank = rank;
 	m->pm_owner = t->id;
@@ -1090,13 +1182,51 @@ void sim_join(unsigned id)
 	t->state = T_RUN;
 }
 
+uint64_t sim_points(unsigned id)
+{
+	return id >= 1 && id <= S.nthreads ? S.th[id].points : 0;
+}
+
+bool sim_thread_done(unsigned id)
+{
+	return id >= 1 && id <= S.nthreads && S.th[id].state == T_DONE;
+}
+
+void sim_wait_points(unsigned id, uint64_t target)
+{
+	sim_thread_t *t = S.cur;
+	if (id == t->id || id < 1 || id > S.nthreads)
+		sim_fail("sim_wait_points: T%u cannot watch T%u", t->id, id);
+	trace_line(t->id, EV_WATCH, "T%u to point %llu", id,
+	    (unsigned long long)target);
+	S.watcher = t->id;
+	S.watch_tid = id;
+	S.watch_target = target;
+	t->state = T_WATCH;
+	point(EV_WATCH, id, target);
+	S.watcher = 0;
+	t->state = T_RUN;
+}
+
+void sim_freeze(unsigned id)
+{
+	S.frozen = id;
+}
+
 /* ---- fork ------------------------------------------------------------------- */
 
-/* Whether m is the lock of an arena on the arena list. */
-static bool arena_lock_listed(const plat_mutex_t *m)
+/* Whether m is the lock of an arena on the arena list, or a depot or
+ * slab lock of a cache on the cache list. */
+static bool object_lock_listed(const plat_mutex_t *m)
 {
-	for (vmem_t *vmp = vmem_list; vmp != NULL; vmp = vmp->ar_next)
-		if (vmp->ar_lock == m)
+	if (m->pm_rank == QLOCK_ARENA) {
+		for (vmem_t *vmp = vmem_list; vmp != NULL; vmp = vmp->ar_next)
+			if (vmp->ar_lock == m)
+				return true;
+		return false;
+	}
+	for (umem_cache_t *cp = umem_cache_list; cp != NULL; cp = cp->cc_next)
+		if (cp->cc_depot_lock == m || cp->cc_slab_lock == m)
 			return true;
 	return false;
 }
@@ -1105,22 +1235,34 @@ static bool arena_lock_listed(const plat_mutex_t *m)
  * No lock a lost thread held may be one the child can reach: every
  * allocator lock is the prepare handler's at the fork, except the lock
  * of an arena off the arena list — one the lost thread was creating or
- * destroying, which nobody can reach again (docs/fork.md).
+ * destroying, which nobody can reach again (docs/fork.md) — and the
+ * depot and slab locks of a cache off the cache list (one it was
+ * destroying, which the child never sees either).
  */
 static void lost_locks_check(const sim_thread_t *t)
 {
-	for (int r = 1; r < SIM_RANKS; r++)
-		if (t->held[r] != 0 && (r != QLOCK_ARENA ||
-		    t->held[r] != t->nheld_arena))
+	for (int r = 1; r < SIM_RANKS; r++) {
+		if (t->held[r] == 0)
+			continue;
+		unsigned named = 0;
+		for (unsigned k = 0; k < t->nheld_arena; k++)
+			named += t->held_arena[k]->pm_rank == r;
+		if ((r != QLOCK_ARENA && r != QLOCK_DEPOT && r != QLOCK_SLAB) ||
+		    t->held[r] != named)
 			sim_fail("%s held by T%u, lost in the fork",
 			    rank_name(r), t->id);
+	}
 	for (unsigned k = 0; k < t->nheld_arena; k++) {
-		if (arena_lock_listed(t->held_arena[k]))
-			sim_fail("the lock of a listed arena held by T%u, lost "
-			    "in the fork", t->id);
-		trace_line(S.cur->id, EV_FORK, "T%u, lost, holds ar_lock#%u of "
-		    "an arena off the list (mid create or destroy)", t->id,
-		    t->held_arena[k]->pm_id);
+		const plat_mutex_t *m = t->held_arena[k];
+		if (object_lock_listed(m))
+			sim_fail("%s#%u of a listed %s held by T%u, lost in the "
+			    "fork", rank_name(m->pm_rank), m->pm_id,
+			    m->pm_rank == QLOCK_ARENA ? "arena" : "cache",
+			    t->id);
+		trace_line(S.cur->id, EV_FORK, "T%u, lost, holds %s#%u of %s "
+		    "off its list (mid create or destroy)", t->id,
+		    rank_name(m->pm_rank), m->pm_id,
+		    m->pm_rank == QLOCK_ARENA ? "an arena" : "a cache");
 	}
 	/* Held for ever, by nobody the checks wait for. */
 	S.locks_held -= t->nheld_arena;
@@ -1131,6 +1273,8 @@ static void fork_child_side(sim_fn_t *child_fn, void *arg, int fd)
 	S.in_child = true;
 	S.map_refuse = false; /* the child maps afresh */
 	S.pid = 1000 + S.res->forks;
+	S.frozen = 0;
+	S.watcher = 0;
 	sim_thread_t *me = S.cur;
 	for (unsigned i = 1; i <= S.nthreads; i++)
 		if (&S.th[i] != me && S.th[i].state != T_DONE)
@@ -1226,6 +1370,7 @@ void sim_run(const sim_config_t *cfg, sim_result_t *res, FILE *trace)
 {
 	const sim_scenario_t *sc = sim_scenario_find(cfg->scenario);
 	memset(&S, 0, sizeof(S));
+	S.th = sim_threads;
 	S.child_fd = -1;
 	S.cfg = *cfg;
 	S.res = res;

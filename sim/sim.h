@@ -29,7 +29,9 @@
 /* A bounded call (sim_op_bounded) takes at most this many of its own
  * steps (version 2). */
 #define SIM_CALL_STEPS_MAX 20000u
-#define SIM_THREADS_MAX 12
+/* Threads of a run, main included: a decision records its choice in a
+ * byte.  Ordinary seeds pay for the threads they spawn only. */
+#define SIM_THREADS_MAX 255
 #define SIM_RANKS 16
 #define SIM_POINTS_MAX 32
 #define SIM_CHOICES_MAX 65536
@@ -79,7 +81,9 @@ typedef struct sim_result {
 	unsigned ndecisions;
 	uint8_t decision[SIM_CHOICES_MAX];
 	uint8_t decision_cur[SIM_CHOICES_MAX];   /* current thread then */
-	uint16_t decision_set[SIM_CHOICES_MAX];  /* runnable set, a bitmask */
+	/* Bit 0: the current thread was runnable; bit t (1..15): thread t
+	 * was (explore enumerates threads 1..15 only). */
+	uint16_t decision_set[SIM_CHOICES_MAX];
 } sim_result_t;
 
 /* ---- sched.c ------------------------------------------------------- */
@@ -95,6 +99,16 @@ void sim_join(unsigned id);
  * in the parent once the child has passed its checks. */
 void sim_fork(sim_fn_t *child_fn, void *arg);
 bool sim_in_child(void);
+/* Scheduling points thread id has taken so far; whether it is done. */
+uint64_t sim_points(unsigned id);
+bool sim_thread_done(unsigned id);
+/* Block until thread id has taken target points in all (or is done, or
+ * waits in sim_join);
+ * then this thread runs at once, before id's next step. */
+void sim_wait_points(unsigned id, uint64_t target);
+/* Thread id (0: none) runs only while no other thread can: a fork's
+ * prepare after sim_wait_points finds it where it stopped. */
+void sim_freeze(unsigned id);
 unsigned sim_self(void);
 /* Operations: the trace names them; the checker's Q1 waits for every
  * thread to be between operations. */
@@ -142,6 +156,9 @@ typedef struct sim_scenario {
 	unsigned ops_default;
 	bool tiny;               /* small enough for exhaustive search */
 } sim_scenario_t;
+/* scenarios_fork.c: forks at every point, every operation in the
+ * child, worlds past every fixed size (rows of the table). */
+sim_fn_t sim_sc_fork_points, sim_sc_fork_long, sim_sc_scale;
 extern const sim_scenario_t sim_scenarios[];
 extern const size_t sim_nscenarios;
 const sim_scenario_t *sim_scenario_find(const char *name);

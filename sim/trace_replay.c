@@ -5,8 +5,8 @@
  *
  * Theory
  * ------
- * Each trace thread is a simulated worker (threads beyond the simulator's
- * SIM_THREADS_MAX - 1 workers share one, t mod the number of workers);
+ * Each trace thread is a simulated worker (threads beyond
+ * TR_WORKERS_MAX workers share one, t mod the number of workers);
  * a worker does its records in trace order, and the seed's scheduler
  * picks the interleaving between workers.  A record that names a block
  * another thread allocates waits (sim_yield) until that block is live.
@@ -38,6 +38,7 @@
 #include "vmem_impl.h"
 
 #define TR_HDR_BYTES 16u
+#define TR_WORKERS_MAX 11u /* as when the simulator had 12 threads */
 #define TR_PATTERN_BYTES 64u
 
 enum { OBJ_UNBORN = 0, OBJ_LIVE, OBJ_FREED };
@@ -250,8 +251,8 @@ static void sc_trace(void *arg)
 	R.obj = calloc((size_t)t->nobjects + 1, sizeof(*R.obj));
 	if (R.obj == NULL)
 		sim_fail("trace: no memory for %u objects", t->nobjects);
-	R.workers = t->nthreads < SIM_THREADS_MAX - 1 ? t->nthreads :
-	    SIM_THREADS_MAX - 1;
+	R.workers = t->nthreads < TR_WORKERS_MAX ? t->nthreads :
+	    TR_WORKERS_MAX;
 	sim_op("vmem_create(trace_large, page quantum, from the heap)");
 	R.large = vmem_create("trace_large", NULL, 0, plat_page_size(),
 	    vmem_alloc, vmem_free, vmem_heap_arena(), 0, VM_SLEEP);
@@ -266,4 +267,4 @@ static void sc_trace(void *arg)
 
 const sim_scenario_t sim_trace_scenario = {"trace", "an allocation trace "
     "(quanta-sim trace FILE) replayed over umem_alloc and a page arena",
-    sc_trace, SIM_THREADS_MAX - 1, 0, false};
+    sc_trace, TR_WORKERS_MAX, 0, false};

@@ -297,7 +297,11 @@ static umem_slab_t *slab_create(umem_cache_t *cp, int vmflag)
 	    cp->cc_slab_bytes, 0, 0, NULL, NULL, vf);
 	if (base == NULL)
 		return NULL;
+	/* A caller that may not fail spares its header from injection. */
+	bool spare = vmem_inject_spare_begin(vf != VM_NOSLEEP);
 	umem_slab_t *sp = umem_meta_alloc(cp->cc_slab_hdr_bytes, 0);
+	if (spare)
+		vmem_inject_spare_exit();
 	if (sp == NULL) {
 		vmem_xfree(cp->cc_arena, base, cp->cc_slab_bytes);
 		return NULL;

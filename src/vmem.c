@@ -991,6 +991,8 @@ static size_t stash_held_by_self(const vmem_t *vmp)
  * worst case consumes so that no other thread can take them meanwhile.
  * Returns the new free piece, or NULL.
  */
+static bool inject_spare_begin(int vmflag);
+
 static vmem_seg_t *vmem_import(vmem_t *vmp, const vmem_req_t *r,
     bool with_slack)
 {
@@ -1020,11 +1022,14 @@ static vmem_seg_t *vmem_import(vmem_t *vmp, const vmem_req_t *r,
 	VMEM_ASSERT(ARENA_LOCKS_NONE());
 
 	void *addr;
+	bool spare = inject_spare_begin(r->vmflag);
 	if (xsrc)
 		addr = vmem_xalloc(src, asize, ialign > srcq ? ialign : 0, 0, 0,
 		    NULL, NULL, iflag);
 	else
 		addr = vmp->ar_source_alloc(src, asize, iflag);
+	if (spare)
+		vmem_inject_spare_exit();
 
 	qlock_enter(vmp->ar_lock, QLOCK_ARENA);
 	/* Whatever ran meanwhile, this call's stash is still on the arena:
@@ -1076,21 +1081,18 @@ void vmem_inject_spare_exit(void)
 	    (void *)(noinject_depth() - 1);
 }
 
-/* Set for good by the first non-zero mtbf: until then no call keeps the
- * depth (one relaxed load on the paths below). */
-static _Atomic bool vmem_inject_armed;
-
 /*
- * A call that may not fail (VM_SLEEP, or VM_PANIC) spares whatever it
- * asks for on its way: a quantum cache's slab header, a new arena's
- * quantum caches, an import (found by the fuzz targets and the
- * simulator: a VM_SLEEP vmem_create returned NULL when its quantum
- * caches' metadata was failed by injection).
+ * A call that may not fail (VM_SLEEP, or VM_PANIC) spares what it asks for
+ * on its way: an import, a quantum cache's slab header (umem_slab.c), a new
+ * arena's quantum caches (found by the fuzz targets and the simulator: a
+ * VM_SLEEP vmem_create returned NULL when its quantum caches' metadata was
+ * failed by injection, and a VM_SLEEP vmem_alloc through a quantum cache
+ * likewise).  Kept on the slow paths only: those are where such requests
+ * are made.
  */
 bool vmem_inject_spare_begin(bool may_not_fail)
 {
-	if (!may_not_fail ||
-	    !atomic_load_explicit(&vmem_inject_armed, memory_order_relaxed))
+	if (!may_not_fail)
 		return false;
 	inject_spare_enter();
 	return true;
@@ -1248,18 +1250,7 @@ QUANTA_HOT static void alloc_take(vmem_t *vmp, const vmem_req_t *r,
 	}
 }
 
-static void *vmem_alloc_try(vmem_t *vmp, const vmem_req_t *r);
-
 static void *vmem_alloc_req(vmem_t *vmp, const vmem_req_t *r)
-{
-	bool spare = inject_spare_begin(r->vmflag);
-	void *p = vmem_alloc_try(vmp, r);
-	if (spare)
-		vmem_inject_spare_exit();
-	return p;
-}
-
-static void *vmem_alloc_try(vmem_t *vmp, const vmem_req_t *r)
 {
 	vmem_pending_t pend = {.n = 0};
 	uintptr_t addr = 0;
@@ -1329,7 +1320,9 @@ static void *qcache_alloc(vmem_t *vmp, const vmem_req_t *r)
 	int qflag = r->vmflag;
 	if (qflag & VM_PANIC)
 		qflag = (qflag & ~VM_PANIC) | VM_NOSLEEP;
-	bool spare = inject_spare_begin(r->vmflag);
+	/* VM_PANIC goes down as VM_NOSLEEP, so the cache cannot see that it
+	 * may not fail: spared here (VM_SLEEP is, in the slab layer). */
+	bool spare = (r->vmflag & VM_PANIC) && vmem_inject_spare_begin(true);
 	void *p = umem_qcache_alloc(vmp->ar_qcache[(r->size >> vmp->ar_qshift) -
 	    1], qflag);
 	if (spare)
@@ -2044,8 +2037,6 @@ vmem_t *vmem_heap_arena(void)
 
 void vmem_mtbf_set(vmem_t *vmp, uint64_t mtbf)
 {
-	if (mtbf != 0)
-		atomic_store(&vmem_inject_armed, true);
 	if (vmp == NULL)
 		atomic_store(&vmem_mtbf_global, mtbf);
 	else
