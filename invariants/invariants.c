@@ -320,27 +320,55 @@ static void invariant_populator(invariant_report_t *r)
 	qlock_exit(&vmem_populate_lock, QLOCK_POPULATE);
 }
 
-/* Lock every arena in list order; false (nothing held) if one is busy. */
+/* Lock every listed arena in lock-table order, the fork lockup's (so
+ * that the two never disagree, not even for Helgrind, which records the
+ * order of trylocks too); false (nothing held) if one is busy.  The list
+ * lock is held: the listed set cannot change meanwhile. */
+typedef struct lock_all {
+	bool block, ok;
+	size_t n;
+} lock_all_t;
+
+static void lock_all_visit(void *owner, plat_mutex_t *m, void *arg)
+{
+	lock_all_t *la = arg;
+	(void)owner;
+	if (!la->ok)
+		return;
+	if (la->block)
+		qlock_enter_nested(m, QLOCK_ARENA);
+	else if (!qlock_tryenter_any(m, QLOCK_ARENA)) {
+		la->ok = false;
+		return;
+	}
+	la->n++;
+}
+
+static void unlock_first_visit(void *owner, plat_mutex_t *m, void *arg)
+{
+	size_t *n = arg;
+	(void)owner;
+	if (*n == 0)
+		return;
+	qlock_exit(m, QLOCK_ARENA);
+	(*n)--;
+}
+
 static bool invariant_lock_all(bool block, size_t *n)
 {
-	*n = 0;
-	for (vmem_t *vmp = vmem_list; vmp != NULL; vmp = vmp->ar_next) {
-		if (block) {
-			qlock_enter_nested(vmp->ar_lock, QLOCK_ARENA);
-		} else if (!qlock_tryenter_any(vmp->ar_lock, QLOCK_ARENA)) {
-			for (vmem_t *u = vmem_list; u != vmp; u = u->ar_next)
-				qlock_exit(u->ar_lock, QLOCK_ARENA);
-			return false;
-		}
-		(*n)++;
+	lock_all_t la = {.block = block, .ok = true, .n = 0};
+	locktab_walk_listed(QLOCK_ARENA, lock_all_visit, &la);
+	*n = la.n;
+	if (!la.ok) {
+		locktab_walk_listed(QLOCK_ARENA, unlock_first_visit, &la.n);
+		*n = 0;
 	}
-	return true;
+	return la.ok;
 }
 
 static void invariant_unlock_all(void)
 {
-	for (vmem_t *vmp = vmem_list; vmp != NULL; vmp = vmp->ar_next)
-		qlock_exit(vmp->ar_lock, QLOCK_ARENA);
+	locktab_exit_listed(QLOCK_ARENA);
 }
 
 /*

@@ -123,6 +123,9 @@ plat_mutex_t *locktab_get(void)
 	}
 	s->ls.owner = NULL;
 	s->ls.pending = 0;
+	/* An atomic word: the fork walks of one rank read it while a list
+	 * of another rank writes it (Helgrind sees no atomics). */
+	QANN_ATOMIC(&s->ls.listed);
 	VMEM_ASSERT(atomic_load_explicit(&s->ls.listed,
 	    memory_order_relaxed) == 0);
 	plat_mutex_init(&s->ls.u.m);
