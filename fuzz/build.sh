@@ -60,7 +60,7 @@ simdefs="-DQUANTA_SIM -I$repo/sim"
 case "$defs" in *QUANTA_BUGS*) ;; *) simdefs="$simdefs -DQUANTA_BUGS" ;; esac
 if grep -lq QUANTA_SIM_TARGET "$repo"/fuzz/*.c; then
 	lib libquanta-sim-fuzz "$simdefs" "$repo"/src/*.c "$repo"/invariants/*.c \
-		"$repo"/sim/sched.c "$repo"/sim/scenarios.c \
+		"$repo"/sim/sched.c "$repo"/sim/scenarios.c "$repo"/sim/scenarios_fork.c \
 		"$repo"/sim/config.c "$repo"/sim/runner.c
 fi
 
