@@ -455,7 +455,13 @@ static unsigned pick(tset_t *set)
 	if (S.watcher != 0 && set_has(set, S.watcher))
 		return S.watcher;
 	unsigned n = set_count(set);
-	if (S.frozen != 0 && n > 1 && set_has(set, S.frozen)) {
+	/* A spinner alone beside the frozen thread lets it run: the spinner
+	 * may wait for it (a gate that every worker must reach), and the
+	 * frozen thread may hold the lock the forker's prepare waits for
+	 * (found by a random-walk sweep of the scale scenario: a livelock). */
+	bool spin_alone = S.cur->yielded && n == 2 && set_has(set, cur) &&
+	    cur != S.frozen;
+	if (S.frozen != 0 && n > 1 && set_has(set, S.frozen) && !spin_alone) {
 		set_del(set, S.frozen);
 		n--;
 	}
