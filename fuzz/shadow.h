@@ -387,12 +387,9 @@ static inline bool sh_pow2(size_t x)
 
 static sh_seg_t sh_segs_buf[SH_MAX_SEGS];
 
-/* Is there a free range that satisfies r (under any policy: each of them
- * must succeed whenever one does, next fit wrapping around)?  Ranges, not
- * segments: a marker splitting a free range is no excuse. */
-static inline bool sh_fits(const shadow_t *sh, const sh_req_t *r)
+/* Does one of the first n pieces of sh_segs_buf satisfy r? */
+static inline bool sh_fits_any(const sh_req_t *r, unsigned n)
 {
-	unsigned n = sh_free_ranges(sh, sh_segs_buf, SH_MAX_SEGS);
 	for (unsigned i = 0; i < n; i++) {
 		uintptr_t a;
 		if (sh_fit(r, sh_segs_buf[i].start, sh_segs_buf[i].end, &a))
@@ -401,16 +398,18 @@ static inline bool sh_fits(const shadow_t *sh, const sh_req_t *r)
 	return false;
 }
 
+/* Is there a free range that satisfies r (under any policy: each of them
+ * must succeed whenever one does, next fit wrapping around)?  Ranges, not
+ * segments: a marker splitting a free range is no excuse. */
+static inline bool sh_fits(const shadow_t *sh, const sh_req_t *r)
+{
+	return sh_fits_any(r, sh_free_ranges(sh, sh_segs_buf, SH_MAX_SEGS));
+}
+
 /* Does some free SEGMENT (the rotor splitting its range) satisfy r? */
 static inline bool sh_fits_segs(const shadow_t *sh, const sh_req_t *r)
 {
-	unsigned n = sh_free_segs(sh, sh_segs_buf, SH_MAX_SEGS);
-	for (unsigned i = 0; i < n; i++) {
-		uintptr_t a;
-		if (sh_fit(r, sh_segs_buf[i].start, sh_segs_buf[i].end, &a))
-			return true;
-	}
-	return false;
+	return sh_fits_any(r, sh_free_segs(sh, sh_segs_buf, SH_MAX_SEGS));
 }
 
 /* The free range the rotor stands strictly inside (two free segments it

@@ -817,8 +817,9 @@ static vmem_seg_t *next_fit(vmem_t *vmp, const vmem_req_t *r, uintptr_t *addrp)
  * (each searches pieces).  So when nothing else fits and the range across
  * the rotor does, the two pieces join and the rotor moves past the
  * allocation cut from them at once (so nothing is given back here), as
- * after a next-fit allocation.  Only the failure path pays for this.  (Found by a user: in a
- * 999-quantum arena, 998 allocated by next fit and freed, 999 by any
+ * after a next-fit allocation.  Only the failure path pays for this.
+ * (Found by a user: in a 999-quantum arena, 998 allocated by next fit and
+ * freed, 999 by any
  * policy returned NULL; a walker of a reentrant walk may still hold two
  * pieces apart while it lasts — docs/reference.md, vmem_walk.)
  */
